@@ -1,0 +1,1 @@
+"""Real-time cross-exchange arbitrage detector: producers, alerter and dashboard."""

@@ -1,0 +1,1 @@
+"""Code every service shares: configuration, message schema, Kafka, metrics, logging, broker."""

@@ -1,0 +1,318 @@
+"""All configuration, read from the environment (and an optional ``.env``) and validated at start.
+
+One frozen dataclass per service. Each ``from_env`` names the variable in any error, so a typo
+fails at start with a message a user can act on, not later inside a callback.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlparse
+
+from services.common.exceptions import ConfigError
+
+T = TypeVar("T")
+Env = Mapping[str, str]
+
+DEFAULT_SYMBOLS = ("BTC-USD", "ETH-USD")
+DEFAULT_VENUES = ("coinbase", "binance")
+DEFAULT_TAKER_FEE_BPS = {"coinbase": 60.0, "binance": 10.0}
+#: Fee assumed for a venue that ARB_TAKER_FEE_BPS does not name.
+FALLBACK_TAKER_FEE_BPS = 10.0
+NORMAL_MIN_SPREAD_USD = 50.0
+DEMO_MIN_SPREAD_USD = 0.10
+SECRET_FIELDS = frozenset({"webhook_url"})
+
+
+def load_dotenv(path: str | Path = ".env", environ: dict[str, str] | None = None) -> None:
+    """Fill unset variables from a ``KEY=value`` file; the real environment always wins."""
+    environ = os.environ if environ is None else environ
+    file = Path(path)
+    if not file.is_file():
+        return
+    for line in file.read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, value = line.split("=", 1)
+        key = key.removeprefix("export ").strip()
+        environ.setdefault(key, value.strip().strip("'\""))
+
+
+def _get(env: Env, name: str, default: T, convert: Callable[[str], T]) -> T:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return convert(raw.strip())
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"{name}={raw!r} is invalid: {exc}") from exc
+
+
+def _positive_int(raw: str) -> int:
+    value = int(raw)
+    if value <= 0:
+        raise ValueError("must be a positive integer")
+    return value
+
+
+def _non_negative_int(raw: str) -> int:
+    value = int(raw)
+    if value < 0:
+        raise ValueError("must be >= 0")
+    return value
+
+
+def _finite(raw: str) -> float:
+    value = float(raw)
+    if not math.isfinite(value):
+        raise ValueError("must be a finite number")
+    return value
+
+
+def _positive_float(raw: str) -> float:
+    value = _finite(raw)
+    if value <= 0:
+        raise ValueError("must be > 0")
+    return value
+
+
+def _bool(raw: str) -> bool:
+    lowered = raw.lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError("must be true or false")
+
+
+def _csv(raw: str) -> tuple[str, ...]:
+    items = tuple(part.strip() for part in raw.split(",") if part.strip())
+    if not items:
+        raise ValueError("must list at least one item")
+    return items
+
+
+def _fee_map(raw: str) -> dict[str, float]:
+    fees = dict(DEFAULT_TAKER_FEE_BPS)
+    for part in _csv(raw):
+        venue, sep, value = part.partition("=")
+        if not sep:
+            raise ValueError(f"{part!r} is not venue=bps")
+        bps = _finite(value)
+        if bps < 0:
+            raise ValueError(f"fee for {venue} must be >= 0")
+        fees[venue.strip().lower()] = bps
+    return fees
+
+
+def _symbols(raw: str) -> tuple[str, ...]:
+    symbols = tuple(s.upper() for s in _csv(raw))
+    for symbol in symbols:
+        base, sep, quote = symbol.partition("-")
+        if not sep or not base or quote != "USD":
+            raise ValueError(f"{symbol!r} is not a canonical BASE-USD symbol")
+    return symbols
+
+
+def _kafka_servers(raw: str) -> str:
+    for server in _csv(raw):
+        host, sep, port = server.rpartition(":")
+        if not sep or not host or not port.isdigit():
+            raise ValueError(f"{server!r} is not host:port")
+    return raw
+
+
+def masked(value: str | None) -> str:
+    """Show that a secret is set without showing it."""
+    return "<unset>" if not value else "<set, redacted>"
+
+
+def describe(settings: Any) -> dict[str, Any]:
+    """Settings as a dict safe to log: secrets masked."""
+    return {
+        f.name: masked(getattr(settings, f.name)) if f.name in SECRET_FIELDS else getattr(settings, f.name)
+        for f in fields(settings)
+    }
+
+
+@dataclass(frozen=True)
+class KafkaSettings:
+    """Where the broker is and what the topics are called."""
+
+    bootstrap_servers: str = "127.0.0.1:9092"  # KAFKA_BOOTSTRAP_SERVERS
+    prices_topic: str = "crypto-prices"  # ARB_PRICES_TOPIC
+    spreads_topic: str = "arbitrage-spreads"  # ARB_SPREADS_TOPIC
+    alerts_topic: str = "arbitrage-alerts"  # ARB_ALERTS_TOPIC
+    partitions: int = 3  # ARB_TOPIC_PARTITIONS: partitions per topic (records are keyed by symbol)
+
+    @classmethod
+    def from_env(cls, env: Env | None = None) -> KafkaSettings:
+        env = os.environ if env is None else env
+        return cls(
+            bootstrap_servers=_get(env, "KAFKA_BOOTSTRAP_SERVERS", cls.bootstrap_servers, _kafka_servers),
+            prices_topic=_get(env, "ARB_PRICES_TOPIC", cls.prices_topic, str),
+            spreads_topic=_get(env, "ARB_SPREADS_TOPIC", cls.spreads_topic, str),
+            alerts_topic=_get(env, "ARB_ALERTS_TOPIC", cls.alerts_topic, str),
+            partitions=_get(env, "ARB_TOPIC_PARTITIONS", cls.partitions, _positive_int),
+        )
+
+    @property
+    def topics(self) -> tuple[str, ...]:
+        return (self.prices_topic, self.spreads_topic, self.alerts_topic)
+
+
+@dataclass(frozen=True)
+class DetectionSettings:
+    """Detection semantics shared by the Flink job and the plain-Python reference."""
+
+    window_ms: int = 1000  # ARB_WINDOW_MS: tumbling window length
+    watermark_ms: int = 200  # ARB_WATERMARK_MS: allowed out-of-orderness
+    idle_timeout_ms: int = 500  # ARB_IDLE_TIMEOUT_MS: a partition quiet this long stops holding the watermark
+    min_spread_usd: float = NORMAL_MIN_SPREAD_USD  # ARB_MIN_SPREAD_USD (DEMO_MODE=TRUE: 0.10)
+    min_net_bps: float | None = None  # ARB_MIN_NET_BPS: unset = not checked
+    max_spread_bps: float = 500.0  # ARB_MAX_SPREAD_BPS: at or above, a bad quote, not an alert
+    taker_fee_bps: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_TAKER_FEE_BPS))
+    demo_mode: bool = False  # DEMO_MODE
+    parallelism: int = 1  # ARB_FLINK_PARALLELISM
+    checkpoint_interval_ms: int = 10_000  # ARB_CHECKPOINT_INTERVAL_MS (0 = off)
+    checkpoint_dir: str = "var/flink-checkpoints"  # ARB_CHECKPOINT_DIR
+    startup_mode: str = "latest-offset"  # ARB_STARTUP_MODE: latest-offset, earliest-offset, group-offsets
+    bounded: bool = False  # ARB_BOUNDED: stop at the offsets present at start (tests, replays)
+    group_id: str = "arb-detector"  # ARB_FLINK_GROUP_ID
+
+    def fee_bps(self, exchange: str) -> float:
+        return self.taker_fee_bps.get(exchange, FALLBACK_TAKER_FEE_BPS)
+
+    @classmethod
+    def from_env(cls, env: Env | None = None) -> DetectionSettings:
+        env = os.environ if env is None else env
+        demo = _get(env, "DEMO_MODE", False, _bool)
+        default_min = DEMO_MIN_SPREAD_USD if demo else NORMAL_MIN_SPREAD_USD
+        startup = _get(env, "ARB_STARTUP_MODE", cls.startup_mode, str)
+        if startup not in {"latest-offset", "earliest-offset", "group-offsets"}:
+            raise ConfigError(f"ARB_STARTUP_MODE={startup!r} is invalid: use latest-offset, "
+                              "earliest-offset or group-offsets")
+        return cls(
+            window_ms=_get(env, "ARB_WINDOW_MS", cls.window_ms, _positive_int),
+            watermark_ms=_get(env, "ARB_WATERMARK_MS", cls.watermark_ms, _non_negative_int),
+            idle_timeout_ms=_get(env, "ARB_IDLE_TIMEOUT_MS", cls.idle_timeout_ms, _positive_int),
+            min_spread_usd=_get(env, "ARB_MIN_SPREAD_USD", default_min, _finite),
+            min_net_bps=_get(env, "ARB_MIN_NET_BPS", None, _finite),
+            max_spread_bps=_get(env, "ARB_MAX_SPREAD_BPS", cls.max_spread_bps, _positive_float),
+            taker_fee_bps=_get(env, "ARB_TAKER_FEE_BPS", dict(DEFAULT_TAKER_FEE_BPS), _fee_map),
+            demo_mode=demo,
+            parallelism=_get(env, "ARB_FLINK_PARALLELISM", cls.parallelism, _positive_int),
+            checkpoint_interval_ms=_get(
+                env, "ARB_CHECKPOINT_INTERVAL_MS", cls.checkpoint_interval_ms, _non_negative_int,
+            ),
+            checkpoint_dir=_get(env, "ARB_CHECKPOINT_DIR", cls.checkpoint_dir, str),
+            startup_mode=startup,
+            bounded=_get(env, "ARB_BOUNDED", False, _bool),
+            group_id=_get(env, "ARB_FLINK_GROUP_ID", cls.group_id, str),
+        )
+
+
+@dataclass(frozen=True)
+class ProducerSettings:
+    """Which venues and symbols to read, and how quotes are kept fresh."""
+
+    symbols: tuple[str, ...] = DEFAULT_SYMBOLS  # ARB_SYMBOLS: canonical symbols
+    venues: tuple[str, ...] = DEFAULT_VENUES  # ARB_VENUES
+    ws_urls: dict[str, str] = field(default_factory=dict)  # ARB_<VENUE>_WS_URL overrides
+    refresh_ms: int = 500  # ARB_QUOTE_REFRESH_MS: re-publish an unchanged quote this often
+    stale_ms: int = 2000  # ARB_STALE_MS: a venue silent this long stops refreshing
+    usdt_usd: float = 1.0  # ARB_USDT_USD: fallback USDT->USD rate
+    metrics_port: int = 8001  # ARB_PRODUCER_METRICS_PORT
+
+    @classmethod
+    def from_env(cls, env: Env | None = None) -> ProducerSettings:
+        env = os.environ if env is None else env
+        venues = tuple(v.lower() for v in _get(env, "ARB_VENUES", cls.venues, _csv))
+        urls = {}
+        for venue in venues:
+            name = f"ARB_{venue.upper()}_WS_URL"
+            url = env.get(name)
+            if url:
+                if urlparse(url).scheme not in {"ws", "wss"}:
+                    raise ConfigError(f"{name}={url!r} is invalid: must be a ws:// or wss:// URL")
+                urls[venue] = url
+        return cls(
+            symbols=_get(env, "ARB_SYMBOLS", cls.symbols, _symbols),
+            venues=venues,
+            ws_urls=urls,
+            refresh_ms=_get(env, "ARB_QUOTE_REFRESH_MS", cls.refresh_ms, _positive_int),
+            stale_ms=_get(env, "ARB_STALE_MS", cls.stale_ms, _positive_int),
+            usdt_usd=_get(env, "ARB_USDT_USD", cls.usdt_usd, _positive_float),
+            metrics_port=_get(env, "ARB_PRODUCER_METRICS_PORT", cls.metrics_port, _non_negative_int),
+        )
+
+
+def _webhook(raw: str) -> str:
+    parsed = urlparse(raw)
+    if parsed.scheme not in {"http", "https"} or not parsed.netloc:
+        # The message never contains the value: it is a secret.
+        raise ValueError("not an http(s) URL")
+    return raw
+
+
+@dataclass(frozen=True)
+class AlerterSettings:
+    """Where alerts go and where their history is kept."""
+
+    webhook_url: str | None = None  # DISCORD_WEBHOOK_URL (secret; unset = history only)
+    history_db: str = "var/alerts.db"  # ARB_HISTORY_DB: SQLite alert history
+    group_id: str = "arb-alerter"  # ARB_ALERTER_GROUP_ID
+    metrics_port: int = 8002  # ARB_ALERTER_METRICS_PORT
+    dashboard_url: str = "http://localhost:8501"  # ARB_DASHBOARD_URL: linked from Discord messages
+    http_timeout_s: float = 5.0  # ARB_DISCORD_TIMEOUT_SECONDS
+    max_attempts: int = 5  # ARB_DISCORD_MAX_ATTEMPTS per alert before it is recorded as failed
+
+    @classmethod
+    def from_env(cls, env: Env | None = None) -> AlerterSettings:
+        env = os.environ if env is None else env
+        raw = env.get("DISCORD_WEBHOOK_URL", "").strip()
+        if raw:
+            try:
+                _webhook(raw)
+            except ValueError as exc:
+                raise ConfigError(f"DISCORD_WEBHOOK_URL is invalid: {exc} (value redacted)") from exc
+        return cls(
+            webhook_url=raw or None,
+            history_db=_get(env, "ARB_HISTORY_DB", cls.history_db, str),
+            group_id=_get(env, "ARB_ALERTER_GROUP_ID", cls.group_id, str),
+            metrics_port=_get(env, "ARB_ALERTER_METRICS_PORT", cls.metrics_port, _non_negative_int),
+            dashboard_url=_get(env, "ARB_DASHBOARD_URL", cls.dashboard_url, str),
+            http_timeout_s=_get(env, "ARB_DISCORD_TIMEOUT_SECONDS", cls.http_timeout_s, _positive_float),
+            max_attempts=_get(env, "ARB_DISCORD_MAX_ATTEMPTS", cls.max_attempts, _positive_int),
+        )
+
+    def __repr__(self) -> str:  # never print the webhook
+        return f"AlerterSettings({describe(self)})"
+
+
+@dataclass(frozen=True)
+class DashboardSettings:
+    """The Streamlit view of the alert history."""
+
+    history_db: str = "var/alerts.db"  # ARB_HISTORY_DB
+    port: int = 8501  # ARB_DASHBOARD_PORT
+    refresh_seconds: float = 2.0  # ARB_DASHBOARD_REFRESH_SECONDS
+    max_rows: int = 500  # ARB_DASHBOARD_MAX_ROWS
+    grafana_url: str = "http://localhost:3000"  # ARB_GRAFANA_URL
+
+    @classmethod
+    def from_env(cls, env: Env | None = None) -> DashboardSettings:
+        env = os.environ if env is None else env
+        return cls(
+            history_db=_get(env, "ARB_HISTORY_DB", cls.history_db, str),
+            port=_get(env, "ARB_DASHBOARD_PORT", cls.port, _positive_int),
+            refresh_seconds=_get(env, "ARB_DASHBOARD_REFRESH_SECONDS", cls.refresh_seconds, _positive_float),
+            max_rows=_get(env, "ARB_DASHBOARD_MAX_ROWS", cls.max_rows, _positive_int),
+            grafana_url=_get(env, "ARB_GRAFANA_URL", cls.grafana_url, str),
+        )

@@ -1,0 +1,82 @@
+"""The one place that talks confluent-kafka: stated defaults, graded errors, no network at import.
+
+Tansu (the local broker) needs ``session.timeout.ms`` near 6 s, or a consumer group join takes
+~23 s; the same value is fine for Apache Kafka.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import structlog
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+log = structlog.get_logger(__name__)
+
+PRODUCER_DEFAULTS: dict[str, Any] = {
+    "enable.idempotence": True,
+    "acks": "all",
+    "linger.ms": 5,
+    "compression.type": "none",
+    # Bounded memory when the broker is slow or down: beyond this, produce() raises BufferError
+    # and the caller decides what to drop.
+    "queue.buffering.max.messages": 100_000,
+    "queue.buffering.max.kbytes": 65_536,
+    "message.timeout.ms": 30_000,
+}
+
+CONSUMER_DEFAULTS: dict[str, Any] = {
+    "session.timeout.ms": 6000,
+    "heartbeat.interval.ms": 1000,
+    "auto.offset.reset": "earliest",
+    "enable.auto.commit": False,
+    "enable.auto.offset.store": False,
+}
+
+
+def _on_error(err: KafkaError) -> None:
+    """librdkafka reports most errors as transient and retries by itself; only fatal ones shout."""
+    if err.fatal():
+        log.error("kafka_fatal_error", code=err.name(), reason=err.str())
+    elif err.code() in {KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT}:  # noqa: SLF001
+        log.warning("kafka_broker_unreachable", code=err.name(), reason=err.str())
+    else:
+        log.info("kafka_transient_error", code=err.name(), reason=err.str())
+
+
+def make_producer(bootstrap_servers: str, **overrides: Any) -> Producer:
+    conf = {"bootstrap.servers": bootstrap_servers, "error_cb": _on_error, **PRODUCER_DEFAULTS}
+    conf.update(overrides)
+    return Producer(conf)
+
+
+def make_consumer(bootstrap_servers: str, group_id: str, **overrides: Any) -> Consumer:
+    conf = {
+        "bootstrap.servers": bootstrap_servers,
+        "group.id": group_id,
+        "error_cb": _on_error,
+        **CONSUMER_DEFAULTS,
+    }
+    conf.update(overrides)
+    return Consumer(conf)
+
+
+def ensure_topics(
+    bootstrap_servers: str, topics: Iterable[str], partitions: int, timeout_s: float = 15.0,
+) -> None:
+    """Create missing topics; an existing topic is fine (its partition count is left alone)."""
+    admin = AdminClient({"bootstrap.servers": bootstrap_servers, "error_cb": _on_error})
+    existing = set(admin.list_topics(timeout=timeout_s).topics)
+    wanted = [NewTopic(t, num_partitions=partitions, replication_factor=1) for t in topics
+              if t not in existing]
+    if not wanted:
+        return
+    for topic, future in admin.create_topics(wanted, operation_timeout=timeout_s).items():
+        try:
+            future.result(timeout=timeout_s)
+            log.info("topic_created", topic=topic, partitions=partitions)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise
