@@ -1,0 +1,277 @@
+"""Durable alert history: one SQLite table, written by the alerter, read by the dashboard.
+
+The seed's dashboard lost every alert on restart; this store keeps them, and its primary key is
+the alert's deterministic id (``symbol|window_end|buy|sell``), so a redelivered Kafka record or
+a replayed window never creates a second row and the alerter can see it was already delivered.
+
+WAL mode lets one writer process and any number of reader processes work at once: readers see
+the last committed state and never block the writer. Times are epoch ms on the local clock.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import closing, contextmanager
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from services.common.messages import Spread
+
+PENDING = "pending"
+DELIVERED = "delivered"
+FAILED = "failed"
+NO_WEBHOOK = "no_webhook"
+STATUSES = (PENDING, DELIVERED, FAILED, NO_WEBHOOK)
+#: Longest ``last_error`` kept; an error body from a webhook could be large.
+MAX_ERROR_CHARS = 500
+#: How long a connection waits for a lock held by another process before giving up.
+BUSY_TIMEOUT_MS = 5000
+
+_SPREAD_COLUMNS = tuple(f.name for f in fields(Spread) if f.name != "v")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS alerts (
+    id TEXT PRIMARY KEY,
+    symbol TEXT NOT NULL,
+    window_start_ms INTEGER NOT NULL,
+    window_end_ms INTEGER NOT NULL,
+    buy_exchange TEXT NOT NULL,
+    buy_ask REAL NOT NULL,
+    buy_size REAL,
+    sell_exchange TEXT NOT NULL,
+    sell_bid REAL NOT NULL,
+    sell_size REAL,
+    spread_usd REAL NOT NULL,
+    spread_bps REAL NOT NULL,
+    net_spread_bps REAL NOT NULL,
+    max_size REAL,
+    est_profit_usd REAL,
+    quote_age_ms INTEGER NOT NULL,
+    newest_recv_ts_ms INTEGER NOT NULL,
+    detected_ts_ms INTEGER,
+    status TEXT NOT NULL DEFAULT 'pending'
+        CHECK (status IN ('pending', 'delivered', 'failed', 'no_webhook')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    received_ts_ms INTEGER NOT NULL,
+    delivered_ts_ms INTEGER,
+    last_error TEXT,
+    updated_ts_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS alerts_newest ON alerts (window_end_ms DESC, received_ts_ms DESC);
+"""
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRecord:
+    """One stored alert: the :class:`Spread` fields plus its delivery state."""
+
+    id: str
+    symbol: str
+    window_start_ms: int
+    window_end_ms: int
+    buy_exchange: str
+    buy_ask: float
+    buy_size: float | None
+    sell_exchange: str
+    sell_bid: float
+    sell_size: float | None
+    spread_usd: float
+    spread_bps: float
+    net_spread_bps: float
+    max_size: float | None
+    est_profit_usd: float | None
+    quote_age_ms: int
+    newest_recv_ts_ms: int
+    detected_ts_ms: int | None
+    status: str
+    attempts: int
+    received_ts_ms: int
+    delivered_ts_ms: int | None
+    last_error: str | None
+    updated_ts_ms: int
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> AlertRecord:
+        return cls(**{f.name: row[f.name] for f in fields(cls)})
+
+    def to_spread(self) -> Spread:
+        return Spread(**{name: getattr(self, name) for name in _SPREAD_COLUMNS})
+
+
+@dataclass(frozen=True, slots=True)
+class StoreResult:
+    """What :meth:`AlertHistory.record` found: the stored row and whether this call created it."""
+
+    alert: AlertRecord
+    inserted: bool
+
+
+def _connect(path: Path, *, read_only: bool) -> sqlite3.Connection:
+    if read_only:
+        conn = sqlite3.connect(
+            f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000,
+        )
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000)
+    conn.row_factory = sqlite3.Row
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    if not read_only:
+        conn.execute("PRAGMA journal_mode = WAL")
+        # NORMAL is durable across process crashes in WAL mode; only a power cut may lose the
+        # last commits, and those alerts are then redelivered from Kafka (offset not committed).
+        conn.execute("PRAGMA synchronous = NORMAL")
+        with conn:
+            conn.executescript(_SCHEMA)
+    return conn
+
+
+def _clip_error(error: str | None) -> str | None:
+    if error is None:
+        return None
+    return error if len(error) <= MAX_ERROR_CHARS else error[: MAX_ERROR_CHARS - 3] + "..."
+
+
+class AlertHistory:
+    """The writer's handle (the alerter): creates the file and table if needed.
+
+    One instance per thread; ``check_same_thread`` stays on so misuse fails loudly.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._conn = _connect(self.path, read_only=False)
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> AlertHistory:
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def record(self, spread: Spread, received_ts_ms: int | None = None) -> StoreResult:
+        """Store an alert once; a second call with the same id changes nothing and says so."""
+        received_ts_ms = now_ms() if received_ts_ms is None else received_ts_ms
+        values = asdict(spread)
+        values.pop("v", None)
+        columns = (*_SPREAD_COLUMNS, "status", "attempts", "received_ts_ms", "updated_ts_ms")
+        params = [values[name] for name in _SPREAD_COLUMNS]
+        params += [PENDING, 0, received_ts_ms, received_ts_ms]
+        placeholders = ", ".join("?" for _ in columns)
+        with self._conn:
+            cursor = self._conn.execute(
+                f"INSERT INTO alerts ({', '.join(columns)}) VALUES ({placeholders}) "  # noqa: S608 - column names are constants
+                "ON CONFLICT(id) DO NOTHING",
+                params,
+            )
+            inserted = cursor.rowcount == 1
+        alert = self.get(spread.id)
+        assert alert is not None  # noqa: S101 - just inserted or already there
+        return StoreResult(alert=alert, inserted=inserted)
+
+    def get(self, alert_id: str) -> AlertRecord | None:
+        row = self._conn.execute("SELECT * FROM alerts WHERE id = ?", (alert_id,)).fetchone()
+        return AlertRecord.from_row(row) if row else None
+
+    def _update(self, alert_id: str, add_attempts: int = 0, **changes: Any) -> AlertRecord:
+        changes["updated_ts_ms"] = now_ms()
+        assignments = ", ".join([f"{name} = ?" for name in changes] + ["attempts = attempts + ?"])
+        with self._conn:
+            cursor = self._conn.execute(
+                f"UPDATE alerts SET {assignments} WHERE id = ?",  # noqa: S608 - names are constants
+                (*changes.values(), add_attempts, alert_id),
+            )
+        if cursor.rowcount != 1:
+            raise KeyError(alert_id)
+        alert = self.get(alert_id)
+        assert alert is not None  # noqa: S101 - updated just now
+        return alert
+
+    def mark_delivered(
+        self, alert_id: str, attempts: int, delivered_ts_ms: int | None = None,
+    ) -> AlertRecord:
+        """Discord accepted the message after ``attempts`` more HTTP attempts."""
+        return self._update(
+            alert_id,
+            add_attempts=attempts,
+            status=DELIVERED,
+            delivered_ts_ms=now_ms() if delivered_ts_ms is None else delivered_ts_ms,
+            last_error=None,
+        )
+
+    def mark_failed(self, alert_id: str, attempts: int, error: str) -> AlertRecord:
+        """Delivery gave up; ``error`` must already be free of secrets (it is shown on the page)."""
+        return self._update(
+            alert_id, add_attempts=attempts, status=FAILED, last_error=_clip_error(error),
+        )
+
+    def mark_no_webhook(self, alert_id: str) -> AlertRecord:
+        """Recorded only: no webhook is configured."""
+        return self._update(alert_id, status=NO_WEBHOOK)
+
+    def recent(self, limit: int = 100) -> list[AlertRecord]:
+        return recent_alerts(self._conn, limit)
+
+    def counts(self) -> dict[str, int]:
+        return status_counts(self._conn)
+
+
+def recent_alerts(conn: sqlite3.Connection, limit: int = 100) -> list[AlertRecord]:
+    """Newest first: by window end, then by when the alerter received it."""
+    rows = conn.execute(
+        "SELECT * FROM alerts ORDER BY window_end_ms DESC, received_ts_ms DESC, id LIMIT ?",
+        (limit,),
+    ).fetchall()
+    return [AlertRecord.from_row(row) for row in rows]
+
+
+def status_counts(conn: sqlite3.Connection) -> dict[str, int]:
+    """Alerts per status, every status present (zero when none)."""
+    counts = dict.fromkeys(STATUSES, 0)
+    for row in conn.execute("SELECT status, COUNT(*) AS n FROM alerts GROUP BY status"):
+        counts[row["status"]] = int(row["n"])
+    return counts
+
+
+@contextmanager
+def open_reader(path: str | Path) -> Iterator[sqlite3.Connection | None]:
+    """A read-only connection for the dashboard, or None while the alerter has not created the
+    store yet: a reader never creates the file, so it cannot race the writer's schema set-up."""
+    file = Path(path)
+    if not file.is_file():
+        yield None
+        return
+    try:
+        conn = _connect(file, read_only=True)
+    except sqlite3.OperationalError:
+        yield None
+        return
+    with closing(conn):
+        try:
+            conn.execute("SELECT 1 FROM alerts LIMIT 1")
+        except sqlite3.OperationalError:  # file exists but the table is not there yet
+            yield None
+            return
+        yield conn
+
+
+def read_recent(path: str | Path, limit: int = 100) -> list[AlertRecord]:
+    """Newest alerts from a store that may not exist yet (then: none)."""
+    with open_reader(path) as conn:
+        return [] if conn is None else recent_alerts(conn, limit)
+
+
+def read_counts(path: str | Path) -> dict[str, int]:
+    with open_reader(path) as conn:
+        return dict.fromkeys(STATUSES, 0) if conn is None else status_counts(conn)

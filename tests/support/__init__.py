@@ -1,0 +1,1 @@
+"""Test helpers shared across test folders: record factories and local stand-ins."""
