@@ -71,7 +71,8 @@ class DiscordStandIn:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="discord-standin", daemon=True,
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+            name="discord-standin", daemon=True,
         )
 
     # -- lifecycle ---------------------------------------------------------------------------

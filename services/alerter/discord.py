@@ -1,0 +1,252 @@
+"""Discord webhook: a pure payload builder and a small client that respects Discord's limits.
+
+Discord answers 204 (or 200 with ``?wait=true``) when it accepted a message, 429 with a
+``Retry-After`` header and a JSON ``retry_after`` (seconds) when rate limited, and sends
+``X-RateLimit-Remaining`` / ``X-RateLimit-Reset-After`` so a client can pause before the next
+message instead of being refused. 5xx and timeouts are transient and retried with capped
+backoff; any other 4xx (bad payload, deleted webhook) will not get better and is not retried.
+
+The webhook URL contains its token: it is a secret and never appears in logs or results.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import requests
+import structlog
+
+from services.common.messages import Spread
+
+log = structlog.get_logger(__name__)
+
+CHANNEL = "discord"
+#: Discord rejects message content longer than this.
+MAX_CONTENT_CHARS = 2000
+USERNAME = "Arbitrage alerter"
+
+# Result reasons; also the ``reason`` label of arb_alerts_failed_total (keep this set small).
+OK = "ok"
+RATE_LIMITED = "rate_limited"
+SERVER_ERROR = "server_error"
+CLIENT_ERROR = "client_error"
+TIMEOUT = "timeout"
+CONNECTION_ERROR = "connection_error"
+INTERRUPTED = "interrupted"
+
+#: Sleeps for ``seconds`` unless shutting down; returns False when interrupted.
+Sleep = Callable[[float], bool]
+
+
+def _default_sleep(seconds: float) -> bool:
+    time.sleep(seconds)
+    return True
+
+
+def _money(value: float | None, digits: int = 2) -> str:
+    if value is None:
+        return "n/a"
+    sign = "-" if value < 0 else ""
+    return f"{sign}${abs(value):,.{digits}f}"
+
+
+def _price_digits(price: float) -> int:
+    """Enough decimals to show a cheap coin's price, two for BTC-sized ones."""
+    return 2 if price >= 10 else 4 if price >= 0.1 else 6
+
+
+def _size(value: float | None, base: str) -> str:
+    return "n/a" if value is None else f"{value:,.6g} {base}"
+
+
+def _utc(ts_ms: int) -> str:
+    moment = datetime.fromtimestamp(ts_ms / 1000, tz=UTC)
+    return moment.strftime("%Y-%m-%d %H:%M:%S.") + f"{ts_ms % 1000:03d} UTC"
+
+
+def format_message(spread: Spread, dashboard_url: str | None = None) -> str:
+    """The alert as a few lines of Discord markdown a trader can read at a glance."""
+    base = spread.symbol.split("-", 1)[0]
+    digits = _price_digits(spread.buy_ask)
+    lines = [
+        f"**Arbitrage {spread.symbol}**: buy on **{spread.buy_exchange}**, "
+        f"sell on **{spread.sell_exchange}**",
+        f"Buy {spread.buy_exchange} ask {_money(spread.buy_ask, digits)} "
+        f"(size {_size(spread.buy_size, base)})",
+        f"Sell {spread.sell_exchange} bid {_money(spread.sell_bid, digits)} "
+        f"(size {_size(spread.sell_size, base)})",
+        f"Spread {_money(spread.spread_usd, digits)} ({spread.spread_bps:.1f} bps), "
+        f"net of taker fees {spread.net_spread_bps:.1f} bps",
+        f"Max size {_size(spread.max_size, base)}, "
+        f"est. profit {_money(spread.est_profit_usd)} after fees",
+        f"Quote age {spread.quote_age_ms} ms, window ending {_utc(spread.window_end_ms)}",
+    ]
+    if dashboard_url:
+        lines.append(f"History: <{dashboard_url}>")  # <> stops Discord's link preview
+    return "\n".join(lines)[:MAX_CONTENT_CHARS]
+
+
+def build_payload(spread: Spread, dashboard_url: str | None = None) -> dict[str, Any]:
+    """The webhook JSON body; mentions are disabled so a symbol can never ping anyone."""
+    return {
+        "username": USERNAME,
+        "content": format_message(spread, dashboard_url),
+        "allowed_mentions": {"parse": []},
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryResult:
+    """Outcome of one message: ``reason`` is OK or a failure label; ``detail`` is secret-free."""
+
+    ok: bool
+    reason: str
+    attempts: int
+    status: int | None = None
+    detail: str = ""
+    accepted_ts_ms: int | None = None
+
+
+def redact(text: str, secret: str | None) -> str:
+    """Remove the webhook URL, its path and its token from any text (exception messages from
+    requests/urllib3 quote the URL path)."""
+    if not secret:
+        return text
+    pieces = {secret}
+    path = secret.split("://", 1)[-1].partition("/")[2]
+    if path:
+        pieces.add("/" + path)
+        token = path.rstrip("/").rsplit("/", 1)[-1]
+        if len(token) >= 8:
+            pieces.add(token)
+    for piece in sorted(pieces, key=len, reverse=True):
+        text = text.replace(piece, "<webhook>")
+    return text
+
+
+def _float(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if number >= 0 else None
+
+
+def retry_after_seconds(response: requests.Response) -> float | None:
+    """Discord's wait: JSON ``retry_after`` (more precise), else the Retry-After header."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and (seconds := _float(body.get("retry_after"))) is not None:
+        return seconds
+    return _float(response.headers.get("Retry-After"))
+
+
+class DiscordWebhook:
+    """Posts payloads to one webhook, at most ``max_attempts`` HTTP attempts per message.
+
+    ``sleep`` is injected so a shutdown can cut a long Retry-After short (it returns False);
+    the message is then reported ``interrupted`` and the caller must not commit it.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout_s: float = 5.0,
+        max_attempts: int = 5,
+        backoff_base_s: float = 0.5,
+        backoff_max_s: float = 8.0,
+        max_retry_after_s: float = 60.0,
+        sleep: Sleep = _default_sleep,
+        session: requests.Session | None = None,
+    ) -> None:
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be >= 1")
+        self._url = url
+        self.timeout_s = timeout_s
+        self.max_attempts = max_attempts
+        self.backoff_base_s = backoff_base_s
+        self.backoff_max_s = backoff_max_s
+        self.max_retry_after_s = max_retry_after_s
+        self._sleep = sleep
+        self._session = session or requests.Session()
+        self._not_before_monotonic_s = 0.0
+
+    def __repr__(self) -> str:
+        return f"DiscordWebhook(url=<redacted>, timeout_s={self.timeout_s})"
+
+    def close(self) -> None:
+        self._session.close()
+
+    def _backoff_s(self, retry: int) -> float:
+        """Capped exponential backoff with full jitter (retry counts from 1)."""
+        ceiling = min(self.backoff_max_s, self.backoff_base_s * 2 ** (retry - 1))
+        return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not crypto
+
+    def _wait(self, seconds: float) -> bool:
+        return seconds <= 0 or self._sleep(seconds)
+
+    def _note_bucket(self, response: requests.Response) -> None:
+        """Pause before the next message when Discord says the bucket is empty."""
+        remaining = _float(response.headers.get("X-RateLimit-Remaining"))
+        reset_after = _float(response.headers.get("X-RateLimit-Reset-After"))
+        if remaining == 0 and reset_after is not None:
+            self._not_before_monotonic_s = time.monotonic() + min(
+                reset_after, self.max_retry_after_s,
+            )
+
+    def send(self, payload: dict[str, Any]) -> DeliveryResult:
+        """Post one message, retrying what is worth retrying; never raises for HTTP problems."""
+        attempts = 0
+        reason, status, detail = SERVER_ERROR, None, ""
+        while attempts < self.max_attempts:
+            if not self._wait(self._not_before_monotonic_s - time.monotonic()):
+                return DeliveryResult(False, INTERRUPTED, attempts, status, detail)
+            attempts += 1
+            wait_s: float | None = None
+            try:
+                response = self._session.post(self._url, json=payload, timeout=self.timeout_s)
+            except requests.Timeout:
+                reason, status, detail = TIMEOUT, None, f"no answer within {self.timeout_s:g} s"
+            except requests.RequestException as exc:
+                # The exception text quotes the URL: keep only the class, redacted anyway.
+                reason, status = CONNECTION_ERROR, None
+                detail = redact(type(exc).__name__, self._url)
+            else:
+                status = response.status_code
+                self._note_bucket(response)
+                if 200 <= status < 300:
+                    return DeliveryResult(
+                        True, OK, attempts, status, accepted_ts_ms=time.time_ns() // 1_000_000,
+                    )
+                body = redact(response.text[:200], self._url)
+                if status == 429:
+                    wait_s = retry_after_seconds(response)
+                    reason, detail = RATE_LIMITED, f"HTTP 429, retry after {wait_s} s"
+                    if wait_s is None:
+                        wait_s = self._backoff_s(attempts)
+                    elif wait_s > self.max_retry_after_s:
+                        log.warning("discord_retry_after_too_long", retry_after_s=wait_s,
+                                    max_retry_after_s=self.max_retry_after_s)
+                        return DeliveryResult(False, RATE_LIMITED, attempts, status, detail)
+                elif status >= 500:
+                    reason, detail = SERVER_ERROR, f"HTTP {status}: {body}"
+                else:
+                    return DeliveryResult(False, CLIENT_ERROR, attempts, status,
+                                          f"HTTP {status}: {body}")
+            if attempts >= self.max_attempts:
+                break
+            if wait_s is None:
+                wait_s = self._backoff_s(attempts)
+            log.info("discord_retry", reason=reason, status=status, attempt=attempts,
+                     wait_s=round(wait_s, 3))
+            if not self._wait(wait_s):
+                return DeliveryResult(False, INTERRUPTED, attempts, status, detail)
+        return DeliveryResult(False, reason, attempts, status, detail)
