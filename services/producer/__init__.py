@@ -1,0 +1,39 @@
+"""Producer: venue WebSockets (or recorded frames) -> quote/trade records -> Kafka crypto-prices."""
+
+from services.producer.connector import Venue, fx_to_usd_for
+from services.producer.feed import Backoff, Feed, run_feeds
+from services.producer.metrics import ProducerMetrics
+from services.producer.publisher import KafkaPublisher
+from services.producer.quote_book import QuoteBook
+from services.producer.replay import (
+    DEFAULT_RECORDINGS,
+    Recording,
+    ReplayPlan,
+    Shock,
+    build_replay,
+    iter_replay,
+    plan_replay,
+    publish_replay,
+)
+from services.producer.venues import VENUES, get_venue
+
+__all__ = [
+    "DEFAULT_RECORDINGS",
+    "VENUES",
+    "Backoff",
+    "Feed",
+    "KafkaPublisher",
+    "ProducerMetrics",
+    "QuoteBook",
+    "Recording",
+    "ReplayPlan",
+    "Shock",
+    "Venue",
+    "build_replay",
+    "fx_to_usd_for",
+    "get_venue",
+    "iter_replay",
+    "plan_replay",
+    "publish_replay",
+    "run_feeds",
+]

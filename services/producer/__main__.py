@@ -1,0 +1,180 @@
+"""Entry point: ``python -m services.producer [live|replay] [options]``.
+
+live    read the venues' WebSockets (ARB_VENUES, ARB_SYMBOLS, ARB_<VENUE>_WS_URL) into Kafka.
+replay  publish the recorded fixtures through the same parsers, aligned, scaled and optionally
+        shocked (see services/producer/replay.py: any spread it shows is an artefact).
+
+Configuration comes from the environment (and ``.env``); metrics and /healthz are served on
+ARB_PRODUCER_METRICS_PORT. A non-looping replay exits 0 once every record was delivered.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import structlog
+from confluent_kafka import KafkaException
+
+from services.common.config import KafkaSettings, ProducerSettings, describe, load_dotenv
+from services.common.exceptions import ConfigError
+from services.common.kafka import ensure_topics
+from services.common.logging import configure_logging
+from services.common.metrics import MetricsServer
+from services.producer.connector import fx_to_usd_for
+from services.producer.feed import Feed, run_feeds
+from services.producer.metrics import ProducerMetrics, default_metrics
+from services.producer.publisher import KafkaPublisher
+from services.producer.replay import (
+    Shock,
+    default_fixtures_dir,
+    iter_replay,
+    parse_speed,
+    plan_replay,
+    publish_replay,
+)
+from services.producer.venues import get_venue
+
+log = structlog.get_logger("services.producer")
+
+
+def _shock(text: str) -> Shock:
+    try:
+        return Shock.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def _speed(text: str) -> float | None:
+    try:
+        return parse_speed(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m services.producer",
+        description="Publish Coinbase and Binance quotes and trades to Kafka crypto-prices.",
+    )
+    parser.add_argument("mode", nargs="?", choices=("live", "replay"), default="live")
+    parser.add_argument("--speed", type=_speed, default=1.0, metavar="max|N",
+                        help="replay pace: 1 = real time, 10 = ten times faster, max = no pause")
+    parser.add_argument("--shock", type=_shock, action="append", default=[], metavar="SPEC",
+                        help="replay price shock EXCHANGE:SYMBOL:DELTA_USD@START_S:DURATION_S, "
+                             "e.g. binance:BTC-USD:+150@10:2 (repeatable)")
+    parser.add_argument("--loop", action="store_true",
+                        help="replay: repeat the whole replay forever, shifted in time")
+    parser.add_argument("--fixtures-dir", type=Path, default=None,
+                        help="replay: recorded fixtures (default ARB_FIXTURES_DIR or "
+                             "../shared/fixtures/exchanges)")
+    return parser.parse_args(argv)
+
+
+def run_replay(
+    args: argparse.Namespace,
+    settings: ProducerSettings,
+    publisher: KafkaPublisher,
+    metrics: ProducerMetrics,
+    stop: threading.Event,
+) -> int:
+    """Build the replay, publish it paced, flush; 0 when everything was delivered."""
+    plan = plan_replay(
+        args.fixtures_dir or default_fixtures_dir(),
+        shocks=args.shock,
+        refresh_ms=settings.refresh_ms,
+        stale_ms=settings.stale_ms,
+        usdt_usd=settings.usdt_usd,
+    )
+    exchanges = sorted({r.exchange for r in plan.records})
+    for shock in args.shock:
+        if shock.exchange not in exchanges:
+            log.warning("shock_matches_no_venue", exchange=shock.exchange, replayed=exchanges)
+    for exchange in exchanges:
+        metrics.feed_connected.labels(exchange).set(1)
+    log.info("replay_started", records=len(plan.records), speed=args.speed or "max",
+             loop=args.loop, shocks=[str(s) for s in args.shock])
+    sent = publish_replay(iter_replay(plan, loop=args.loop, gap_ms=settings.refresh_ms),
+                          publisher, speed=args.speed, stop=stop, metrics=metrics)
+    for exchange in exchanges:
+        metrics.feed_connected.labels(exchange).set(0)
+    remaining = publisher.flush(30.0)
+    log.info("replay_finished", sent=sent, delivered=publisher.delivered, failed=publisher.failed,
+             dropped=publisher.dropped, undelivered=remaining, stopped=stop.is_set())
+    return 0 if remaining == 0 and publisher.failed == 0 and publisher.dropped == 0 else 1
+
+
+async def run_live(
+    settings: ProducerSettings, publisher: KafkaPublisher, metrics: ProducerMetrics,
+) -> int:
+    """Run every configured venue until SIGINT/SIGTERM."""
+    feeds = []
+    for name in settings.venues:
+        venue = get_venue(name)
+        feeds.append(Feed(
+            venue, settings.symbols, publisher,
+            url=settings.ws_urls.get(name),
+            fx_to_usd=fx_to_usd_for(venue.quote_ccy, settings.usdt_usd),
+            refresh_ms=settings.refresh_ms,
+            stale_ms=settings.stale_ms,
+            metrics=metrics,
+        ))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+    async def serve_callbacks() -> None:  # delivery callbacks run inside poll()
+        while True:
+            publisher.poll(0)
+            await asyncio.sleep(0.1)
+
+    poller = asyncio.create_task(serve_callbacks())
+    try:
+        await run_feeds(feeds, stop)
+    finally:
+        poller.cancel()
+    remaining = publisher.flush(10.0)
+    log.info("producer_stopped", undelivered=remaining)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    configure_logging("producer")
+    load_dotenv()
+    try:
+        settings = ProducerSettings.from_env()
+        kafka = KafkaSettings.from_env()
+        for name in settings.venues:
+            get_venue(name).venue_symbols(settings.symbols)
+    except ConfigError as exc:
+        log.error("config_invalid", error=str(exc))
+        return 2
+    log.info("producer_starting", mode=args.mode, settings=describe(settings),
+             kafka=describe(kafka))
+    metrics = default_metrics()
+    server = MetricsServer(settings.metrics_port).start()
+    try:
+        try:
+            ensure_topics(kafka.bootstrap_servers, [kafka.prices_topic], kafka.partitions)
+        except KafkaException as exc:
+            log.warning("topic_check_failed", topic=kafka.prices_topic, error=str(exc))
+        publisher = KafkaPublisher(kafka.bootstrap_servers, kafka.prices_topic, metrics)
+        if args.mode == "replay":
+            stop = threading.Event()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, lambda *_: stop.set())
+            return run_replay(args, settings, publisher, metrics, stop)
+        return asyncio.run(run_live(settings, publisher, metrics))
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

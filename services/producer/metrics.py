@@ -1,0 +1,76 @@
+"""The producer's Prometheus metrics, named exactly as in DESIGN.md (prefix ``arb_``).
+
+One :class:`ProducerMetrics` per registry: the process uses the default registry, tests pass a
+fresh :class:`~prometheus_client.CollectorRegistry` so their counts start at zero.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+
+from services.common.metrics import LATENCY_BUCKETS_SECONDS
+
+#: recv - exchange time can be negative when the venue's clock is ahead of ours.
+FEED_LATENCY_BUCKETS_SECONDS = (-1.0, -0.1, 0.0, *LATENCY_BUCKETS_SECONDS)
+
+
+class ProducerMetrics:
+    """Feed health (owned by the feed loop), best prices, and Kafka delivery."""
+
+    def __init__(self, registry: CollectorRegistry = REGISTRY) -> None:
+        self.feed_messages = Counter(
+            "arb_feed_messages_total", "Frames received from a venue, by channel.",
+            ["exchange", "channel"], registry=registry,
+        )
+        self.feed_errors = Counter(
+            "arb_feed_errors_total", "Frames that could not be used, by reason.",
+            ["exchange", "reason"], registry=registry,
+        )
+        self.feed_reconnects = Counter(
+            "arb_feed_reconnects_total", "Reconnects after a dropped or silent connection.",
+            ["exchange"], registry=registry,
+        )
+        self.feed_connected = Gauge(
+            "arb_feed_connected", "1 while the venue's WebSocket is connected and subscribed.",
+            ["exchange"], registry=registry,
+        )
+        self.feed_last_message = Gauge(
+            "arb_feed_last_message_timestamp_seconds", "Epoch seconds of the last frame received.",
+            ["exchange"], registry=registry,
+        )
+        self.feed_latency = Histogram(
+            "arb_feed_latency_seconds", "Receive time minus the venue's own timestamp.",
+            ["exchange"], buckets=FEED_LATENCY_BUCKETS_SECONDS, registry=registry,
+        )
+        self.best_bid = Gauge(
+            "arb_best_bid_usd", "Last best bid in USD after fx.", ["exchange", "symbol"],
+            registry=registry,
+        )
+        self.best_ask = Gauge(
+            "arb_best_ask_usd", "Last best ask in USD after fx.", ["exchange", "symbol"],
+            registry=registry,
+        )
+        self.kafka_produced = Counter(
+            "arb_kafka_produced_total", "Records the broker acknowledged.", ["topic"],
+            registry=registry,
+        )
+        self.kafka_produce_errors = Counter(
+            "arb_kafka_produce_errors_total",
+            "Records that failed delivery or were dropped because the local queue was full.",
+            ["topic"], registry=registry,
+        )
+        self.kafka_delivery_latency = Histogram(
+            "arb_kafka_delivery_latency_seconds", "produce() call to broker acknowledgement.",
+            buckets=LATENCY_BUCKETS_SECONDS, registry=registry,
+        )
+
+
+_default: ProducerMetrics | None = None
+
+
+def default_metrics() -> ProducerMetrics:
+    """The process-wide instance on the default registry, created on first use."""
+    global _default  # one registration per process
+    if _default is None:
+        _default = ProducerMetrics()
+    return _default

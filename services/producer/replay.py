@@ -1,0 +1,415 @@
+"""Replay recorded exchange frames through the live parsers, on a virtual clock.
+
+The recordings (``../shared/fixtures/exchanges``) come from different days and mostly different
+products. To give the detector two venues quoting the same thing at the same time, the replay:
+
+- **aligns** every recording to one virtual start ``start_ms`` by its first receive time, and
+  loops recordings shorter than the longest one to fill its span (looped trade ids get a
+  ``-L<n>`` suffix so they stay unique);
+- **maps** a recorded product onto a canonical symbol (by default Coinbase SKL-USD -> BTC-USD)
+  and **scales** its prices (sizes divided by the same factor, so notional is kept) so that its
+  first mid equals the first mid of a reference recording (Binance BTCUSDT in USD);
+- **shocks** prices when asked: ``delta_usd`` added to the bid and ask of every quote of one
+  exchange/symbol inside a time window.
+
+So any spread between the venues in a replay is an artefact of alignment, scaling or shocks,
+NOT market data. Only each venue's own bid/ask noise and timing are real.
+
+Times: ``ts_ms`` and ``recv_ts_ms`` are the aligned receive time; ``exchange_ts_ms`` is shifted by
+the same offset, so the recorded feed latency (recv - exchange) is kept, recorder clock error
+included. Every frame, also those that give no record (depth, l2update, other products), counts
+as venue liveness, and refresh records come from :class:`QuoteBook` on the virtual clock.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import math
+import os
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
+from pathlib import Path
+
+import structlog
+
+from services.common.exceptions import RecordError
+from services.common.messages import Quote, Trade, validate_quote
+from services.producer.connector import PriceRecord, Venue, fx_to_usd_for
+from services.producer.metrics import ProducerMetrics
+from services.producer.publisher import Sink
+from services.producer.quote_book import QuoteBook
+from services.producer.venues import get_venue
+
+log = structlog.get_logger(__name__)
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def default_fixtures_dir() -> Path:
+    """``ARB_FIXTURES_DIR``, else ``../shared/fixtures/exchanges`` next to the repository."""
+    override = os.environ.get("ARB_FIXTURES_DIR")
+    return Path(override) if override else REPO.parent / "shared" / "fixtures" / "exchanges"
+
+
+@dataclass(frozen=True)
+class Recording:
+    """One fixture file replayed as one venue, with its products mapped to canonical symbols."""
+
+    file: str
+    venue: str
+    #: recorded venue symbol -> canonical symbol; other products are skipped (still liveness)
+    symbol_map: Mapping[str, str]
+    #: scale prices so each symbol's first mid equals that of this venue's recording
+    match_price_of: str | None = None
+
+
+DEFAULT_RECORDINGS: tuple[Recording, ...] = (
+    Recording("binance.jsonl", "binance", {"BTCUSDT": "BTC-USD"}),
+    Recording(
+        "coinbase_exchange_2021.jsonl", "coinbase", {"SKL-USD": "BTC-USD"},
+        match_price_of="binance",
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Shock:
+    """Add ``delta_usd`` to bid and ask of one exchange/symbol in [start, start + duration)."""
+
+    exchange: str
+    symbol: str
+    start_offset_ms: int
+    duration_ms: int
+    delta_usd: float
+
+    @classmethod
+    def parse(cls, spec: str) -> Shock:
+        """``EXCHANGE:SYMBOL:DELTA_USD@START_S:DURATION_S``, e.g. ``binance:BTC-USD:+150@10:2``."""
+        head, sep, when = spec.partition("@")
+        parts = head.split(":")
+        times = when.split(":")
+        if not sep or len(parts) != 3 or len(times) != 2 or not all(parts):
+            raise ValueError(f"shock {spec!r} is not EXCHANGE:SYMBOL:DELTA_USD@START_S:DURATION_S")
+        exchange, symbol, delta = parts
+        try:
+            delta_usd, start_s, duration_s = float(delta), float(times[0]), float(times[1])
+        except ValueError as exc:
+            raise ValueError(f"shock {spec!r}: {exc}") from exc
+        if not all(math.isfinite(x) for x in (delta_usd, start_s, duration_s)):
+            raise ValueError(f"shock {spec!r}: numbers must be finite")
+        if start_s < 0 or duration_s <= 0:
+            raise ValueError(f"shock {spec!r}: start must be >= 0 s and duration > 0 s")
+        return cls(exchange.lower(), symbol.upper(), round(start_s * 1000),
+                   round(duration_s * 1000), delta_usd)
+
+    def applies(self, quote: Quote, start_ms: int) -> bool:
+        begin_ms = start_ms + self.start_offset_ms
+        return (quote.exchange == self.exchange and quote.symbol == self.symbol
+                and begin_ms <= quote.ts_ms < begin_ms + self.duration_ms)
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One recorded WebSocket text frame and when the recorder received it."""
+
+    recv_ts_ms: int
+    raw: str
+
+
+@lru_cache(maxsize=16)
+def _load(path: Path) -> tuple[Frame, ...]:
+    frames: list[Frame] = []
+    with path.open(encoding="utf-8") as fh:
+        for line in fh:
+            if not line.strip():
+                continue
+            rec = json.loads(line)
+            if rec.get("source") == "rest":  # REST snapshots were never WebSocket frames
+                continue
+            frames.append(Frame(rec["recv_ts_ns"] // 1_000_000, rec["raw"]))
+    frames.sort(key=lambda f: f.recv_ts_ms)  # stable: equal times keep file order
+    return tuple(frames)
+
+
+def load_frames(path: str | Path) -> tuple[Frame, ...]:
+    """WebSocket frames of a fixture file in receive order (REST lines skipped); cached."""
+    frames = _load(Path(path).resolve())
+    if not frames:
+        raise ValueError(f"{path}: no WebSocket frames")
+    return frames
+
+
+@dataclass
+class ReplayPlan:
+    """The built replay plus what it took to build it (for logs and tests)."""
+
+    records: list[PriceRecord]
+    start_ms: int
+    end_ms: int
+    frames: int = 0
+    #: frames that gave no record because they failed to parse, by RecordError reason
+    skipped: Counter[str] = field(default_factory=Counter)
+    #: (venue, canonical symbol) -> price scale factor applied
+    scale: dict[tuple[str, str], float] = field(default_factory=dict)
+
+
+@dataclass
+class _Source:
+    recording: Recording
+    venue: Venue
+    frames: tuple[Frame, ...]
+    fx_to_usd: float
+    scale: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def first_ms(self) -> int:
+        return self.frames[0].recv_ts_ms
+
+    @property
+    def span_ms(self) -> int:
+        return self.frames[-1].recv_ts_ms - self.first_ms
+
+    @property
+    def period_ms(self) -> int:
+        """Loop period: the span plus one mean frame gap, so a loop seam looks like a gap."""
+        gap_ms = self.span_ms // max(1, len(self.frames) - 1)
+        return self.span_ms + max(1, gap_ms)
+
+    def parse(self, frame: Frame, recv_ts_ms: int) -> list[PriceRecord]:
+        return self.venue.parse_frame(
+            frame.raw, recv_ts_ms, symbol_map=self.recording.symbol_map, fx_to_usd=self.fx_to_usd,
+        )[1]
+
+    def first_mids(self) -> dict[str, float]:
+        """Canonical symbol -> mid (USD) of its first valid quote in this recording."""
+        mids: dict[str, float] = {}
+        wanted = set(self.recording.symbol_map.values())
+        for frame in self.frames:
+            try:
+                records = self.parse(frame, frame.recv_ts_ms)
+            except RecordError:
+                continue
+            for rec in records:
+                if isinstance(rec, Quote) and rec.symbol not in mids:
+                    mids[rec.symbol] = (rec.bid + rec.ask) / 2
+            if wanted <= mids.keys():
+                break
+        return mids
+
+
+def _sources(
+    recordings: Sequence[Recording], fixtures_dir: Path, usdt_usd: float,
+) -> list[_Source]:
+    sources = []
+    for rec in recordings:
+        venue = get_venue(rec.venue)
+        sources.append(_Source(rec, venue, load_frames(fixtures_dir / rec.file),
+                               fx_to_usd_for(venue.quote_ccy, usdt_usd)))
+    by_venue = {s.venue.name: s for s in sources}
+    for src in sources:
+        ref_name = src.recording.match_price_of
+        if ref_name is None:
+            continue
+        if ref_name not in by_venue:
+            raise ValueError(f"{src.recording.file}: match_price_of {ref_name!r} is not replayed")
+        ref_mids = by_venue[ref_name].first_mids()
+        for symbol, own_mid in src.first_mids().items():
+            if symbol in ref_mids:
+                src.scale[symbol] = ref_mids[symbol] / own_mid
+    return sources
+
+
+def _adjust(rec: PriceRecord, offset_ms: int, scale: float, id_suffix: str) -> PriceRecord:
+    """Move a parsed record onto the virtual clock (exchange time too) and the common level."""
+    exchange_ts_ms = None if rec.exchange_ts_ms is None else rec.exchange_ts_ms + offset_ms
+    if isinstance(rec, Quote):
+        if scale == 1.0:
+            return replace(rec, exchange_ts_ms=exchange_ts_ms)
+        return replace(
+            rec, exchange_ts_ms=exchange_ts_ms, bid=rec.bid * scale, ask=rec.ask * scale,
+            bid_size=None if rec.bid_size is None else rec.bid_size / scale,
+            ask_size=None if rec.ask_size is None else rec.ask_size / scale,
+        )
+    return replace(
+        rec, exchange_ts_ms=exchange_ts_ms, price=rec.price * scale, size=rec.size / scale,
+        trade_id=rec.trade_id + id_suffix,
+    )
+
+
+def _events(
+    index: int, src: _Source, start_ms: int, end_ms: int,
+) -> Iterator[tuple[int, int, int, int, Frame, _Source]]:
+    """(virtual time, source index, loop, offset, frame, source), looping until ``end_ms``."""
+    loop = 0
+    while True:
+        offset_ms = start_ms - src.first_ms + loop * src.period_ms
+        for frame in src.frames:
+            t_ms = frame.recv_ts_ms + offset_ms
+            if t_ms > end_ms:
+                return
+            yield t_ms, index, loop, offset_ms, frame, src
+        loop += 1
+
+
+def apply_shocks(
+    records: Iterable[PriceRecord], shocks: Sequence[Shock], start_ms: int,
+) -> Iterator[PriceRecord]:
+    """Shift bid and ask of shocked quotes; a shock that makes a quote invalid drops it."""
+    for rec in records:
+        if isinstance(rec, Quote):
+            delta_usd = sum(s.delta_usd for s in shocks if s.applies(rec, start_ms))
+            if delta_usd:
+                try:
+                    rec = validate_quote(replace(rec, bid=rec.bid + delta_usd,
+                                                 ask=rec.ask + delta_usd))
+                except RecordError as exc:
+                    log.warning("shock_dropped_quote", reason=exc.reason, detail=exc.detail)
+                    continue
+        yield rec
+
+
+def plan_replay(
+    fixtures_dir: str | Path | None = None,
+    recordings: Sequence[Recording] = DEFAULT_RECORDINGS,
+    *,
+    start_ms: int | None = None,
+    shocks: Sequence[Shock] = (),
+    refresh_ms: int = 500,
+    stale_ms: int = 2000,
+    usdt_usd: float = 1.0,
+) -> ReplayPlan:
+    """Build one pass of the replay: every record in time order, with refreshes and shocks."""
+    fixtures = Path(fixtures_dir) if fixtures_dir is not None else default_fixtures_dir()
+    start_ms = time.time_ns() // 1_000_000 if start_ms is None else start_ms
+    sources = _sources(recordings, fixtures, usdt_usd)
+    end_ms = start_ms + max(s.span_ms for s in sources)
+    plan = ReplayPlan([], start_ms, end_ms)
+    plan.scale = {(s.venue.name, sym): k for s in sources for sym, k in s.scale.items()}
+    book = QuoteBook(refresh_ms=refresh_ms, stale_ms=stale_ms)
+    out = plan.records
+
+    def refresh_until(t_ms: int, *, inclusive: bool) -> None:
+        while (due_ms := book.next_due_ms()) is not None and (
+            due_ms < t_ms or (inclusive and due_ms == t_ms)
+        ):
+            out.extend(book.due(due_ms))
+
+    streams = [_events(i, s, start_ms, end_ms) for i, s in enumerate(sources)]
+    for t_ms, _, loop, offset_ms, frame, src in heapq.merge(*streams, key=lambda e: e[:2]):
+        refresh_until(t_ms, inclusive=False)
+        plan.frames += 1
+        book.on_message(src.venue.name, t_ms)
+        try:
+            parsed = src.parse(frame, t_ms)
+        except RecordError as exc:
+            plan.skipped[exc.reason] += 1
+            continue
+        suffix = f"-L{loop}" if loop else ""
+        for rec in parsed:
+            rec = _adjust(rec, offset_ms, src.scale.get(rec.symbol, 1.0), suffix)
+            if isinstance(rec, Quote):
+                book.on_quote(rec)
+            out.append(rec)
+    refresh_until(end_ms, inclusive=True)
+    if shocks:
+        plan.records = list(apply_shocks(out, shocks, start_ms))
+    log.info("replay_built", frames=plan.frames, records=len(plan.records),
+             span_s=(end_ms - start_ms) / 1000, skipped=dict(plan.skipped),
+             scale={f"{v}:{s}": k for (v, s), k in plan.scale.items()})
+    return plan
+
+
+def build_replay(
+    fixtures_dir: str | Path | None = None,
+    recordings: Sequence[Recording] = DEFAULT_RECORDINGS,
+    *,
+    start_ms: int | None = None,
+    shocks: Sequence[Shock] = (),
+    refresh_ms: int = 500,
+    stale_ms: int = 2000,
+    usdt_usd: float = 1.0,
+) -> list[PriceRecord]:
+    """All records of one replay pass in time order (see :func:`plan_replay`)."""
+    return plan_replay(
+        fixtures_dir, recordings, start_ms=start_ms, shocks=shocks, refresh_ms=refresh_ms,
+        stale_ms=stale_ms, usdt_usd=usdt_usd,
+    ).records
+
+
+def shift(rec: PriceRecord, offset_ms: int, id_suffix: str = "") -> PriceRecord:
+    """The same record ``offset_ms`` later (every time field), trade id suffixed."""
+    times = {
+        "ts_ms": rec.ts_ms + offset_ms,
+        "recv_ts_ms": rec.recv_ts_ms + offset_ms,
+        "exchange_ts_ms": None if rec.exchange_ts_ms is None else rec.exchange_ts_ms + offset_ms,
+    }
+    if isinstance(rec, Trade):
+        return replace(rec, trade_id=rec.trade_id + id_suffix, **times)
+    return replace(rec, **times)
+
+
+def iter_replay(
+    plan: ReplayPlan, *, loop: bool = False, gap_ms: int = 500,
+) -> Iterator[PriceRecord]:
+    """The plan's records; with ``loop``, the whole pass again and again, shifted in time.
+
+    Pass ``n`` starts ``n * (span + gap_ms)`` after the first, and its trade ids get ``-P<n>``.
+    """
+    yield from plan.records
+    period_ms = plan.end_ms - plan.start_ms + gap_ms
+    n = 1
+    while loop:
+        for rec in plan.records:
+            yield shift(rec, n * period_ms, f"-P{n}")
+        n += 1
+
+
+def parse_speed(text: str) -> float | None:
+    """``max`` -> None (no pacing); ``1``, ``10``, ``2.5`` -> that many times real time."""
+    if text.strip().lower() == "max":
+        return None
+    speed = float(text.strip().rstrip("xX"))
+    if not math.isfinite(speed) or speed <= 0:
+        raise ValueError(f"speed {text!r} must be 'max' or a number > 0")
+    return speed
+
+
+def publish_replay(
+    records: Iterable[PriceRecord],
+    sink: Sink,
+    *,
+    speed: float | None = None,
+    stop: threading.Event | None = None,
+    metrics: ProducerMetrics | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> int:
+    """Send records in order, paced by ``ts_ms`` at ``speed`` x real time (None = max speed).
+
+    Returns how many were handed to the sink; stops early when ``stop`` is set.
+    """
+    stop = stop or threading.Event()
+    sent = 0
+    first_ts_ms: int | None = None
+    wall_start_s = clock()
+    for rec in records:
+        if stop.is_set():
+            break
+        if speed is not None:
+            if first_ts_ms is None:
+                first_ts_ms = rec.ts_ms
+            delay_s = wall_start_s + (rec.ts_ms - first_ts_ms) / 1000 / speed - clock()
+            if delay_s > 0 and stop.wait(delay_s):
+                break
+        sink.publish(rec)
+        sent += 1
+        if metrics is not None:
+            metrics.feed_last_message.labels(rec.exchange).set(rec.ts_ms / 1000)
+            if isinstance(rec, Quote):
+                metrics.best_bid.labels(rec.exchange, rec.symbol).set(rec.bid)
+                metrics.best_ask.labels(rec.exchange, rec.symbol).set(rec.ask)
+    return sent
