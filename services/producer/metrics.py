@@ -18,6 +18,7 @@ class ProducerMetrics:
     """Feed health (owned by the feed loop), best prices, and Kafka delivery."""
 
     def __init__(self, registry: CollectorRegistry = REGISTRY) -> None:
+        self.registry = registry
         self.feed_messages = Counter(
             "arb_feed_messages_total", "Frames received from a venue, by channel.",
             ["exchange", "channel"], registry=registry,
@@ -63,6 +64,10 @@ class ProducerMetrics:
             "arb_kafka_delivery_latency_seconds", "produce() call to broker acknowledgement.",
             buckets=LATENCY_BUCKETS_SECONDS, registry=registry,
         )
+
+    def value(self, name: str, **labels: str) -> float:
+        """One sample's current value (0 when never set); for tests and health checks."""
+        return self.registry.get_sample_value(name, labels) or 0.0
 
 
 _default: ProducerMetrics | None = None
