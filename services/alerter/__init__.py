@@ -1,0 +1,16 @@
+"""Alerter: arbitrage-alerts -> durable history -> Discord webhook, offsets committed last."""
+
+from services.alerter.discord import DeliveryResult, DiscordWebhook, build_payload, format_message
+from services.alerter.metrics import AlerterMetrics
+from services.alerter.service import AlerterService, AlertHandler, Outcome
+
+__all__ = [
+    "AlertHandler",
+    "AlerterMetrics",
+    "AlerterService",
+    "DeliveryResult",
+    "DiscordWebhook",
+    "Outcome",
+    "build_payload",
+    "format_message",
+]

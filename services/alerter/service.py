@@ -1,0 +1,316 @@
+"""The alerter: ``arbitrage-alerts`` -> history store -> Discord, offset committed last.
+
+Per record: parse; store (idempotent, keyed by the alert id); skip if that alert already reached
+a final status (a redelivery or a replayed window); else post to Discord if a webhook is set;
+record the outcome; only then commit the offset, synchronously. A crash at any point therefore
+redelivers the record, and the store turns the redelivery into a no-op or a retry of a pending
+alert: at-least-once towards Discord, exactly once in the history.
+
+A record that does not parse is counted, logged once (truncated) and committed, so one bad
+record never blocks the partition. Logic lives in :class:`AlertHandler` (no Kafka in it); the
+Kafka wiring, the spread gauges and shutdown live in :class:`AlerterService`.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import structlog
+from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Consumer, KafkaError, KafkaException, Message
+
+from services.alerter.discord import CHANNEL, INTERRUPTED, DiscordWebhook, build_payload
+from services.alerter.metrics import AlerterMetrics
+from services.common.config import AlerterSettings, KafkaSettings
+from services.common.exceptions import RecordError
+from services.common.history import (
+    DELIVERED,
+    FAILED,
+    NO_WEBHOOK,
+    AlertHistory,
+    now_ms,
+)
+from services.common.kafka import make_consumer
+from services.common.logging import truncate
+from services.common.messages import parse_spread
+
+log = structlog.get_logger(__name__)
+T = TypeVar("T")
+
+#: Statuses an alert reaches once; a record for such an alert is a duplicate and is skipped.
+FINAL_STATUSES = frozenset({DELIVERED, FAILED, NO_WEBHOOK})
+#: Pause between attempts to write the history store when it fails (disk full, locked).
+STORE_RETRY_MAX_S = 10.0
+
+# Outcomes of one record, for callers and tests.
+INVALID = "invalid"
+SENT = "sent"
+NOT_SENT = "failed"
+DUPLICATE = "duplicate"
+RECORDED_ONLY = "no_webhook"
+STOPPED = "interrupted"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What happened to one record; ``commit`` is False only when shutdown cut delivery short."""
+
+    kind: str
+    commit: bool
+    alert_id: str | None = None
+
+
+class AlertHandler:
+    """Store, dedup, deliver, record: everything per alert except Kafka itself.
+
+    Uses the history store from the thread that created it (SQLite connections are per thread).
+    """
+
+    def __init__(
+        self,
+        history: AlertHistory,
+        metrics: AlerterMetrics,
+        topic: str,
+        *,
+        webhook: DiscordWebhook | None,
+        dashboard_url: str | None = None,
+        stop: threading.Event | None = None,
+    ) -> None:
+        self.history = history
+        self.metrics = metrics
+        self.topic = topic
+        self.webhook = webhook
+        self.dashboard_url = dashboard_url
+        self._stop = stop or threading.Event()
+
+    def _store(self, action: Callable[[], T]) -> T:
+        """Run a store call until it works or shutdown: an alert must be recorded before its
+        offset is committed, and a full disk or a long lock is worth waiting out."""
+        wait_s = 0.1
+        while True:
+            try:
+                return action()
+            except sqlite3.Error as exc:
+                log.error("history_store_error", error=str(exc), retry_in_s=wait_s)
+                if self._stop.wait(wait_s):
+                    raise
+                wait_s = min(wait_s * 2, STORE_RETRY_MAX_S)
+
+    def handle(self, value: bytes | None, kafka_ts_ms: int | None = None) -> Outcome:
+        """Process one alerts-topic record value; ``kafka_ts_ms`` is the record's timestamp."""
+        try:
+            if value is None:
+                raise RecordError("empty_value")
+            spread = parse_spread(value)
+        except RecordError as exc:
+            self.metrics.records_invalid.labels(self.topic, exc.reason).inc()
+            log.warning("invalid_alert_record", topic=self.topic, reason=exc.reason,
+                        detail=exc.detail, raw=truncate(value or b""))
+            return Outcome(INVALID, commit=True)
+
+        self.metrics.alerts_received.inc()
+        stored = self._store(lambda: self.history.record(spread))
+        if not stored.inserted and stored.alert.status in FINAL_STATUSES:
+            self.metrics.alerts_suppressed.labels("duplicate").inc()
+            log.info("alert_duplicate", alert_id=spread.id, status=stored.alert.status)
+            return Outcome(DUPLICATE, commit=True, alert_id=spread.id)
+        if stored.inserted and kafka_ts_ms is not None:
+            self.metrics.detection_latency.observe(
+                max(0.0, (kafka_ts_ms - spread.newest_recv_ts_ms) / 1000),
+            )
+
+        if self.webhook is None:
+            self._store(lambda: self.history.mark_no_webhook(spread.id))
+            self.metrics.alerts_suppressed.labels("no_webhook").inc()
+            log.info("alert_recorded", alert_id=spread.id, status=NO_WEBHOOK)
+            return Outcome(RECORDED_ONLY, commit=True, alert_id=spread.id)
+
+        result = self.webhook.send(build_payload(spread, self.dashboard_url))
+        if result.ok:
+            accepted_ts_ms = result.accepted_ts_ms or now_ms()
+            self._store(lambda: self.history.mark_delivered(
+                spread.id, result.attempts, accepted_ts_ms,
+            ))
+            self.metrics.alerts_sent.labels(CHANNEL).inc()
+            self.metrics.delivery_latency.observe(
+                max(0.0, (accepted_ts_ms - spread.newest_recv_ts_ms) / 1000),
+            )
+            log.info("alert_delivered", alert_id=spread.id, attempts=result.attempts)
+            return Outcome(SENT, commit=True, alert_id=spread.id)
+        if result.reason == INTERRUPTED:
+            # Left pending and uncommitted: the next run gets the record again and retries it.
+            log.info("alert_delivery_interrupted", alert_id=spread.id)
+            return Outcome(STOPPED, commit=False, alert_id=spread.id)
+        error = f"{result.reason}: {result.detail}" if result.detail else result.reason
+        self._store(lambda: self.history.mark_failed(spread.id, result.attempts, error))
+        self.metrics.alerts_failed.labels(CHANNEL, result.reason).inc()
+        log.warning("alert_delivery_failed", alert_id=spread.id, reason=result.reason,
+                    status=result.status, attempts=result.attempts, detail=result.detail)
+        return Outcome(NOT_SENT, commit=True, alert_id=spread.id)
+
+
+def _kafka_ts_ms(msg: Message) -> int | None:
+    ts_type, ts_ms = msg.timestamp()
+    return None if ts_type == TIMESTAMP_NOT_AVAILABLE or ts_ms < 0 else ts_ms
+
+
+class AlerterService:
+    """A group consumer on the alerts topic driving :class:`AlertHandler`, plus a second
+    consumer on the spreads topic feeding the spread gauges. ``run`` blocks until ``stop``."""
+
+    def __init__(
+        self,
+        settings: AlerterSettings,
+        kafka: KafkaSettings,
+        *,
+        metrics: AlerterMetrics | None = None,
+        webhook: DiscordWebhook | None = None,
+        stop: threading.Event | None = None,
+        spread_gauges: bool = True,
+        stats_interval_ms: int = 5000,
+        poll_timeout_s: float = 0.5,
+        consumer_overrides: dict[str, Any] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.kafka = kafka
+        self.metrics = metrics or AlerterMetrics()
+        self.stop_event = stop or threading.Event()
+        self.spread_gauges = spread_gauges
+        self.poll_timeout_s = poll_timeout_s
+        self._stats_interval_ms = stats_interval_ms
+        self._overrides = dict(consumer_overrides or {})
+        if webhook is None and settings.webhook_url:
+            webhook = DiscordWebhook(
+                settings.webhook_url,
+                timeout_s=settings.http_timeout_s,
+                max_attempts=settings.max_attempts,
+                sleep=lambda seconds: not self.stop_event.wait(seconds),
+            )
+        self.webhook = webhook
+        self._assigned = threading.Event()
+        self.spreads_assigned = threading.Event()
+        self._spreads_thread: threading.Thread | None = None
+
+    # -- readiness and shutdown ----------------------------------------------------------------
+    def ready(self) -> bool:
+        """Ready once the alerts consumer joined its group and got an assignment."""
+        return self._assigned.is_set() and not self.stop_event.is_set()
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+    # -- consumers -----------------------------------------------------------------------------
+    def _consumer(self, group_id: str, **overrides: Any) -> Consumer:
+        return make_consumer(
+            self.kafka.bootstrap_servers,
+            group_id,
+            stats_cb=self.metrics.stats_callback(group_id),
+            **{"statistics.interval.ms": self._stats_interval_ms, **overrides, **self._overrides},
+        )
+
+    def _on_assign(self, consumer: Consumer, partitions: list[Any]) -> None:
+        log.info("partitions_assigned", topic=self.kafka.alerts_topic,
+                 partitions=[p.partition for p in partitions])
+        self._assigned.set()
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[Any]) -> None:
+        log.info("partitions_revoked", topic=self.kafka.alerts_topic,
+                 partitions=[p.partition for p in partitions])
+
+    def run(self) -> None:
+        """Consume until :meth:`stop`; the consumer leaves its group cleanly on the way out."""
+        if self.webhook is None:
+            log.warning(
+                "discord_webhook_missing",
+                message="DISCORD_WEBHOOK_URL is not set: alerts are recorded in the history "
+                        "store only, nothing is posted to Discord",
+                history_db=self.settings.history_db,
+            )
+        if self.spread_gauges:
+            self._spreads_thread = threading.Thread(
+                target=self._run_spreads, name="spread-gauges", daemon=True,
+            )
+            self._spreads_thread.start()
+        consumer = self._consumer(self.settings.group_id)
+        history = AlertHistory(self.settings.history_db)
+        handler = AlertHandler(
+            history, self.metrics, self.kafka.alerts_topic,
+            webhook=self.webhook, dashboard_url=self.settings.dashboard_url,
+            stop=self.stop_event,
+        )
+        log.info("alerter_started", topic=self.kafka.alerts_topic, group=self.settings.group_id,
+                 history_db=self.settings.history_db, discord=self.webhook is not None)
+        try:
+            consumer.subscribe(
+                [self.kafka.alerts_topic], on_assign=self._on_assign, on_revoke=self._on_revoke,
+            )
+            while not self.stop_event.is_set():
+                msg = consumer.poll(self.poll_timeout_s)
+                if msg is None:
+                    continue
+                if msg.error():
+                    self._log_consumer_error(msg.error())
+                    continue
+                outcome = handler.handle(msg.value(), _kafka_ts_ms(msg))
+                if not outcome.commit:
+                    break
+                self._commit(consumer, msg)
+        finally:
+            self.stop_event.set()
+            consumer.close()
+            history.close()
+            if self.webhook is not None:
+                self.webhook.close()
+            if self._spreads_thread is not None:
+                self._spreads_thread.join(timeout=10)
+            log.info("alerter_stopped")
+
+    @staticmethod
+    def _commit(consumer: Consumer, msg: Message) -> None:
+        try:
+            consumer.commit(message=msg, asynchronous=False)
+        except KafkaException as exc:
+            # E.g. a rebalance took the partition: the record comes back to whoever owns it
+            # and the history store makes that a no-op.
+            log.warning("offset_commit_failed", topic=msg.topic(), partition=msg.partition(),
+                        offset=msg.offset(), error=str(exc.args[0]))
+
+    @staticmethod
+    def _log_consumer_error(err: KafkaError) -> None:
+        if err.code() == KafkaError._PARTITION_EOF:  # librdkafka's own name
+            return
+        log.warning("consumer_error", code=err.name(), reason=err.str())
+
+    def _run_spreads(self) -> None:
+        """Latest spread per ordered pair into gauges; starts at the end, never commits (a
+        gauge needs the present, not a replay of what was missed)."""
+        topic = self.kafka.spreads_topic
+        consumer = self._consumer(
+            f"{self.settings.group_id}-spreads",
+            **{"auto.offset.reset": "latest", "enable.auto.commit": False},
+        )
+        try:
+            consumer.subscribe([topic], on_assign=lambda c, p: self.spreads_assigned.set())
+            while not self.stop_event.is_set():
+                msg = consumer.poll(self.poll_timeout_s)
+                if msg is None:
+                    continue
+                if msg.error():
+                    self._log_consumer_error(msg.error())
+                    continue
+                try:
+                    value = msg.value()
+                    if value is None:
+                        raise RecordError("empty_value")
+                    self.metrics.observe_spread(parse_spread(value))
+                except RecordError as exc:
+                    self.metrics.records_invalid.labels(topic, exc.reason).inc()
+                    log.warning("invalid_spread_record", topic=topic, reason=exc.reason,
+                                detail=exc.detail, raw=truncate(msg.value() or b""))
+        except Exception:  # gauges are optional; alerts must keep flowing
+            log.exception("spread_gauges_stopped")
+        finally:
+            consumer.close()

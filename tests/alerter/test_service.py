@@ -1,0 +1,492 @@
+"""The alerter: per-record logic on its own, then the whole service against a real broker.
+
+The handler tests use a real SQLite store and a real HTTP stand-in for Discord, without Kafka.
+The integration tests run :class:`AlerterService` (and ``python -m services.alerter``) against
+Tansu and check what Discord received, what the store holds and which offsets were committed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import structlog
+from confluent_kafka import TopicPartition
+from prometheus_client import CollectorRegistry
+
+from services.alerter.discord import DiscordWebhook
+from services.alerter.metrics import AlerterMetrics, consumer_lags
+from services.alerter.service import (
+    DUPLICATE,
+    INVALID,
+    NOT_SENT,
+    RECORDED_ONLY,
+    SENT,
+    STOPPED,
+    AlerterService,
+    AlertHandler,
+)
+from services.common.broker import LocalBroker, free_port
+from services.common.config import AlerterSettings, KafkaSettings
+from services.common.history import (
+    DELIVERED,
+    FAILED,
+    NO_WEBHOOK,
+    PENDING,
+    AlertHistory,
+    read_counts,
+    read_recent,
+)
+from services.common.kafka import ensure_topics, make_consumer, make_producer
+from services.common.messages import Spread, to_json
+from tests.support.alerts import WINDOW_END_MS, make_spread
+from tests.support.discord_standin import DiscordStandIn, Reply
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def sample(metrics: AlerterMetrics, name: str, **labels: str) -> float:
+    value = metrics.registry.get_sample_value(name, labels)
+    return 0.0 if value is None else value
+
+
+def wait_until(check: Callable[[], bool], timeout_s: float = 30.0, what: str = "") -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what or check}")
+
+
+def three_alerts() -> list[Spread]:
+    return [
+        make_spread(window_end_ms=WINDOW_END_MS),
+        make_spread(window_end_ms=WINDOW_END_MS + 1000, buy_exchange="binance",
+                    sell_exchange="coinbase"),
+        make_spread(symbol="ETH-USD", window_end_ms=WINDOW_END_MS + 2000, buy_ask=3500.0,
+                    sell_bid=3504.0),
+    ]
+
+
+# -- AlertHandler: no Kafka --------------------------------------------------------------------
+
+@pytest.fixture
+def metrics() -> AlerterMetrics:
+    return AlerterMetrics(CollectorRegistry())
+
+
+@pytest.fixture
+def history(tmp_path: Path) -> Iterator[AlertHistory]:
+    with AlertHistory(tmp_path / "alerts.db") as store:
+        yield store
+
+
+@pytest.fixture
+def discord() -> Iterator[DiscordStandIn]:
+    with DiscordStandIn() as standin:
+        yield standin
+
+
+def handler_for(history: AlertHistory, metrics: AlerterMetrics, url: str | None,
+                **client: object) -> AlertHandler:
+    webhook = None
+    if url:
+        options: dict[str, object] = {"max_attempts": 3, "backoff_base_s": 0.01,
+                                      "backoff_max_s": 0.02, "timeout_s": 2.0}
+        options.update(client)
+        webhook = DiscordWebhook(url, **options)  # type: ignore[arg-type]
+    return AlertHandler(history, metrics, "alerts", webhook=webhook,
+                        dashboard_url="http://dash.example")
+
+
+def test_valid_alert_is_stored_delivered_and_measured(
+    history: AlertHistory, metrics: AlerterMetrics, discord: DiscordStandIn,
+) -> None:
+    spread = make_spread()
+    handler = handler_for(history, metrics, discord.url)
+
+    outcome = handler.handle(to_json(spread), kafka_ts_ms=spread.newest_recv_ts_ms + 600)
+
+    assert (outcome.kind, outcome.commit, outcome.alert_id) == (SENT, True, spread.id)
+    assert len(discord.received) == 1
+    assert "Arbitrage BTC-USD" in discord.received[0]["content"]
+    stored = history.get(spread.id)
+    assert stored is not None
+    assert (stored.status, stored.attempts) == (DELIVERED, 1)
+    assert sample(metrics, "arb_alerts_received_total") == 1
+    assert sample(metrics, "arb_alerts_sent_total", channel="discord") == 1
+    assert sample(metrics, "arb_detection_latency_seconds_sum") == pytest.approx(0.6)
+    assert sample(metrics, "arb_detection_latency_seconds_count") == 1
+    assert sample(metrics, "arb_alert_delivery_latency_seconds_count") == 1
+
+
+def test_duplicate_is_suppressed_and_stored_once(
+    history: AlertHistory, metrics: AlerterMetrics, discord: DiscordStandIn,
+) -> None:
+    handler = handler_for(history, metrics, discord.url)
+    raw = to_json(make_spread())
+
+    first, second = handler.handle(raw), handler.handle(raw)
+
+    assert (first.kind, second.kind) == (SENT, DUPLICATE)
+    assert second.commit
+    assert len(discord.received) == 1
+    assert len(history.recent()) == 1
+    assert sample(metrics, "arb_alerts_suppressed_total", reason="duplicate") == 1
+    assert sample(metrics, "arb_alerts_received_total") == 2
+
+
+@pytest.mark.parametrize(("raw", "reason"), [
+    (b"not json {", "not_json"),
+    (b'{"v":1,"id":"BTC-USD|1|a|b","symbol":"BTC-USD"}', "missing_field"),
+    (b"[1, 2]", "not_object"),
+    (b'{"v":99}', "bad_version"),
+    (None, "empty_value"),
+])
+def test_bad_record_is_counted_logged_once_and_committed(
+    history: AlertHistory, metrics: AlerterMetrics, discord: DiscordStandIn,
+    raw: bytes | None, reason: str,
+) -> None:
+    handler = handler_for(history, metrics, discord.url)
+
+    with structlog.testing.capture_logs() as logs:
+        outcome = handler.handle(raw)
+
+    assert (outcome.kind, outcome.commit) == (INVALID, True)
+    assert sample(metrics, "arb_records_invalid_total", topic="alerts", reason=reason) == 1
+    assert [e["event"] for e in logs] == ["invalid_alert_record"]
+    assert discord.received == []
+    assert history.recent() == []
+
+
+def test_huge_bad_record_is_logged_truncated(
+    history: AlertHistory, metrics: AlerterMetrics,
+) -> None:
+    with structlog.testing.capture_logs() as logs:
+        handler_for(history, metrics, None).handle(b"x" * 100_000)
+    assert len(logs[0]["raw"]) < 300
+
+
+def test_without_webhook_history_is_still_recorded(
+    history: AlertHistory, metrics: AlerterMetrics,
+) -> None:
+    spread = make_spread()
+
+    outcome = handler_for(history, metrics, None).handle(to_json(spread))
+
+    assert (outcome.kind, outcome.commit) == (RECORDED_ONLY, True)
+    assert history.get(spread.id).status == NO_WEBHOOK  # type: ignore[union-attr]
+    assert sample(metrics, "arb_alerts_suppressed_total", reason="no_webhook") == 1
+
+
+def test_rejected_alert_is_recorded_failed_without_the_url(
+    history: AlertHistory, metrics: AlerterMetrics, discord: DiscordStandIn,
+) -> None:
+    discord.script(Reply(404, body={"message": "Unknown Webhook", "code": 10015}))
+    spread = make_spread()
+
+    outcome = handler_for(history, metrics, discord.url).handle(to_json(spread))
+
+    assert (outcome.kind, outcome.commit) == (NOT_SENT, True)
+    stored = history.get(spread.id)
+    assert stored is not None
+    assert (stored.status, stored.attempts) == (FAILED, 1)
+    assert "Unknown Webhook" in (stored.last_error or "")
+    assert "stand-in-secret-token" not in (stored.last_error or "")
+    assert sample(metrics, "arb_alerts_failed_total", channel="discord",
+                  reason="client_error") == 1
+
+
+def test_interrupted_delivery_is_left_pending_and_uncommitted_then_retried(
+    history: AlertHistory, metrics: AlerterMetrics, discord: DiscordStandIn,
+) -> None:
+    discord.script(Reply.rate_limited(30))
+    spread = make_spread()
+    stopping = handler_for(history, metrics, discord.url, sleep=lambda seconds: False)
+
+    outcome = stopping.handle(to_json(spread))
+
+    assert (outcome.kind, outcome.commit) == (STOPPED, False)
+    assert history.get(spread.id).status == PENDING  # type: ignore[union-attr]
+
+    # The next run gets the uncommitted record again: pending is not final, so it is sent.
+    again = handler_for(history, metrics, discord.url).handle(to_json(spread))
+    assert again.kind == SENT
+    assert discord.statuses == [429, 204]
+
+
+def test_consumer_lags_from_librdkafka_stats() -> None:
+    unknown = {"consumer_lag": -1, "hi_offset": -1, "app_offset": -1001, "next_offset": -1001}
+    stats = {"topics": {"alerts": {"partitions": {
+        "0": {"consumer_lag": 3},
+        "1": unknown,
+        "2": {"consumer_lag": -1, "ls_offset": 8, "hi_offset": 8, "app_offset": 5},
+        "3": {"consumer_lag": -1, "ls_offset": 8, "app_offset": -1001, "next_offset": 8},
+        "-1": {"consumer_lag": 0},
+    }}}}
+    assert consumer_lags(json.dumps(stats)) == {"alerts": {0: 3, 2: 3, 3: 0}}
+    assert consumer_lags("not json") == {}
+
+
+# -- AlerterService against a real broker -------------------------------------------------------
+
+@dataclass
+class Topics:
+    kafka: KafkaSettings
+    broker: LocalBroker
+
+    def produce(self, topic: str, values: list[bytes]) -> None:
+        producer = make_producer(self.broker.bootstrap_servers)
+        for value in values:
+            producer.produce(topic, key=b"BTC-USD", value=value)
+        assert producer.flush(10) == 0
+
+    def committed_offset(self, group_id: str, topic: str) -> int:
+        consumer = make_consumer(self.broker.bootstrap_servers, group_id)
+        try:
+            (tp,) = consumer.committed([TopicPartition(topic, 0)], timeout=10)
+            return tp.offset
+        finally:
+            consumer.close()
+
+
+@pytest.fixture
+def topics(broker: LocalBroker, unique: str) -> Topics:
+    kafka = KafkaSettings(
+        bootstrap_servers=broker.bootstrap_servers,
+        alerts_topic=f"alerts-{unique}",
+        spreads_topic=f"spreads-{unique}",
+        prices_topic=f"prices-{unique}",
+        partitions=1,
+    )
+    ensure_topics(broker.bootstrap_servers, [kafka.alerts_topic, kafka.spreads_topic], 1)
+    return Topics(kafka, broker)
+
+
+def alerter_settings(tmp_path: Path, unique: str, webhook_url: str | None) -> AlerterSettings:
+    return AlerterSettings(
+        webhook_url=webhook_url,
+        history_db=str(tmp_path / "alerts.db"),
+        group_id=f"alerter-{unique}",
+        metrics_port=0,
+        dashboard_url="http://localhost:8501",
+        http_timeout_s=2.0,
+        max_attempts=3,
+    )
+
+
+class Running:
+    """An AlerterService on a thread, stopped and joined on exit."""
+
+    def __init__(self, service: AlerterService) -> None:
+        self.service = service
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="alerter-under-test")
+
+    def _run(self) -> None:
+        try:
+            self.service.run()
+        except BaseException as exc:  # noqa: BLE001 - surfaced by __exit__
+            self.error = exc
+
+    def __enter__(self) -> AlerterService:
+        self._thread.start()
+        wait_until(lambda: self.service.ready() or self.error is not None, 30, "group join")
+        assert self.error is None, self.error
+        return self.service
+
+    def __exit__(self, *exc: object) -> None:
+        self.service.stop()
+        self._thread.join(timeout=30)
+        assert not self._thread.is_alive(), "alerter did not stop"
+        assert self.error is None, self.error
+
+
+def new_service(
+    settings: AlerterSettings, kafka: KafkaSettings, **options: object,
+) -> AlerterService:
+    return AlerterService(settings, kafka, metrics=AlerterMetrics(CollectorRegistry()),
+                          poll_timeout_s=0.1, **options)  # type: ignore[arg-type]
+
+
+@pytest.mark.integration
+def test_alerter_delivers_each_alert_once_skips_bad_records_and_commits(
+    topics: Topics, discord: DiscordStandIn, tmp_path: Path, unique: str,
+) -> None:
+    alerts = three_alerts()
+    records = [
+        to_json(alerts[0]),
+        b"this is not json",
+        b'{"v":1,"id":"BTC-USD|1|coinbase|binance","symbol":"BTC-USD"}',
+        to_json(alerts[1]),
+        to_json(alerts[0]),  # a redelivery / replayed window: same id
+        to_json(alerts[2]),
+    ]
+    topic = topics.kafka.alerts_topic
+    topics.produce(topic, records)
+    discord.script(Reply.rate_limited(0.2), Reply(500))  # first alert needs three attempts
+    settings = alerter_settings(tmp_path, unique, discord.url)
+    service = new_service(settings, topics.kafka, spread_gauges=False)
+
+    with Running(service):
+        wait_until(lambda: len(discord.accepted) == 3, 30, "three accepted posts")
+        wait_until(lambda: topics.committed_offset(settings.group_id, topic) == len(records),
+                   30, "offsets committed")
+        time.sleep(0.3)  # nothing more should arrive
+
+    assert len(discord.accepted) == 3
+    contents = "\n".join(p["content"] for p in discord.accepted)
+    for alert in alerts:
+        assert contents.count(f"window ending {_window_text(alert)}") == 1
+    stored = read_recent(settings.history_db)
+    assert [a.id for a in stored] == [a.id for a in reversed(alerts)]
+    assert {a.status for a in stored} == {DELIVERED}
+    assert {a.id: a.attempts for a in stored}[alerts[0].id] == 3
+
+    m = service.metrics
+    assert sample(m, "arb_alerts_received_total") == 4
+    assert sample(m, "arb_alerts_sent_total", channel="discord") == 3
+    assert sample(m, "arb_alerts_suppressed_total", reason="duplicate") == 1
+    assert sample(m, "arb_records_invalid_total", topic=topic, reason="not_json") == 1
+    assert sample(m, "arb_records_invalid_total", topic=topic, reason="missing_field") == 1
+    assert sample(m, "arb_detection_latency_seconds_count") == 3
+    assert sample(m, "arb_alert_delivery_latency_seconds_count") == 3
+
+
+def _window_text(spread: Spread) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(spread.window_end_ms / 1000))
+
+
+@pytest.mark.integration
+def test_restart_with_the_same_store_sends_nothing_again(
+    topics: Topics, discord: DiscordStandIn, tmp_path: Path, unique: str,
+) -> None:
+    alerts = three_alerts()
+    topics.produce(topics.kafka.alerts_topic, [to_json(a) for a in alerts])
+    settings = alerter_settings(tmp_path, unique, discord.url)
+
+    with Running(new_service(settings, topics.kafka, spread_gauges=False)):
+        wait_until(lambda: read_counts(settings.history_db)[DELIVERED] == 3, 30, "delivered")
+
+    # A new group reads the topic from the start, as after lost offsets: the store dedups.
+    replay = alerter_settings(tmp_path, f"{unique}-replay", discord.url)
+    service = new_service(replay, topics.kafka, spread_gauges=False)
+    with Running(service):
+        wait_until(lambda: sample(service.metrics, "arb_alerts_suppressed_total",
+                                  reason="duplicate") == 3, 30, "three duplicates")
+
+    assert len(discord.received) == 3
+    assert len(read_recent(settings.history_db)) == 3
+
+
+@pytest.mark.integration
+def test_missing_webhook_warns_once_and_records_history(
+    topics: Topics, tmp_path: Path, unique: str,
+) -> None:
+    alerts = three_alerts()
+    topics.produce(topics.kafka.alerts_topic, [to_json(a) for a in alerts])
+    settings = alerter_settings(tmp_path, unique, None)
+    service = new_service(settings, topics.kafka, spread_gauges=False)
+
+    with structlog.testing.capture_logs() as logs, Running(service):
+        wait_until(lambda: read_counts(settings.history_db)[NO_WEBHOOK] == 3, 30, "recorded")
+        wait_until(lambda: topics.committed_offset(settings.group_id,
+                                                   topics.kafka.alerts_topic) == 3, 30, "commit")
+
+    warnings = [e for e in logs if e["log_level"] == "warning"]
+    assert [e["event"] for e in warnings] == ["discord_webhook_missing"]
+    assert "DISCORD_WEBHOOK_URL" in warnings[0]["message"]
+    assert sample(service.metrics, "arb_alerts_suppressed_total", reason="no_webhook") == 3
+
+
+@pytest.mark.integration
+def test_spread_gauges_and_consumer_lag(topics: Topics, tmp_path: Path, unique: str) -> None:
+    settings = alerter_settings(tmp_path, unique, None)
+    service = new_service(settings, topics.kafka, stats_interval_ms=200)
+    spread = make_spread(sell_bid=67_010.0)
+
+    with Running(service):
+        wait_until(service.spreads_assigned.is_set, 30, "spreads consumer assigned")
+        time.sleep(0.5)  # the assignment's start offset ("latest") is resolved after assign
+        topics.produce(topics.kafka.spreads_topic, [to_json(spread), b"garbage"])
+        labels = {"symbol": "BTC-USD", "buy_exchange": "coinbase", "sell_exchange": "binance"}
+        wait_until(lambda: service.metrics.registry.get_sample_value("arb_spread_usd", labels)
+                   is not None, 30, "spread gauge")
+        wait_until(lambda: service.metrics.registry.get_sample_value(
+            "arb_kafka_consumer_lag",
+            {"topic": topics.kafka.spreads_topic, "partition": "0",
+             "group": f"{settings.group_id}-spreads"}) == 0, 30, "lag gauge")
+
+    m = service.metrics
+    assert sample(m, "arb_spread_usd", **labels) == pytest.approx(10.0)
+    assert sample(m, "arb_spread_bps", **labels) == pytest.approx(spread.spread_bps)
+    assert sample(m, "arb_net_spread_bps", **labels) == pytest.approx(spread.net_spread_bps)
+    assert sample(m, "arb_records_invalid_total", topic=topics.kafka.spreads_topic,
+                  reason="not_json") == 1
+
+
+@pytest.mark.integration
+def test_module_entry_point_serves_metrics_and_stops_on_sigterm(
+    topics: Topics, discord: DiscordStandIn, tmp_path: Path, unique: str,
+) -> None:
+    port = free_port()
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": topics.broker.bootstrap_servers,
+        "ARB_ALERTS_TOPIC": topics.kafka.alerts_topic,
+        "ARB_SPREADS_TOPIC": topics.kafka.spreads_topic,
+        "ARB_HISTORY_DB": str(tmp_path / "alerts.db"),
+        "ARB_ALERTER_GROUP_ID": f"alerter-{unique}",
+        "ARB_ALERTER_METRICS_PORT": str(port),
+        "DISCORD_WEBHOOK_URL": discord.url,
+    }
+    spread = make_spread()
+    topics.produce(topics.kafka.alerts_topic, [to_json(spread)])
+    log_file = tmp_path / "alerter.log"
+    with open(log_file, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "services.alerter"], cwd=tmp_path, env=env,
+            stdout=out, stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_until(lambda: _http_status(f"http://127.0.0.1:{port}/healthz") == 200, 30, "ready")
+        discord.wait_for(1, timeout_s=30)
+        wait_until(lambda: b"arb_alerts_sent_total{channel=\"discord\"} 1.0"
+                   in _http_body(f"http://127.0.0.1:{port}/metrics"), 30, "sent metric")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    log_text = log_file.read_text()
+    assert "alerter_stopped" in log_text
+    assert "stand-in-secret-token" not in log_text
+    assert read_recent(tmp_path / "alerts.db")[0].status == DELIVERED
+
+
+def _http_status(url: str) -> int | None:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback
+            return response.status
+    except OSError:
+        return None
+
+
+def _http_body(url: str) -> bytes:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback
+            return response.read()
+    except OSError:
+        return b""
