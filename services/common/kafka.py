@@ -80,3 +80,43 @@ def ensure_topics(
         except KafkaException as exc:
             if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise
+
+
+def end_offsets(bootstrap_servers: str, topic: str, timeout_s: float = 10.0) -> dict[int, int]:
+    """The true end offset (last offset + 1) of every partition of ``topic``.
+
+    Tansu answers a "latest offset" lookup with the base offset of the last record batch + 1,
+    which undercounts whenever that batch holds several records. So start one batch before the
+    reported end and read to the real end: correct on Tansu and on Apache Kafka alike.
+    """
+    from confluent_kafka import TopicPartition
+
+    consumer = Consumer({
+        "bootstrap.servers": bootstrap_servers,
+        "group.id": "arb-end-offsets",
+        "enable.auto.commit": False,
+        "fetch.wait.max.ms": 50,
+    })
+    try:
+        meta = consumer.list_topics(topic, timeout=timeout_s)
+        partitions = sorted(meta.topics[topic].partitions)
+        ends: dict[int, int] = {}
+        for partition in partitions:
+            tp = TopicPartition(topic, partition)
+            low, reported = consumer.get_watermark_offsets(tp, timeout=timeout_s)
+            ends[partition] = reported
+            if reported <= low:
+                continue
+            consumer.assign([TopicPartition(topic, partition, reported - 1)])
+            idle_polls = 0
+            while idle_polls < 3:
+                msg = consumer.poll(0.2)
+                if msg is None or msg.error():
+                    idle_polls += 1
+                    continue
+                idle_polls = 0
+                ends[partition] = max(ends[partition], msg.offset() + 1)
+            consumer.unassign()
+        return ends
+    finally:
+        consumer.close()

@@ -1,0 +1,1 @@
+"""The PyFlink detection job: event-time windows over ``crypto-prices`` -> spreads and alerts."""

@@ -1,0 +1,100 @@
+"""Build the detection statements from configuration: the logic, separate from the wiring.
+
+The SQL lives in ``flink/sql/*.sql``, one statement per file, with ``$name`` placeholders
+filled from :class:`DetectionSettings`; ``job.py`` only declares the Kafka tables and runs them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from string import Template
+
+from services.common.config import FALLBACK_TAKER_FEE_BPS, DetectionSettings
+
+SQL_DIR = Path(__file__).resolve().parent / "sql"
+
+#: A price above this is not a price (it guards against Infinity from a broken writer).
+MAX_PRICE_USD = 1e12
+
+_MAX_SIZE = (
+    "CASE WHEN b.ask_size IS NULL THEN s.bid_size WHEN s.bid_size IS NULL THEN b.ask_size "
+    "WHEN b.ask_size <= s.bid_size THEN b.ask_size ELSE s.bid_size END"
+)
+
+
+def epoch_ms(column: str) -> str:
+    """Epoch milliseconds of a TIMESTAMP_LTZ column (Flink has no direct cast)."""
+    return f"(EXTRACT(EPOCH FROM {column}) * 1000 + EXTRACT(MILLISECOND FROM {column}))"
+
+
+def sql_literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def seconds(ms: int) -> str:
+    """An interval literal in seconds with millisecond precision, e.g. 200 -> '0.200'."""
+    return f"{ms // 1000}.{ms % 1000:03d}"
+
+
+def fee_case(settings: DetectionSettings) -> str:
+    """Taker fee per venue as a CASE expression; venues not configured pay the fallback fee."""
+    whens = " ".join(
+        f"WHEN {sql_literal(venue)} THEN CAST({fee!r} AS DOUBLE)"
+        for venue, fee in sorted(settings.taker_fee_bps.items())
+    )
+    return f"CASE exchange {whens} ELSE CAST({FALLBACK_TAKER_FEE_BPS!r} AS DOUBLE) END"
+
+
+def render(name: str, **values: object) -> str:
+    return Template((SQL_DIR / f"{name}.sql").read_text()).substitute(
+        {k: str(v) for k, v in values.items()},
+    )
+
+
+def with_options(options: dict[str, str]) -> str:
+    return ",\n".join(f"  {sql_literal(k)} = {sql_literal(v)}" for k, v in options.items())
+
+
+def view_statements(settings: DetectionSettings) -> list[str]:
+    """The views from valid quotes to ordered-pair spreads, in dependency order."""
+    window_end = epoch_ms("b.window_end")
+    return [
+        render("view_valid_quotes", fee_case=fee_case(settings), max_price=repr(MAX_PRICE_USD)),
+        render("view_window_quotes", window_seconds=seconds(settings.window_ms)),
+        render(
+            "view_pair_spreads",
+            window_start_ms=epoch_ms("b.window_start"),
+            window_end_ms=window_end,
+            max_size=f"({_MAX_SIZE})",
+            now_ms=epoch_ms("CURRENT_TIMESTAMP"),
+        ),
+    ]
+
+
+def insert_statements(settings: DetectionSettings) -> list[str]:
+    """INSERTs for both sinks; run together as one statement set."""
+    net = (
+        "" if settings.min_net_bps is None
+        else f"AND net_spread_bps >= CAST({settings.min_net_bps!r} AS DOUBLE)"
+    )
+    return [
+        render("insert_spreads"),
+        render(
+            "insert_alerts",
+            min_spread_usd=f"CAST({settings.min_spread_usd!r} AS DOUBLE)",
+            max_spread_bps=f"CAST({settings.max_spread_bps!r} AS DOUBLE)",
+            net_bps_condition=net,
+        ),
+    ]
+
+
+def source_statement(settings: DetectionSettings, options: dict[str, str]) -> str:
+    return render(
+        "source_prices",
+        watermark_seconds=seconds(settings.watermark_ms),
+        source_options=with_options(options),
+    )
+
+
+def sink_statement(table: str, options: dict[str, str]) -> str:
+    return render("sink_spreads", table=table, sink_options=with_options(options))

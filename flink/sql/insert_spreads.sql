@@ -1,0 +1,1 @@
+INSERT INTO spreads_sink SELECT * FROM pair_spreads

@@ -1,0 +1,24 @@
+-- crypto-prices: quotes and trades of every venue, event time = ts_ms (one local clock).
+-- Rows that are not JSON are skipped by the format; rows without ts_ms get epoch 0 and so
+-- fall behind the watermark instead of failing the job.
+CREATE TABLE prices (
+  v INT,
+  `type` STRING,
+  exchange STRING,
+  symbol STRING,
+  venue_symbol STRING,
+  quote_ccy STRING,
+  fx_to_usd DOUBLE,
+  bid DOUBLE,
+  bid_size DOUBLE,
+  ask DOUBLE,
+  ask_size DOUBLE,
+  price DOUBLE,
+  size DOUBLE,
+  ts_ms BIGINT,
+  recv_ts_ms BIGINT,
+  event_time AS TO_TIMESTAMP_LTZ(COALESCE(ts_ms, 0), 3),
+  WATERMARK FOR event_time AS event_time - INTERVAL '$watermark_seconds' SECOND
+) WITH (
+$source_options
+)

@@ -1,0 +1,14 @@
+-- Per tumbling window, symbol and venue: the last quote by event time (window deduplication).
+-- A venue with no record in a window (no update and no refresh) is absent from that window.
+CREATE TEMPORARY VIEW window_quotes AS
+SELECT symbol, exchange, bid, bid_size, ask, ask_size, recv_ts_ms, fee_bps,
+       window_start, window_end
+FROM (
+  SELECT *,
+    ROW_NUMBER() OVER (
+      PARTITION BY window_start, window_end, symbol, exchange
+      ORDER BY event_time DESC
+    ) AS row_num
+  FROM TABLE(TUMBLE(TABLE valid_quotes, DESCRIPTOR(event_time), INTERVAL '$window_seconds' SECOND))
+)
+WHERE row_num = 1
