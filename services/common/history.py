@@ -244,6 +244,33 @@ def status_counts(conn: sqlite3.Connection) -> dict[str, int]:
     return counts
 
 
+@dataclass(frozen=True, slots=True)
+class HistorySummary:
+    """Whole-store numbers for the dashboard's header; None where there are no alerts."""
+
+    total: int
+    by_status: dict[str, int]
+    last_window_end_ms: int | None
+    max_spread_usd: float | None
+    max_net_spread_bps: float | None
+
+
+def summarize(conn: sqlite3.Connection | None) -> HistorySummary:
+    if conn is None:
+        return HistorySummary(0, dict.fromkeys(STATUSES, 0), None, None, None)
+    row = conn.execute(
+        "SELECT COUNT(*) AS n, MAX(window_end_ms) AS last_end, MAX(spread_usd) AS max_usd, "
+        "MAX(net_spread_bps) AS max_net FROM alerts",
+    ).fetchone()
+    return HistorySummary(
+        total=int(row["n"]),
+        by_status=status_counts(conn),
+        last_window_end_ms=row["last_end"],
+        max_spread_usd=row["max_usd"],
+        max_net_spread_bps=row["max_net"],
+    )
+
+
 @contextmanager
 def open_reader(path: str | Path) -> Iterator[sqlite3.Connection | None]:
     """A read-only connection for the dashboard, or None while the alerter has not created the
@@ -270,6 +297,11 @@ def read_recent(path: str | Path, limit: int = 100) -> list[AlertRecord]:
     """Newest alerts from a store that may not exist yet (then: none)."""
     with open_reader(path) as conn:
         return [] if conn is None else recent_alerts(conn, limit)
+
+
+def read_summary(path: str | Path) -> HistorySummary:
+    with open_reader(path) as conn:
+        return summarize(conn)
 
 
 def read_counts(path: str | Path) -> dict[str, int]:
