@@ -1,0 +1,344 @@
+"""Replay: alignment, scaling, looping, shocks, refreshes, pacing, and a run into a real broker."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from itertools import pairwise
+from pathlib import Path
+
+import pytest
+from confluent_kafka import OFFSET_BEGINNING, TopicPartition
+
+from services.common.kafka import ensure_topics, make_consumer
+from services.common.messages import Quote, Trade, parse_price_record
+from services.producer.publisher import KafkaPublisher
+from services.producer.replay import (
+    DEFAULT_RECORDINGS,
+    Recording,
+    Shock,
+    build_replay,
+    iter_replay,
+    load_frames,
+    parse_speed,
+    plan_replay,
+    publish_replay,
+    shift,
+)
+from tests.producer.conftest import COINBASE_FILE, binance_kind, coinbase_msg
+
+START_MS = 1_900_000_000_000
+REPO = Path(__file__).resolve().parents[2]
+SKL_ONLY = Recording(COINBASE_FILE, "coinbase", {"SKL-USD": "BTC-USD"})
+
+
+@pytest.fixture(scope="module")
+def plan(fixtures_dir):
+    return plan_replay(fixtures_dir, start_ms=START_MS)
+
+
+def of(records, exchange, kind, *, refresh=None):
+    return [r for r in records if r.exchange == exchange and isinstance(r, kind)
+            and (refresh is None or getattr(r, "refresh", None) == refresh)]
+
+
+def skl_usd(frame, *kinds) -> bool:
+    msg = coinbase_msg(frame)
+    return msg.get("product_id") == "SKL-USD" and msg["type"] in kinds
+
+
+# --- shocks and speed specs ---------------------------------------------------------------
+
+def test_shock_spec() -> None:
+    assert Shock.parse("binance:BTC-USD:+150@10:2") == Shock("binance", "BTC-USD", 10_000, 2_000,
+                                                              150.0)
+    assert Shock.parse("coinbase:btc-usd:-0.5@1.5:0.25") == Shock("coinbase", "BTC-USD", 1_500,
+                                                                  250, -0.5)
+
+
+@pytest.mark.parametrize("spec", ["binance:BTC-USD:+150", "binance:+150@10:2",
+                                  "binance:BTC-USD:x@10:2", "binance:BTC-USD:1@-1:2",
+                                  "binance:BTC-USD:1@1:0", "binance:BTC-USD:nan@1:1"])
+def test_bad_shock_spec(spec) -> None:
+    with pytest.raises(ValueError, match="shock"):
+        Shock.parse(spec)
+
+
+def test_speed_spec() -> None:
+    assert parse_speed("max") is None
+    assert parse_speed("10") == 10.0
+    assert parse_speed("2.5x") == 2.5
+    with pytest.raises(ValueError):
+        parse_speed("0")
+
+
+# --- the default replay -------------------------------------------------------------------
+
+def test_rest_lines_are_skipped(fixtures_dir) -> None:
+    lines = (fixtures_dir / "binance.jsonl").read_text().splitlines()
+    websocket = [json.loads(line) for line in lines if json.loads(line).get("source") != "rest"]
+
+    frames = load_frames(fixtures_dir / "binance.jsonl")
+
+    assert [f.raw for f in frames] == [r["raw"] for r in websocket]
+
+
+def test_binance_replayed_whole_and_aligned(plan, binance_frames) -> None:
+    first_ms = binance_frames[0].recv_ts_ms
+    tickers = [f for f in binance_frames if binance_kind(f) == "bookTicker"]
+    trades = [f for f in binance_frames if binance_kind(f) == "trade"]
+
+    quotes = of(plan.records, "binance", Quote, refresh=False)
+    replayed_trades = of(plan.records, "binance", Trade)
+
+    assert len(quotes) == len(tickers)
+    assert len(replayed_trades) == len(trades)
+    assert plan.end_ms - plan.start_ms == binance_frames[-1].recv_ts_ms - first_ms
+    # aligned: same offsets from the common start as from the recording's first frame
+    assert [q.recv_ts_ms - START_MS for q in quotes] == [f.recv_ts_ms - first_ms for f in tickers]
+    assert all(q.ts_ms == q.recv_ts_ms for q in quotes)
+    # exchange time shifted like receive time: the recorded latency is kept
+    recorded_latency = [f.recv_ts_ms - json.loads(f.raw)["data"]["T"] for f in trades]
+    assert [t.recv_ts_ms - t.exchange_ts_ms for t in replayed_trades] == recorded_latency
+
+
+def test_records_are_in_time_order(plan) -> None:
+    times = [r.ts_ms for r in plan.records]
+    assert times == sorted(times)
+    assert times[0] >= START_MS and times[-1] <= plan.end_ms
+
+
+def test_coinbase_skl_usd_scaled_to_binance_level(plan, fixtures_dir) -> None:
+    quotes = of(plan.records, "coinbase", Quote, refresh=False)
+    binance_quotes = of(plan.records, "binance", Quote, refresh=False)
+    first_cb, first_bn = quotes[0], binance_quotes[0]
+
+    assert first_cb.symbol == "BTC-USD" and first_cb.venue_symbol == "SKL-USD"
+    assert (first_cb.bid + first_cb.ask) / 2 == pytest.approx((first_bn.bid + first_bn.ask) / 2)
+    k = plan.scale[("coinbase", "BTC-USD")]
+    raw = [coinbase_msg(f) for f in load_frames(fixtures_dir / COINBASE_FILE)]
+    first_ticker = next(m for m in raw if m["type"] == "ticker" and m["product_id"] == "SKL-USD")
+    assert first_cb.bid == pytest.approx(float(first_ticker["best_bid"]) * k)
+    # trade sizes shrink by k so the notional is the recorded one
+    first_match = next(m for m in raw if m["type"] in {"match", "last_match"}
+                       and m["product_id"] == "SKL-USD")
+    trade = of(plan.records, "coinbase", Trade)[0]
+    assert trade.price * trade.size == pytest.approx(
+        float(first_match["price"]) * float(first_match["size"]))
+
+
+def test_short_coinbase_recording_loops_to_fill_the_span(plan, coinbase_frames) -> None:
+    tickers = [coinbase_msg(f) for f in coinbase_frames if skl_usd(f, "ticker")]
+    matches = [coinbase_msg(f) for f in coinbase_frames if skl_usd(f, "match", "last_match")]
+    pattern = [(float(m["best_bid"]), float(m["best_ask"])) for m in tickers]
+    k = plan.scale[("coinbase", "BTC-USD")]
+
+    quotes = of(plan.records, "coinbase", Quote, refresh=False)
+    trades = of(plan.records, "coinbase", Trade)
+
+    replayed = [(round(q.bid / k, 8), round(q.ask / k, 8)) for q in quotes]
+    loops = -(-len(replayed) // len(pattern))
+    assert loops > 1
+    assert replayed == (pattern * loops)[: len(replayed)]
+    # trade ids: the original in loop 0, then "-L<n>" per loop, always unique
+    per_loop = Counter(t.trade_id.partition("-L")[2] or "0" for t in trades)
+    assert all(per_loop[str(n)] == len(matches) for n in range(loops - 1))
+    assert len({t.trade_id for t in trades}) == len(trades)
+    # the looped venue stays live up to the end of the replay
+    assert max(q.ts_ms for q in of(plan.records, "coinbase", Quote)) > plan.end_ms - 500
+    assert plan.skipped == Counter({"unknown_symbol": plan.skipped["unknown_symbol"]})
+
+
+def test_refresh_records_on_the_virtual_clock(plan) -> None:
+    cb = of(plan.records, "coinbase", Quote)
+    last_update = None
+
+    for q in cb:
+        if not q.refresh:
+            last_update = q
+            continue
+        assert last_update is not None
+        assert (q.bid, q.ask) == (last_update.bid, last_update.ask)
+        assert q.recv_ts_ms == last_update.recv_ts_ms
+        assert q.exchange_ts_ms == last_update.exchange_ts_ms
+        assert q.ts_ms > q.recv_ts_ms
+
+    assert any(q.refresh for q in cb)
+    assert max(b.ts_ms - a.ts_ms for a, b in pairwise(cb)) <= 500
+
+
+def test_every_frame_counts_as_liveness(fixtures_dir, coinbase_frames) -> None:
+    # SKL-USD alone is silent for >1 s at a time; the other products' frames never are
+    skl = [f.recv_ts_ms for f in coinbase_frames if skl_usd(f, "ticker", "match", "last_match")]
+    every = [f.recv_ts_ms for f in coinbase_frames]
+    skl_gap = max(b - a for a, b in pairwise(skl))
+    any_gap = max(b - a for a, b in pairwise(every))
+    stale_ms = (skl_gap + any_gap) // 2
+    assert any_gap < stale_ms < skl_gap
+
+    records = build_replay(fixtures_dir, [SKL_ONLY], start_ms=START_MS, refresh_ms=50,
+                           stale_ms=stale_ms)
+
+    quotes = [r for r in records if isinstance(r, Quote)]
+    assert max(b.ts_ms - a.ts_ms for a, b in pairwise(quotes)) <= 50
+
+
+def test_silent_recording_stops_refreshing(tmp_path, fixtures_dir, coinbase_frames) -> None:
+    # Cut 1.6 s out of the recording after the first SKL-USD quotes: the venue goes silent
+    first_ms = coinbase_frames[0].recv_ts_ms
+    lines = (fixtures_dir / COINBASE_FILE).read_text().splitlines()
+    kept = [line for line in lines
+            if not 400 <= json.loads(line)["recv_ts_ns"] // 1_000_000 - first_ms < 2000]
+    (tmp_path / COINBASE_FILE).write_text("\n".join(kept) + "\n")
+
+    records = build_replay(tmp_path, [SKL_ONLY], start_ms=START_MS, refresh_ms=100,
+                           stale_ms=300)
+
+    refresh_times = [r.ts_ms - START_MS for r in records if getattr(r, "refresh", False)]
+    assert refresh_times
+    assert not [t for t in refresh_times if 400 + 300 <= t < 2000]  # silent: no refresh
+    assert [t for t in refresh_times if t < 400 + 300]  # live before the gap
+
+
+def test_shocks_move_bid_and_ask_inside_their_window(plan, fixtures_dir) -> None:
+    shocks = [Shock.parse("binance:BTC-USD:+150@10:2"), Shock.parse("coinbase:BTC-USD:-40@20:2")]
+
+    shocked = plan_replay(fixtures_dir, start_ms=START_MS, shocks=shocks).records
+
+    assert len(shocked) == len(plan.records)
+    moved = Counter()
+    for base, rec in zip(plan.records, shocked, strict=True):
+        if not isinstance(rec, Quote):
+            assert rec == base
+            continue
+        offset_ms = rec.ts_ms - START_MS
+        expected = 0.0
+        if rec.exchange == "binance" and 10_000 <= offset_ms < 12_000:
+            expected = 150.0
+        if rec.exchange == "coinbase" and 20_000 <= offset_ms < 22_000:
+            expected = -40.0
+        assert rec.bid == pytest.approx(base.bid + expected)
+        assert rec.ask == pytest.approx(base.ask + expected)
+        if expected:
+            moved[(rec.exchange, rec.refresh)] += 1
+    assert moved[("binance", False)] > 0 and moved[("coinbase", False)] > 0
+    assert moved[("coinbase", True)] > 0  # refreshes are shocked too
+
+
+def test_loop_repeats_the_whole_replay_shifted(plan) -> None:
+    n = len(plan.records)
+    period_ms = plan.end_ms - plan.start_ms + 500
+
+    stream = iter_replay(plan, loop=True, gap_ms=500)
+    records = [next(stream) for _ in range(3 * n)]
+
+    assert records[:n] == plan.records
+    for i in (0, n // 2, n - 1):
+        again = records[n + i]
+        assert again.ts_ms == plan.records[i].ts_ms + period_ms
+        assert again.recv_ts_ms == plan.records[i].recv_ts_ms + period_ms
+        assert records[2 * n + i].ts_ms == plan.records[i].ts_ms + 2 * period_ms
+    trade_ids = [r.trade_id for r in records if isinstance(r, Trade)]
+    assert len(set(trade_ids)) == len(trade_ids)
+    assert list(iter_replay(plan, loop=False)) == plan.records
+
+
+def test_default_recordings() -> None:
+    assert [r.venue for r in DEFAULT_RECORDINGS] == ["binance", "coinbase"]
+    assert DEFAULT_RECORDINGS[1].symbol_map == {"SKL-USD": "BTC-USD"}
+
+
+# --- publishing ---------------------------------------------------------------------------
+
+def test_paced_publishing(plan, sink, metrics) -> None:
+    window = [r for r in plan.records if r.ts_ms < START_MS + 2000]
+    span_s = (window[-1].ts_ms - window[0].ts_ms) / 1000
+
+    began = time.monotonic()
+    sent = publish_replay(window, sink, speed=20, metrics=metrics)
+    elapsed_s = time.monotonic() - began
+
+    assert sent == len(window) == len(sink.records)
+    assert span_s / 20 - 0.01 <= elapsed_s < span_s / 20 + 0.5
+    last_bid = of(window, "binance", Quote)[-1].bid
+    assert metrics.value("arb_best_bid_usd", exchange="binance", symbol="BTC-USD") == last_bid
+
+
+def test_max_speed_and_stop(plan, sink) -> None:
+    assert publish_replay(plan.records, sink, speed=None) == len(plan.records)
+
+    stop = threading.Event()
+    stop.set()
+    assert publish_replay(plan.records, sink, speed=1, stop=stop) == 0
+
+
+def consume_all(bootstrap: str, topic: str, expected: int, timeout_s: float = 30.0) -> list:
+    consumer = make_consumer(bootstrap, f"test-{topic}")
+    consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
+    out = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while len(out) < expected and time.monotonic() < deadline:
+            msg = consumer.poll(0.5)
+            if msg is not None and msg.error() is None:
+                out.append(msg)
+    finally:
+        consumer.close()
+    return out
+
+
+@pytest.mark.integration
+def test_replay_into_a_real_broker(broker, plan, unique, metrics) -> None:
+    topic = f"crypto-prices-{unique}"
+    ensure_topics(broker.bootstrap_servers, [topic], partitions=1)
+    publisher = KafkaPublisher(broker.bootstrap_servers, topic, metrics)
+
+    sent = publish_replay(plan.records, publisher, speed=None)
+    remaining = publisher.flush(30)
+    messages = consume_all(broker.bootstrap_servers, topic, sent)
+
+    assert remaining == 0 and sent == len(plan.records)
+    assert [parse_price_record(m.value()) for m in messages] == plan.records
+    assert {m.key() for m in messages} == {b"BTC-USD"}
+    assert metrics.value("arb_kafka_produced_total", topic=topic) == sent
+    assert metrics.value("arb_kafka_delivery_latency_seconds_count") == sent
+
+
+@pytest.mark.integration
+def test_cli_replay_exits_zero_after_publishing_everything(broker, fixtures_dir, unique) -> None:
+    topic = f"crypto-prices-{unique}"
+    env = os.environ | {
+        "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
+        "ARB_PRICES_TOPIC": topic,
+        "ARB_TOPIC_PARTITIONS": "1",
+        "ARB_PRODUCER_METRICS_PORT": "0",
+    }
+    expected = build_replay(fixtures_dir, start_ms=START_MS,
+                            shocks=[Shock.parse("binance:BTC-USD:+150@10:2")])
+
+    done = subprocess.run(
+        [sys.executable, "-m", "services.producer", "replay", "--speed", "max",
+         "--shock", "binance:BTC-USD:+150@10:2", "--fixtures-dir", str(fixtures_dir)],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False,
+    )
+    messages = consume_all(broker.bootstrap_servers, topic, len(expected))
+
+    assert done.returncode == 0, done.stderr[-2000:]
+    records = [parse_price_record(m.value()) for m in messages]
+    # the CLI started at "now": the same replay, shifted by the difference in start time
+    offset_ms = records[0].ts_ms - expected[0].ts_ms
+    assert records == [shift(r, offset_ms) for r in expected]
+
+
+def test_cli_rejects_a_bad_shock() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "services.producer", "replay", "--shock", "nonsense"],
+        cwd=REPO, capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert done.returncode == 2
+    assert "EXCHANGE:SYMBOL:DELTA_USD@START_S:DURATION_S" in done.stderr
