@@ -1,4 +1,4 @@
-"""Helpers shared by integration tests: produce raw records, read a topic to its end, run the job."""
+"""Integration-test helpers: produce raw records, read a topic to its end, run the job."""
 
 from __future__ import annotations
 

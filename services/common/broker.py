@@ -88,7 +88,11 @@ class LocalBroker:
         out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
         env = {k: v for k, v in os.environ.items()
                if k not in {"LISTENER_URL", "ADVERTISED_LISTENER_URL", "STORAGE_ENGINE"}}
-        self._proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)  # noqa: S603
+        # Its own session: a Ctrl-C meant for the launcher must not take the broker down before
+        # the services that still flush to it.
+        self._proc = subprocess.Popen(  # noqa: S603
+            cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+        )
         try:
             wait_for_port(self.host, self.port, timeout_s)
             if self._proc.poll() is not None:

@@ -136,8 +136,9 @@ def masked(value: str | None) -> str:
 def describe(settings: Any) -> dict[str, Any]:
     """Settings as a dict safe to log: secrets masked."""
     return {
-        f.name: masked(getattr(settings, f.name)) if f.name in SECRET_FIELDS else getattr(settings, f.name)
+        f.name: masked(value) if f.name in SECRET_FIELDS else value
         for f in fields(settings)
+        for value in (getattr(settings, f.name),)
     }
 
 
@@ -155,7 +156,9 @@ class KafkaSettings:
     def from_env(cls, env: Env | None = None) -> KafkaSettings:
         env = os.environ if env is None else env
         return cls(
-            bootstrap_servers=_get(env, "KAFKA_BOOTSTRAP_SERVERS", cls.bootstrap_servers, _kafka_servers),
+            bootstrap_servers=_get(
+                env, "KAFKA_BOOTSTRAP_SERVERS", cls.bootstrap_servers, _kafka_servers,
+            ),
             prices_topic=_get(env, "ARB_PRICES_TOPIC", cls.prices_topic, str),
             spreads_topic=_get(env, "ARB_SPREADS_TOPIC", cls.spreads_topic, str),
             alerts_topic=_get(env, "ARB_ALERTS_TOPIC", cls.alerts_topic, str),
@@ -173,7 +176,8 @@ class DetectionSettings:
 
     window_ms: int = 1000  # ARB_WINDOW_MS: tumbling window length
     watermark_ms: int = 200  # ARB_WATERMARK_MS: allowed out-of-orderness
-    idle_timeout_ms: int = 500  # ARB_IDLE_TIMEOUT_MS: a partition quiet this long stops holding the watermark
+    # ARB_IDLE_TIMEOUT_MS: a partition quiet this long stops holding the watermark back
+    idle_timeout_ms: int = 500
     min_spread_usd: float = NORMAL_MIN_SPREAD_USD  # ARB_MIN_SPREAD_USD (DEMO_MODE=TRUE: 0.10)
     min_net_bps: float | None = None  # ARB_MIN_NET_BPS: unset = not checked
     max_spread_bps: float = 500.0  # ARB_MAX_SPREAD_BPS: at or above, a bad quote, not an alert
@@ -182,7 +186,8 @@ class DetectionSettings:
     parallelism: int = 1  # ARB_FLINK_PARALLELISM
     checkpoint_interval_ms: int = 10_000  # ARB_CHECKPOINT_INTERVAL_MS (0 = off)
     checkpoint_dir: str = "var/flink-checkpoints"  # ARB_CHECKPOINT_DIR
-    startup_mode: str = "latest-offset"  # ARB_STARTUP_MODE: latest-offset, earliest-offset, group-offsets
+    # ARB_STARTUP_MODE: latest-offset, earliest-offset or group-offsets
+    startup_mode: str = "latest-offset"
     bounded: bool = False  # ARB_BOUNDED: stop at the offsets present at start (tests, replays)
     group_id: str = "arb-detector"  # ARB_FLINK_GROUP_ID
 
@@ -249,7 +254,9 @@ class ProducerSettings:
             refresh_ms=_get(env, "ARB_QUOTE_REFRESH_MS", cls.refresh_ms, _positive_int),
             stale_ms=_get(env, "ARB_STALE_MS", cls.stale_ms, _positive_int),
             usdt_usd=_get(env, "ARB_USDT_USD", cls.usdt_usd, _positive_float),
-            metrics_port=_get(env, "ARB_PRODUCER_METRICS_PORT", cls.metrics_port, _non_negative_int),
+            metrics_port=_get(
+                env, "ARB_PRODUCER_METRICS_PORT", cls.metrics_port, _non_negative_int,
+            ),
         )
 
 
@@ -281,14 +288,18 @@ class AlerterSettings:
             try:
                 _webhook(raw)
             except ValueError as exc:
-                raise ConfigError(f"DISCORD_WEBHOOK_URL is invalid: {exc} (value redacted)") from exc
+                raise ConfigError(
+                    f"DISCORD_WEBHOOK_URL is invalid: {exc} (value redacted)",
+                ) from exc
         return cls(
             webhook_url=raw or None,
             history_db=_get(env, "ARB_HISTORY_DB", cls.history_db, str),
             group_id=_get(env, "ARB_ALERTER_GROUP_ID", cls.group_id, str),
             metrics_port=_get(env, "ARB_ALERTER_METRICS_PORT", cls.metrics_port, _non_negative_int),
             dashboard_url=_get(env, "ARB_DASHBOARD_URL", cls.dashboard_url, str),
-            http_timeout_s=_get(env, "ARB_DISCORD_TIMEOUT_SECONDS", cls.http_timeout_s, _positive_float),
+            http_timeout_s=_get(
+                env, "ARB_DISCORD_TIMEOUT_SECONDS", cls.http_timeout_s, _positive_float,
+            ),
             max_attempts=_get(env, "ARB_DISCORD_MAX_ATTEMPTS", cls.max_attempts, _positive_int),
         )
 
@@ -312,7 +323,9 @@ class DashboardSettings:
         return cls(
             history_db=_get(env, "ARB_HISTORY_DB", cls.history_db, str),
             port=_get(env, "ARB_DASHBOARD_PORT", cls.port, _positive_int),
-            refresh_seconds=_get(env, "ARB_DASHBOARD_REFRESH_SECONDS", cls.refresh_seconds, _positive_float),
+            refresh_seconds=_get(
+                env, "ARB_DASHBOARD_REFRESH_SECONDS", cls.refresh_seconds, _positive_float,
+            ),
             max_rows=_get(env, "ARB_DASHBOARD_MAX_ROWS", cls.max_rows, _positive_int),
             grafana_url=_get(env, "ARB_GRAFANA_URL", cls.grafana_url, str),
         )

@@ -36,13 +36,14 @@ class MetricsServer:
         outer = self
 
         class _Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server API
+            def do_GET(self) -> None:
                 path = self.path.split("?", 1)[0]
                 if path == "/metrics":
                     body, ctype, status = generate_latest(outer._registry), CONTENT_TYPE_LATEST, 200
                 elif path in {"/healthz", "/ready"}:
                     ok = outer._safe_ready()
-                    body, ctype, status = (b"ok\n" if ok else b"not ready\n"), "text/plain", 200 if ok else 503
+                    body = b"ok\n" if ok else b"not ready\n"
+                    ctype, status = "text/plain", 200 if ok else 503
                 else:
                     body, ctype, status = b"not found\n", "text/plain", 404
                 self.send_response(status)
@@ -57,7 +58,9 @@ class MetricsServer:
         self._server = ThreadingHTTPServer((host, port), _Handler)
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, name="metrics", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="metrics", daemon=True,
+        )
 
     def _safe_ready(self) -> bool:
         try:
