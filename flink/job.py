@@ -11,6 +11,7 @@ import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -19,6 +20,9 @@ from flink.jars import ensure_jars
 from services.common.config import DetectionSettings, KafkaSettings, load_dotenv
 from services.common.kafka import end_offsets
 from services.common.logging import configure_logging
+
+if TYPE_CHECKING:
+    from pyflink.table import TableEnvironment
 
 log = structlog.get_logger(__name__)
 
@@ -96,7 +100,9 @@ def plan(settings: DetectionSettings, kafka: KafkaSettings) -> JobPlan:
     )
 
 
-def table_environment(settings: DetectionSettings, job_name: str = "arb-detector"):  # noqa: ANN201
+def table_environment(
+    settings: DetectionSettings, job_name: str = "arb-detector",
+) -> TableEnvironment:
     from pyflink.table import EnvironmentSettings, TableEnvironment
 
     # PyFlink sets FLINK_LIB_DIR itself when it starts the gateway, so look before it does:

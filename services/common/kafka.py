@@ -40,7 +40,7 @@ def _on_error(err: KafkaError) -> None:
     """librdkafka reports most errors as transient and retries by itself; only fatal ones shout."""
     if err.fatal():
         log.error("kafka_fatal_error", code=err.name(), reason=err.str())
-    elif err.code() in {KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT}:  # noqa: SLF001
+    elif err.code() in {KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT}:
         log.warning("kafka_broker_unreachable", code=err.name(), reason=err.str())
     else:
         log.info("kafka_transient_error", code=err.name(), reason=err.str())
