@@ -44,6 +44,9 @@ def main() -> int:
     log.info("metrics_listening", port=server.port)
     try:
         service.run()
+    except Exception:
+        log.exception("alerter_crashed")  # uncommitted records are redelivered on restart
+        return 1
     finally:
         server.stop()
     return 0

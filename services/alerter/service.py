@@ -229,20 +229,35 @@ class AlerterService:
                         "store only, nothing is posted to Discord",
                 history_db=self.settings.history_db,
             )
-        if self.spread_gauges:
-            self._spreads_thread = threading.Thread(
-                target=self._run_spreads, name="spread-gauges", daemon=True,
-            )
-            self._spreads_thread.start()
-        consumer = self._consumer(self.settings.group_id)
+        # Opened first: an unusable store path fails before anything joins a group.
         history = AlertHistory(self.settings.history_db)
         handler = AlertHandler(
             history, self.metrics, self.kafka.alerts_topic,
             webhook=self.webhook, dashboard_url=self.settings.dashboard_url,
             stop=self.stop_event,
         )
-        log.info("alerter_started", topic=self.kafka.alerts_topic, group=self.settings.group_id,
-                 history_db=self.settings.history_db, discord=self.webhook is not None)
+        try:
+            if self.spread_gauges:
+                self._spreads_thread = threading.Thread(
+                    target=self._run_spreads, name="spread-gauges", daemon=True,
+                )
+                self._spreads_thread.start()
+            log.info("alerter_started", topic=self.kafka.alerts_topic,
+                     group=self.settings.group_id, history_db=self.settings.history_db,
+                     discord=self.webhook is not None)
+            self._consume(handler)
+        finally:
+            self.stop_event.set()
+            history.close()
+            if self.webhook is not None:
+                self.webhook.close()
+            if self._spreads_thread is not None:
+                self._spreads_thread.join(timeout=10)
+            log.info("alerter_stopped")
+
+    def _consume(self, handler: AlertHandler) -> None:
+        """Poll, handle, commit; a record is committed only once its outcome is recorded."""
+        consumer = self._consumer(self.settings.group_id)
         try:
             consumer.subscribe(
                 [self.kafka.alerts_topic], on_assign=self._on_assign, on_revoke=self._on_revoke,
@@ -259,14 +274,7 @@ class AlerterService:
                     break
                 self._commit(consumer, msg)
         finally:
-            self.stop_event.set()
             consumer.close()
-            history.close()
-            if self.webhook is not None:
-                self.webhook.close()
-            if self._spreads_thread is not None:
-                self._spreads_thread.join(timeout=10)
-            log.info("alerter_stopped")
 
     @staticmethod
     def _commit(consumer: Consumer, msg: Message) -> None:

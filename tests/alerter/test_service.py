@@ -391,6 +391,43 @@ def test_restart_with_the_same_store_sends_nothing_again(
 
 
 @pytest.mark.integration
+def test_shutdown_during_rate_limit_leaves_the_alert_uncommitted_for_the_next_run(
+    topics: Topics, discord: DiscordStandIn, tmp_path: Path, unique: str,
+) -> None:
+    spread = make_spread()
+    topic = topics.kafka.alerts_topic
+    topics.produce(topic, [to_json(spread)])
+    discord.script(Reply.rate_limited(60))
+    settings = alerter_settings(tmp_path, unique, discord.url)
+    service = new_service(settings, topics.kafka, spread_gauges=False)
+
+    running = Running(service)
+    with running:
+        discord.wait_for(1, timeout_s=30)
+        stop_started = time.monotonic()
+    assert time.monotonic() - stop_started < 10  # the 60 s Retry-After was cut short
+
+    assert read_recent(settings.history_db)[0].status == PENDING
+    assert topics.committed_offset(settings.group_id, topic) < 0  # nothing committed
+
+    with Running(new_service(settings, topics.kafka, spread_gauges=False)):
+        wait_until(lambda: read_counts(settings.history_db)[DELIVERED] == 1, 30, "redelivery")
+        wait_until(lambda: topics.committed_offset(settings.group_id, topic) == 1, 30, "commit")
+    assert discord.statuses == [429, 204]
+
+
+def test_unusable_history_path_fails_before_joining_a_group(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    settings = AlerterSettings(history_db=str(blocker / "alerts.db"), metrics_port=0)
+    service = new_service(settings, KafkaSettings(bootstrap_servers="127.0.0.1:1"))
+
+    with pytest.raises(OSError):
+        service.run()
+    assert not service.ready()
+
+
+@pytest.mark.integration
 def test_missing_webhook_warns_once_and_records_history(
     topics: Topics, tmp_path: Path, unique: str,
 ) -> None:
