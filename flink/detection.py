@@ -56,11 +56,24 @@ def with_options(options: dict[str, str]) -> str:
 
 
 def view_statements(settings: DetectionSettings) -> list[str]:
-    """The views from valid quotes to ordered-pair spreads, in dependency order."""
+    """The views from the source to ordered-pair spreads, in dependency order.
+
+    Both modes define ``window_quotes`` (one row per window, symbol and venue); the pair view
+    after it is shared.
+    """
     window_end = epoch_ms("b.window_end")
+    window = seconds(settings.window_ms)
+    fees, max_price = fee_case(settings), repr(MAX_PRICE_USD)
+    if settings.mode == "seed":
+        per_window = [render("view_seed_window_prices", fee_case=fees, max_price=max_price,
+                             window_seconds=window)]
+    else:
+        per_window = [
+            render("view_valid_quotes", fee_case=fees, max_price=max_price),
+            render("view_window_quotes", window_seconds=window),
+        ]
     return [
-        render("view_valid_quotes", fee_case=fee_case(settings), max_price=repr(MAX_PRICE_USD)),
-        render("view_window_quotes", window_seconds=seconds(settings.window_ms)),
+        *per_window,
         render(
             "view_pair_spreads",
             window_start_ms=epoch_ms("b.window_start"),

@@ -15,6 +15,8 @@ CREATE TABLE prices (
   ask_size DOUBLE,
   price DOUBLE,
   size DOUBLE,
+  side STRING,
+  trade_id STRING,
   ts_ms BIGINT,
   recv_ts_ms BIGINT,
   event_time AS TO_TIMESTAMP_LTZ(COALESCE(ts_ms, 0), 3),

@@ -27,6 +27,8 @@ FALLBACK_TAKER_FEE_BPS = 10.0
 NORMAL_MIN_SPREAD_USD = 50.0
 DEMO_MIN_SPREAD_USD = 0.10
 SECRET_FIELDS = frozenset({"webhook_url"})
+#: Detection modes and their (window_ms, watermark_ms) defaults: the seed used 10 s + 5 s.
+MODES = {"arb": (1000, 200), "seed": (10_000, 5000)}
 
 
 def load_dotenv(path: str | Path = ".env", environ: dict[str, str] | None = None) -> None:
@@ -174,6 +176,7 @@ class KafkaSettings:
 class DetectionSettings:
     """Detection semantics shared by the Flink job and the plain-Python reference."""
 
+    mode: str = "arb"  # ARB_MODE: arb (quotes, 1 s) or seed (trades, 10 s averages, as the seed)
     window_ms: int = 1000  # ARB_WINDOW_MS: tumbling window length
     watermark_ms: int = 200  # ARB_WATERMARK_MS: allowed out-of-orderness
     # ARB_IDLE_TIMEOUT_MS: a partition quiet this long stops holding the watermark back
@@ -198,14 +201,19 @@ class DetectionSettings:
     def from_env(cls, env: Env | None = None) -> DetectionSettings:
         env = os.environ if env is None else env
         demo = _get(env, "DEMO_MODE", False, _bool)
+        mode = _get(env, "ARB_MODE", cls.mode, str).lower()
+        if mode not in MODES:
+            raise ConfigError(f"ARB_MODE={mode!r} is invalid: use arb or seed")
+        window_default, watermark_default = MODES[mode]
         default_min = DEMO_MIN_SPREAD_USD if demo else NORMAL_MIN_SPREAD_USD
         startup = _get(env, "ARB_STARTUP_MODE", cls.startup_mode, str)
         if startup not in {"latest-offset", "earliest-offset", "group-offsets"}:
             raise ConfigError(f"ARB_STARTUP_MODE={startup!r} is invalid: use latest-offset, "
                               "earliest-offset or group-offsets")
         return cls(
-            window_ms=_get(env, "ARB_WINDOW_MS", cls.window_ms, _positive_int),
-            watermark_ms=_get(env, "ARB_WATERMARK_MS", cls.watermark_ms, _non_negative_int),
+            mode=mode,
+            window_ms=_get(env, "ARB_WINDOW_MS", window_default, _positive_int),
+            watermark_ms=_get(env, "ARB_WATERMARK_MS", watermark_default, _non_negative_int),
             idle_timeout_ms=_get(env, "ARB_IDLE_TIMEOUT_MS", cls.idle_timeout_ms, _positive_int),
             min_spread_usd=_get(env, "ARB_MIN_SPREAD_USD", default_min, _finite),
             min_net_bps=_get(env, "ARB_MIN_NET_BPS", None, _finite),

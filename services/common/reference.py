@@ -6,6 +6,9 @@ applies DESIGN.md's rules: event time ``ts_ms``, watermark = max event time seen
 last valid quote per (window, symbol, venue) by event time (ties: the later record), records of
 an already-fired window dropped as late, then every ordered venue pair.
 
+In seed mode (``ARB_MODE=seed``) a venue's window value is the average trade price, used as
+both bid and ask, with no sizes: the seed's "average price difference".
+
 It models one partition (or one symbol per partition); with several partitions Flink's watermark
 is the minimum across them, which can only make fewer records late.
 """
@@ -19,7 +22,7 @@ from dataclasses import dataclass, field
 
 from services.common.config import DetectionSettings
 from services.common.exceptions import RecordError
-from services.common.messages import Quote, Spread, parse_price_record
+from services.common.messages import Quote, Spread, Trade, parse_price_record
 from services.common.spread import WindowQuote, is_alert, pair_spread
 
 
@@ -46,8 +49,11 @@ def _record_ts_ms(raw: bytes | str) -> int | None:
 def detect(raw_records: Iterable[bytes | str], settings: DetectionSettings) -> Detection:
     result = Detection()
     window_ms = settings.window_ms
+    seed = settings.mode == "seed"
     # (window_start, symbol) -> exchange -> (ts_ms, quote)
     windows: dict[tuple[int, str], dict[str, tuple[int, Quote]]] = defaultdict(dict)
+    # seed mode: (window_start, symbol) -> exchange -> [sum of prices, count, newest recv_ts_ms]
+    averages: dict[tuple[int, str], dict[str, list[float]]] = defaultdict(dict)
     max_ts: int | None = None
     for raw in raw_records:
         ts = _record_ts_ms(raw)
@@ -57,10 +63,15 @@ def detect(raw_records: Iterable[bytes | str], settings: DetectionSettings) -> D
         except RecordError:
             result.invalid_records += 1
             record = None
-        if isinstance(record, Quote):
+        if isinstance(record, Trade if seed else Quote):
             start = record.ts_ms - record.ts_ms % window_ms
             if watermark is not None and start + window_ms - 1 <= watermark:
                 result.late_records += 1
+            elif isinstance(record, Trade):
+                acc = averages[(start, record.symbol)].setdefault(record.exchange, [0.0, 0, 0])
+                acc[0] += record.price
+                acc[1] += 1
+                acc[2] = max(acc[2], record.recv_ts_ms)
             else:
                 slot = windows[(start, record.symbol)]
                 previous = slot.get(record.exchange)
@@ -68,8 +79,11 @@ def detect(raw_records: Iterable[bytes | str], settings: DetectionSettings) -> D
                     slot[record.exchange] = (record.ts_ms, record)
         if ts is not None:
             max_ts = ts if max_ts is None else max(max_ts, ts)
-    for (start, symbol), venues in sorted(windows.items()):
-        quotes = {ex: _window_quote(q) for ex, (_, q) in venues.items()}
+    per_window = {key: {ex: _window_quote(q) for ex, (_, q) in venues.items()}
+                  for key, venues in windows.items()}
+    for key, venues in averages.items():
+        per_window[key] = {ex: _average_quote(ex, *acc) for ex, acc in venues.items()}
+    for (start, symbol), quotes in sorted(per_window.items()):
         for buy in sorted(quotes):
             for sell in sorted(quotes):
                 if buy == sell:
@@ -85,3 +99,9 @@ def detect(raw_records: Iterable[bytes | str], settings: DetectionSettings) -> D
 def _window_quote(quote: Quote) -> WindowQuote:
     return WindowQuote(quote.exchange, quote.bid, quote.bid_size, quote.ask, quote.ask_size,
                        quote.recv_ts_ms)
+
+
+def _average_quote(exchange: str, price_sum: float, count: float, newest_recv_ts_ms: float,
+                   ) -> WindowQuote:
+    average = price_sum / count
+    return WindowQuote(exchange, average, None, average, None, int(newest_recv_ts_ms))

@@ -78,3 +78,30 @@ def test_scenarios_match_reference(broker, unique: str, output_dir: Path) -> Non
     assert expected.late_records == 1
     w7 = [s for s in spreads if s.window_end_ms == T0 + 8000]
     assert len(w7) == 12  # 2 symbols x 6 ordered pairs of 3 venues
+
+
+@pytest.mark.parametrize("mode", ["arb", "seed"])
+def test_recorded_data_match_reference(mode: str, broker, unique: str, output_dir: Path,
+                                       fixtures_dir: Path) -> None:
+    """The aligned real Coinbase and Binance recordings, in both modes, demo threshold."""
+    from services.common.messages import to_json
+    from services.producer.replay import build_replay
+
+    topics = {k: f"{k}-{unique}" for k in ("prices", "spreads", "alerts")}
+    ensure_topics(broker.bootstrap_servers, topics.values(), partitions=1)
+    records = [to_json(r) for r in build_replay(fixtures_dir, start_ms=T0)]
+    produce_raw(broker.bootstrap_servers, topics["prices"], records)
+    env = {"ARB_MODE": mode, "DEMO_MODE": "TRUE"}
+
+    run_bounded_job(flink_env(broker.bootstrap_servers, topics, **env), output_dir / "flink.log")
+
+    spreads = [parse_spread(v) for v, _ in read_topic(broker.bootstrap_servers, topics["spreads"])]
+    alerts = [parse_spread(v) for v, _ in read_topic(broker.bootstrap_servers, topics["alerts"])]
+    expected = detect(records, DetectionSettings.from_env(env))
+    assert len(expected.spreads) >= (80 if mode == "arb" else 8)
+    assert expected.alerts, "demo threshold should make the aligned noise alert"
+    assert_same_spreads(spreads, expected.spreads)
+    assert_same_spreads(alerts, expected.alerts)
+    if mode == "seed":
+        assert all(s.window_end_ms - s.window_start_ms == 10_000 for s in spreads)
+        assert all(s.buy_size is None and s.max_size is None for s in spreads)
