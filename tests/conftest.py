@@ -12,7 +12,8 @@ import pytest
 from services.common.broker import LocalBroker, free_port
 
 REPO = Path(__file__).resolve().parent.parent
-FIXTURES = Path(os.environ.get("ARB_FIXTURES_DIR", REPO.parent / "shared" / "fixtures" / "exchanges"))
+SHARED_FIXTURES = REPO.parent / "shared" / "fixtures" / "exchanges"
+FIXTURES = Path(os.environ.get("ARB_FIXTURES_DIR", SHARED_FIXTURES))
 
 
 @pytest.fixture(scope="session")
