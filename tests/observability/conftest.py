@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.observability.contract import RULES_DIR
 from tests.observability.prom_server import PrometheusServer
 
 #: Debian/Ubuntu package that puts both binaries on PATH.
@@ -38,8 +39,13 @@ def promtool() -> str:
 
 @pytest.fixture(scope="session")
 def prometheus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusServer]:
-    """A Prometheus with nothing to scrape: enough to parse and evaluate any query."""
+    """A Prometheus with this repository's rules and nothing to scrape: enough to parse and
+    evaluate any query, and to see every rule evaluate."""
     binary = require_binary("prometheus")
     workdir: Path = tmp_path_factory.mktemp("prometheus")
-    with PrometheusServer(binary, workdir) as server:
+    config = {
+        "global": {"scrape_interval": "5s", "evaluation_interval": "1s"},
+        "rule_files": [str(RULES_DIR / "*.yml")],
+    }
+    with PrometheusServer(binary, workdir, config) as server:
         yield server

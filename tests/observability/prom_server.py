@@ -85,6 +85,11 @@ class PrometheusServer:
     def log(self) -> str:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
 
+    def rule_groups(self) -> list[dict[str, Any]]:
+        """The /api/v1/rules groups, with each rule's health and last error."""
+        response = requests.get(f"{self.url}/api/v1/rules", timeout=10)
+        return list(response.json()["data"]["groups"])
+
     def query(self, promql: str) -> dict[str, Any]:
         """The /api/v1/query answer (status success or error) for an instant query now."""
         response = requests.post(f"{self.url}/api/v1/query", data={"query": promql}, timeout=10)

@@ -3,6 +3,8 @@ answer is fine, a syntax or type error is not)."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from tests.observability.prom_server import PrometheusServer
@@ -52,3 +54,19 @@ def test_a_broken_query_is_reported(prometheus_server: PrometheusServer) -> None
     """The check above can fail: Prometheus answers an unparsable query with an error."""
     broken = Query("x", "y", "sum by (exchange (arb_feed_connected)", instant=True)
     assert prometheus_server.query(broken.promql())["status"] == "error"
+
+
+def test_every_rule_evaluates_without_error(prometheus_server: PrometheusServer) -> None:
+    """Loaded into a real server, every group evaluates and no rule reports an error."""
+    deadline = time.monotonic() + 10
+    while True:
+        groups = prometheus_server.rule_groups()
+        rules = [rule for group in groups for rule in group["rules"]]
+        if rules and all(rule["health"] != "unknown" for rule in rules):
+            break
+        assert time.monotonic() < deadline, "rules not evaluated within 10 s"
+        time.sleep(0.2)
+    errors = [f"{r['name']}: {r.get('lastError')}" for r in rules if r["health"] != "ok"]
+    assert not errors, "\n".join(errors)
+    answer = prometheus_server.query("arb:threshold:spread_usd")
+    assert [float(s["value"][1]) for s in answer["data"]["result"]] == [50.0]
