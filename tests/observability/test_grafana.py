@@ -141,6 +141,24 @@ def test_every_panel_and_target_uses_the_datasource_by_uid(path: Path) -> None:
         assert variable.get("datasource") == DATASOURCE_REF, f"variable {variable['name']}"
 
 
+def _datasource_refs(node: Any) -> Iterator[Any]:
+    if isinstance(node, dict):
+        if "datasource" in node:
+            yield node["datasource"]
+        for value in node.values():
+            yield from _datasource_refs(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _datasource_refs(value)
+
+
+@pytest.mark.parametrize("path", dashboard_files(), ids=lambda p: p.name)
+def test_no_other_datasource_anywhere_in_the_dashboard(path: Path) -> None:
+    refs = list(_datasource_refs(load_dashboard(path)))
+    assert refs
+    assert [ref for ref in refs if ref != DATASOURCE_REF] == []
+
+
 @pytest.mark.parametrize("path", dashboard_files(), ids=lambda p: p.name)
 def test_symbol_and_venue_variables_and_no_undefined_ones(path: Path) -> None:
     dashboard = load_dashboard(path)
