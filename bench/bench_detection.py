@@ -1,0 +1,216 @@
+"""Detection benchmark: throughput of the Flink job and detection latency, default vs seed mode.
+
+Runs on real parts: a local Tansu broker, the job in a Flink MiniCluster, the recorded Coinbase
+and Binance messages from the replay. Prints numbers; asserts nothing (machines are shared).
+
+  python bench/bench_detection.py                 # everything (about 6 minutes)
+  python bench/bench_detection.py --skip-latency  # throughput only
+
+Throughput: N records are loaded into ``crypto-prices`` first (the replay looped and shifted in
+time), then a bounded job reads them; events/s = N / (job wall time - wall time of the same job
+on an empty topic), so JVM and job start-up are not counted.
+
+Latency: the job runs unbounded; the replay publishes at 1x so receive times are wall-clock
+times; detection latency = alert record's Kafka timestamp - receive time of the newest quote
+(or trade, in seed mode) that contributed to it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from confluent_kafka import Consumer, TopicPartition  # noqa: E402
+
+from services.common.broker import LocalBroker, free_port  # noqa: E402
+from services.common.kafka import end_offsets, ensure_topics, make_producer  # noqa: E402
+from services.common.messages import Quote, to_json  # noqa: E402
+from services.producer.replay import build_replay, default_fixtures_dir, shift  # noqa: E402
+
+WARMUP_SYMBOL = "WARM-USD"
+
+
+def job_env(bootstrap: str, prefix: str, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ARB_", "FLINK_"))}
+    env.pop("DEMO_MODE", None)
+    env.update({
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "ARB_PRICES_TOPIC": f"{prefix}-prices",
+        "ARB_SPREADS_TOPIC": f"{prefix}-spreads",
+        "ARB_ALERTS_TOPIC": f"{prefix}-alerts",
+        "ARB_STARTUP_MODE": "earliest-offset",
+        "ARB_FLINK_METRICS_PORT": "0",
+        "ARB_CHECKPOINT_INTERVAL_MS": "0",
+        "ARB_FLINK_GROUP_ID": prefix,
+    })
+    env.update(extra)
+    return env
+
+
+def topics(prefix: str) -> list[str]:
+    return [f"{prefix}-prices", f"{prefix}-spreads", f"{prefix}-alerts"]
+
+
+def run_job(env: dict[str, str], log: Path, bounded: bool) -> subprocess.Popen[bytes]:
+    env = {**env, "ARB_BOUNDED": "true" if bounded else "false"}
+    with open(log, "wb") as out:
+        return subprocess.Popen([sys.executable, "-m", "flink.job"], cwd=REPO, env=env,
+                                stdout=out, stderr=subprocess.STDOUT)
+
+
+def produce(bootstrap: str, topic: str, values: list[bytes]) -> None:
+    producer = make_producer(bootstrap, **{"linger.ms": 20, "batch.num.messages": 10000})
+    for value in values:
+        while True:
+            try:
+                producer.produce(topic, key=b"BTC-USD", value=value)
+                break
+            except BufferError:
+                producer.poll(0.05)
+    producer.flush(60)
+
+
+def throughput(bootstrap: str, records: int, parallelism: int, workdir: Path) -> dict[str, float]:
+    base = build_replay(default_fixtures_dir(), start_ms=1_700_000_000_000)
+    span_ms = base[-1].ts_ms - base[0].ts_ms + 1000
+    values: list[bytes] = []
+    n = 0
+    while len(values) < records:
+        values.extend(to_json(shift(r, n * span_ms, f"-P{n}")) for r in base)
+        n += 1
+    values = values[:records]
+    timings = {}
+    for label, payload in (("empty", []), ("loaded", values)):
+        prefix = f"tp{parallelism}-{label}-{time.time_ns()}"
+        ensure_topics(bootstrap, topics(prefix), partitions=2)
+        produce(bootstrap, f"{prefix}-prices", payload)
+        env = job_env(bootstrap, prefix, ARB_FLINK_PARALLELISM=str(parallelism),
+                      DEMO_MODE="TRUE")
+        started = time.monotonic()
+        proc = run_job(env, workdir / f"{prefix}.log", bounded=True)
+        if proc.wait(timeout=900) != 0:
+            raise SystemExit(f"job failed, see {workdir / (prefix + '.log')}")
+        timings[label] = time.monotonic() - started
+        if label == "loaded":
+            out = end_offsets(bootstrap, f"{prefix}-spreads")
+            timings["spreads_out"] = float(sum(out.values()))
+    busy_s = max(timings["loaded"] - timings["empty"], 1e-3)
+    return {"records": float(records), "startup_s": timings["empty"],
+            "total_s": timings["loaded"], "events_per_s": records / busy_s,
+            "spreads_out": timings["spreads_out"]}
+
+
+def _warm_up(bootstrap: str, prefix: str, stop: threading.Event) -> None:
+    """Feed a dummy symbol until the job answers, so start-up is not measured as latency."""
+    producer = make_producer(bootstrap)
+    while not stop.is_set():
+        now_ms = time.time_ns() // 1_000_000
+        for exchange, bid in (("coinbase", 100.0), ("binance", 101.0)):
+            quote = Quote(exchange=exchange, symbol=WARMUP_SYMBOL, venue_symbol="WARM",
+                          bid=bid, bid_size=1.0, ask=bid + 0.5, ask_size=1.0, quote_ccy="USD",
+                          fx_to_usd=1.0, ts_ms=now_ms, recv_ts_ms=now_ms, exchange_ts_ms=None)
+            producer.produce(f"{prefix}-prices", key=WARMUP_SYMBOL.encode(), value=to_json(quote))
+        producer.poll(0)
+        stop.wait(0.1)
+    producer.flush(10)
+
+
+def latency(bootstrap: str, label: str, extra: dict[str, str], duration_s: float,
+            workdir: Path) -> list[float]:
+    prefix = f"lat-{label}-{time.time_ns()}"
+    ensure_topics(bootstrap, topics(prefix), partitions=3)
+    env = job_env(bootstrap, prefix, DEMO_MODE="TRUE", **extra)
+    proc = run_job(env, workdir / f"{prefix}.log", bounded=False)
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": prefix,
+                         "enable.auto.commit": False})
+    consumer.assign([TopicPartition(f"{prefix}-alerts", p, 0) for p in range(3)])
+    stop_warmup = threading.Event()
+    warm = threading.Thread(target=_warm_up, args=(bootstrap, prefix, stop_warmup))
+    warm.start()
+    samples: list[float] = []
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:  # wait for the first warm-up alert
+            msg = consumer.poll(0.5)
+            if msg is not None and not msg.error() and msg.key() == WARMUP_SYMBOL.encode():
+                break
+        else:
+            raise SystemExit(f"{label}: job never answered, see its log in {workdir}")
+        stop_warmup.set()
+        warm.join()
+        replay = subprocess.Popen(
+            [sys.executable, "-m", "services.producer", "replay", "--speed", "1", "--loop"],
+            cwd=REPO, env={**env, "ARB_PRODUCER_METRICS_PORT": "0"},
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        end = time.monotonic() + duration_s
+        while time.monotonic() < end:
+            msg = consumer.poll(0.5)
+            if msg is None or msg.error() or msg.key() == WARMUP_SYMBOL.encode():
+                continue
+            alert = json.loads(msg.value())
+            samples.append((msg.timestamp()[1] - alert["newest_recv_ts_ms"]) / 1000)
+        replay.terminate()
+        replay.wait(30)
+    finally:
+        stop_warmup.set()
+        consumer.close()
+        proc.terminate()
+        proc.wait(60)
+    return samples
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=500_000)
+    parser.add_argument("--duration-s", type=float, default=60.0,
+                        help="latency: replay time per mode")
+    parser.add_argument("--skip-latency", action="store_true")
+    parser.add_argument("--skip-throughput", action="store_true")
+    args = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="bench-detection-"))
+    print(f"cores: {os.cpu_count()}, logs: {workdir}")
+    with LocalBroker(port=free_port()) as broker:
+        if not args.skip_throughput:
+            print("\n== throughput (bounded job over preloaded records, default mode) ==")
+            for parallelism in (1, 2):
+                r = throughput(broker.bootstrap_servers, args.records, parallelism, workdir)
+                print(f"parallelism {parallelism}: {r['records']:.0f} records in "
+                      f"{r['total_s']:.1f} s (start-up {r['startup_s']:.1f} s) -> "
+                      f"{r['events_per_s']:,.0f} events/s; {r['spreads_out']:.0f} spreads out")
+        if not args.skip_latency:
+            print("\n== detection latency: newest contributing receive -> alert in Kafka ==")
+            modes = [("default 1 s windows", {}),
+                     ("250 ms windows", {"ARB_WINDOW_MS": "250"}),
+                     ("seed mode (10 s avg)", {"ARB_MODE": "seed"})]
+            print(f"{'mode':<22}{'alerts':>8}{'p50 s':>9}{'p95 s':>9}{'p99 s':>9}{'max s':>9}")
+            for label, extra in modes:
+                duration = args.duration_s * (2 if extra.get("ARB_MODE") == "seed" else 1)
+                samples = latency(broker.bootstrap_servers, label.split()[0], extra, duration,
+                                  workdir)
+                if not samples:
+                    print(f"{label:<22}{0:>8}  (no alerts)")
+                    continue
+                print(f"{label:<22}{len(samples):>8}{pct(samples, 50):>9.3f}"
+                      f"{pct(samples, 95):>9.3f}{pct(samples, 99):>9.3f}{max(samples):>9.3f}"
+                      f"   mean {statistics.mean(samples):.3f}")
+
+
+if __name__ == "__main__":
+    main()
