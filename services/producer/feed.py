@@ -126,18 +126,28 @@ class Feed:
     async def _session(self) -> None:
         """One connection: subscribe, then read until it drops or goes silent."""
         log.info("feed_connecting", exchange=self.name, url=self.url)
-        async with connect(self.url, open_timeout=self.open_timeout_s, max_size=2**22) as ws:
-            for message in self.venue.subscribe_messages(self.venue_symbols):
-                await ws.send(message)
-            self.connections += 1
-            self._set_connected(True)
-            log.info("feed_connected", exchange=self.name, symbols=self.venue_symbols)
-            await self._read(ws)
+        async with connect(self.url, open_timeout=self.open_timeout_s, close_timeout=2.0,
+                           max_size=2**22) as ws:
+            try:
+                for message in self.venue.subscribe_messages(self.venue_symbols):
+                    await ws.send(message)
+                self.connections += 1
+                self._set_connected(True)
+                log.info("feed_connected", exchange=self.name, symbols=self.venue_symbols)
+                await self._read(ws)
+            except asyncio.CancelledError:
+                # Shutting down: with frames still queued the closing handshake would wait for
+                # close_timeout, because a full receive queue stops reading the venue's reply.
+                ws.transport.abort()
+                raise
 
     async def _read(self, ws: ClientConnection) -> None:
         while True:
             try:
-                raw = await asyncio.wait_for(ws.recv(), timeout=self.watchdog_ms / 1000)
+                # asyncio.timeout, not wait_for: in 3.11 wait_for can swallow a cancellation
+                # that arrives while a frame is ready, and shutdown would then hang.
+                async with asyncio.timeout(self.watchdog_ms / 1000):
+                    raw = await ws.recv()
             except TimeoutError:
                 self.metrics.feed_errors.labels(self.name, "silent").inc()
                 log.warning("feed_silent", exchange=self.name, watchdog_ms=self.watchdog_ms)
