@@ -110,10 +110,12 @@ def run_replay(
 
 
 async def run_live(
-    settings: ProducerSettings, publisher: KafkaPublisher, metrics: ProducerMetrics,
+    settings: ProducerSettings,
+    publisher: KafkaPublisher,
+    metrics: ProducerMetrics,
+    feeds: list[Feed],
 ) -> int:
-    """Run every configured venue until SIGINT/SIGTERM."""
-    feeds = []
+    """Run every configured venue until SIGINT/SIGTERM; ``feeds`` is filled for /healthz."""
     for name in settings.venues:
         venue = get_venue(name)
         feeds.append(Feed(
@@ -159,7 +161,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     log.info("producer_starting", mode=args.mode, settings=describe(settings),
              kafka=describe(kafka))
     metrics = default_metrics()
-    server = MetricsServer(settings.metrics_port).start()
+    feeds: list[Feed] = []
+    started = threading.Event()
+
+    def ready() -> bool:
+        """Replay: once publishing; live: while at least one venue is connected."""
+        return any(f.connected for f in feeds) if args.mode == "live" else started.is_set()
+
+    server = MetricsServer(settings.metrics_port, ready=ready).start()
     try:
         try:
             ensure_topics(kafka.bootstrap_servers, [kafka.prices_topic], kafka.partitions)
@@ -170,8 +179,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             stop = threading.Event()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 signal.signal(sig, lambda *_: stop.set())
+            started.set()
             return run_replay(args, settings, publisher, metrics, stop)
-        return asyncio.run(run_live(settings, publisher, metrics))
+        return asyncio.run(run_live(settings, publisher, metrics, feeds))
     finally:
         server.stop()
 

@@ -107,6 +107,10 @@ class Shock:
         return cls(exchange.lower(), symbol.upper(), round(start_s * 1000),
                    round(duration_s * 1000), delta_usd)
 
+    def __str__(self) -> str:
+        return (f"{self.exchange}:{self.symbol}:{self.delta_usd:+g}"
+                f"@{self.start_offset_ms / 1000:g}:{self.duration_ms / 1000:g}")
+
     def applies(self, quote: Quote, start_ms: int) -> bool:
         begin_ms = start_ms + self.start_offset_ms
         return (quote.exchange == self.exchange and quote.symbol == self.symbol
@@ -379,6 +383,24 @@ def parse_speed(text: str) -> float | None:
     return speed
 
 
+def _wait_until(
+    due_s: float, sink: Sink, stop: threading.Event, clock: Callable[[], float],
+) -> bool:
+    """Sleep until ``due_s`` on ``clock``, serving the sink's delivery callbacks meanwhile.
+
+    Returns True when ``stop`` was set.
+    """
+    poll = getattr(sink, "poll", None)
+    while (left_s := due_s - clock()) > 0:
+        if stop.is_set():
+            return True
+        if poll is not None:
+            poll(min(left_s, 0.05))
+        else:
+            stop.wait(min(left_s, 0.05))
+    return stop.is_set()
+
+
 def publish_replay(
     records: Iterable[PriceRecord],
     sink: Sink,
@@ -402,8 +424,8 @@ def publish_replay(
         if speed is not None:
             if first_ts_ms is None:
                 first_ts_ms = rec.ts_ms
-            delay_s = wall_start_s + (rec.ts_ms - first_ts_ms) / 1000 / speed - clock()
-            if delay_s > 0 and stop.wait(delay_s):
+            due_s = wall_start_s + (rec.ts_ms - first_ts_ms) / 1000 / speed
+            if _wait_until(due_s, sink, stop, clock):
                 break
         sink.publish(rec)
         sent += 1
