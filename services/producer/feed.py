@@ -107,7 +107,7 @@ class Feed:
             self._healthy = False
             try:
                 await self._session()
-                reason = "closed"
+                reason = "silent"  # _read returns only when the watchdog fired
             except (OSError, TimeoutError, WebSocketException) as exc:
                 reason = type(exc).__name__
                 log.warning("feed_disconnected", exchange=self.name, error=str(exc)[:200])

@@ -412,7 +412,8 @@ def publish_replay(
 ) -> int:
     """Send records in order, paced by ``ts_ms`` at ``speed`` x real time (None = max speed).
 
-    Returns how many were handed to the sink; stops early when ``stop`` is set.
+    Returns how many were handed to the sink; stops early when ``stop`` is set. With ``metrics``
+    the feed gauges follow the replay, so dashboards work in a demo.
     """
     stop = stop or threading.Event()
     sent = 0
@@ -430,7 +431,10 @@ def publish_replay(
         sink.publish(rec)
         sent += 1
         if metrics is not None:
-            metrics.feed_last_message.labels(rec.exchange).set(rec.ts_ms / 1000)
+            # Wall clock, not the virtual ts_ms: at 10x the virtual clock runs ahead of now.
+            metrics.feed_last_message.labels(rec.exchange).set(time.time())
+            if not getattr(rec, "refresh", False):  # in a replay the channel is the record type
+                metrics.feed_messages.labels(rec.exchange, rec.type).inc()
             if isinstance(rec, Quote):
                 metrics.best_bid.labels(rec.exchange, rec.symbol).set(rec.bid)
                 metrics.best_ask.labels(rec.exchange, rec.symbol).set(rec.ask)

@@ -267,6 +267,10 @@ def test_paced_publishing(plan, sink, metrics) -> None:
     assert span_s / 20 - 0.01 <= elapsed_s < span_s / 20 + 0.5
     last_bid = of(window, "binance", Quote)[-1].bid
     assert metrics.value("arb_best_bid_usd", exchange="binance", symbol="BTC-USD") == last_bid
+    n_trades = len(of(window, "binance", Trade))
+    assert metrics.value("arb_feed_messages_total", exchange="binance", channel="trade") == n_trades
+    assert abs(metrics.value("arb_feed_last_message_timestamp_seconds", exchange="binance")
+               - time.time()) < 5
 
 
 def test_max_speed_and_stop(plan, sink) -> None:
