@@ -346,3 +346,13 @@ def test_cli_rejects_a_bad_shock() -> None:
     )
     assert done.returncode == 2
     assert "EXCHANGE:SYMBOL:DELTA_USD@START_S:DURATION_S" in done.stderr
+
+
+def test_cli_rejects_bad_configuration() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "services.producer", "replay"],
+        cwd=REPO, env=os.environ | {"ARB_USDT_USD": "-1"}, capture_output=True, text=True,
+        timeout=60, check=False,
+    )
+    assert done.returncode == 2
+    assert "ARB_USDT_USD" in done.stderr
