@@ -1,6 +1,12 @@
 """Alerter: arbitrage-alerts -> durable history -> Discord webhook, offsets committed last."""
 
-from services.alerter.discord import DeliveryResult, DiscordWebhook, build_payload, format_message
+from services.alerter.discord import (
+    DeliveryResult,
+    DiscordWebhook,
+    build_embed,
+    build_payload,
+    headline,
+)
 from services.alerter.metrics import AlerterMetrics
 from services.alerter.service import AlerterService, AlertHandler, Outcome
 
@@ -11,6 +17,7 @@ __all__ = [
     "DeliveryResult",
     "DiscordWebhook",
     "Outcome",
+    "build_embed",
     "build_payload",
-    "format_message",
+    "headline",
 ]

@@ -5,6 +5,9 @@ Discord answers 204 (or 200 with ``?wait=true``) when it accepted a message, 429
 ``X-RateLimit-Remaining`` / ``X-RateLimit-Reset-After`` so a client can pause before the next
 message instead of being refused. 5xx and timeouts are transient and retried with capped
 backoff; any other 4xx (bad payload, deleted webhook) will not get better and is not retried.
+401, 403 and 404 say the webhook itself is gone or its token wrong: after one of those the
+client stops posting (every later message fails at once as ``webhook_unusable``) instead of
+sending each alert to a dead URL; Discord also restricts clients that keep making such requests.
 
 The webhook URL contains its token: it is a secret and never appears in logs or results.
 """
@@ -38,6 +41,9 @@ CLIENT_ERROR = "client_error"
 TIMEOUT = "timeout"
 CONNECTION_ERROR = "connection_error"
 INTERRUPTED = "interrupted"
+WEBHOOK_UNUSABLE = "webhook_unusable"
+#: Answers meaning the webhook (not the message) is bad: unknown webhook, bad token, forbidden.
+UNUSABLE_STATUSES = frozenset({401, 403, 404})
 
 #: Sleeps for ``seconds`` unless shutting down; returns False when interrupted.
 Sleep = Callable[[float], bool]
@@ -69,33 +75,83 @@ def _utc(ts_ms: int) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S.") + f"{ts_ms % 1000:03d} UTC"
 
 
-def format_message(spread: Spread, dashboard_url: str | None = None) -> str:
-    """The alert as a few lines of Discord markdown a trader can read at a glance."""
+#: Embed colours: green when the spread pays after fees, amber when it does not.
+COLOUR_PROFITABLE = 0x2ECC71
+COLOUR_UNPROFITABLE = 0xE67E22
+_MARKDOWN = str.maketrans({c: f"\\{c}" for c in "*_~`|>[]()"})
+
+
+def _plain(text: str) -> str:
+    """Escape Discord markdown in a name taken from data (symbols, venues)."""
+    return text.translate(_MARKDOWN)
+
+
+def _bps(value: float) -> str:
+    return f"{value:+.1f} bps"
+
+
+def headline(spread: Spread) -> str:
+    """One line for the message text, which is also what a phone notification shows."""
+    return (
+        f"**{_plain(spread.symbol)}** buy {_plain(spread.buy_exchange)} -> sell "
+        f"{_plain(spread.sell_exchange)}: net {_bps(spread.net_spread_bps)}, "
+        f"est. profit {_money(spread.est_profit_usd)}"
+    )
+
+
+def _iso(ts_ms: int) -> str:
+    """ISO 8601 for the embed timestamp; Discord shows it in each reader's own time zone."""
+    return datetime.fromtimestamp(ts_ms / 1000, tz=UTC).isoformat(timespec="milliseconds")
+
+
+def build_embed(spread: Spread, dashboard_url: str | None = None) -> dict[str, Any]:
+    """The alert as one Discord embed: where to buy and sell first, then what it is worth.
+
+    Only numbers from the alert record (no clock read here), so the same alert always gives the
+    same embed: tests compare payloads, and a redelivered alert would look identical.
+    """
     base = spread.symbol.split("-", 1)[0]
     digits = _price_digits(spread.buy_ask)
-    lines = [
-        f"**Arbitrage {spread.symbol}**: buy on **{spread.buy_exchange}**, "
-        f"sell on **{spread.sell_exchange}**",
-        f"Buy {spread.buy_exchange} ask {_money(spread.buy_ask, digits)} "
-        f"(size {_size(spread.buy_size, base)})",
-        f"Sell {spread.sell_exchange} bid {_money(spread.sell_bid, digits)} "
-        f"(size {_size(spread.sell_size, base)})",
-        f"Spread {_money(spread.spread_usd, digits)} ({spread.spread_bps:.1f} bps), "
-        f"net of taker fees {spread.net_spread_bps:.1f} bps",
-        f"Max size {_size(spread.max_size, base)}, "
-        f"est. profit {_money(spread.est_profit_usd)} after fees",
-        f"Quote age {spread.quote_age_ms} ms, window ending {_utc(spread.window_end_ms)}",
+    fields = [
+        {"name": f"Buy on {_plain(spread.buy_exchange)}",
+         "value": f"ask **{_money(spread.buy_ask, digits)}**\nsize {_size(spread.buy_size, base)}",
+         "inline": True},
+        {"name": f"Sell on {_plain(spread.sell_exchange)}",
+         "value": f"bid **{_money(spread.sell_bid, digits)}**\n"
+                  f"size {_size(spread.sell_size, base)}",
+         "inline": True},
+        {"name": "Spread",
+         "value": f"{_money(spread.spread_usd, digits)}\n{spread.spread_bps:.1f} bps gross",
+         "inline": True},
+        {"name": "Net after taker fees", "value": f"**{_bps(spread.net_spread_bps)}**",
+         "inline": True},
+        {"name": "Size", "value": _size(spread.max_size, base), "inline": True},
+        {"name": "Est. profit", "value": f"**{_money(spread.est_profit_usd)}**", "inline": True},
+        {"name": "Quote age", "value": f"{spread.quote_age_ms:,} ms", "inline": True},
+        {"name": "Window end", "value": _utc(spread.window_end_ms), "inline": True},
     ]
     if dashboard_url:
-        lines.append(f"History: <{dashboard_url}>")  # <> stops Discord's link preview
-    return "\n".join(lines)[:MAX_CONTENT_CHARS]
+        fields.append({"name": "Dashboard", "value": f"[alert history]({dashboard_url})",
+                       "inline": True})
+    embed: dict[str, Any] = {
+        "title": f"{spread.symbol}: buy {spread.buy_exchange}, sell {spread.sell_exchange}"[:256],
+        "color": COLOUR_PROFITABLE if spread.net_spread_bps > 0 else COLOUR_UNPROFITABLE,
+        "fields": fields,
+        "footer": {"text": f"alert {spread.id}"},
+        "timestamp": _iso(spread.window_end_ms),
+    }
+    if dashboard_url:
+        embed["url"] = dashboard_url
+    return embed
 
 
 def build_payload(spread: Spread, dashboard_url: str | None = None) -> dict[str, Any]:
-    """The webhook JSON body; mentions are disabled so a symbol can never ping anyone."""
+    """The webhook JSON body: a one-line text and the embed; mentions are disabled so a symbol
+    can never ping anyone."""
     return {
         "username": USERNAME,
-        "content": format_message(spread, dashboard_url),
+        "content": headline(spread)[:MAX_CONTENT_CHARS],
+        "embeds": [build_embed(spread, dashboard_url)],
         "allowed_mentions": {"parse": []},
     }
 
@@ -178,6 +234,8 @@ class DiscordWebhook:
         self._sleep = sleep
         self._session = session or requests.Session()
         self._not_before_monotonic_s = 0.0
+        #: Set once Discord said the webhook itself is unusable; secret-free.
+        self.unusable: str | None = None
 
     def __repr__(self) -> str:
         return f"DiscordWebhook(url=<redacted>, timeout_s={self.timeout_s})"
@@ -204,6 +262,8 @@ class DiscordWebhook:
 
     def send(self, payload: dict[str, Any]) -> DeliveryResult:
         """Post one message, retrying what is worth retrying; never raises for HTTP problems."""
+        if self.unusable is not None:
+            return DeliveryResult(False, WEBHOOK_UNUSABLE, 0, None, self.unusable)
         attempts = 0
         reason, status, detail = SERVER_ERROR, None, ""
         while attempts < self.max_attempts:
@@ -239,8 +299,10 @@ class DiscordWebhook:
                 elif status >= 500:
                     reason, detail = SERVER_ERROR, f"HTTP {status}: {body}"
                 else:
-                    return DeliveryResult(False, CLIENT_ERROR, attempts, status,
-                                          f"HTTP {status}: {body}")
+                    detail = f"HTTP {status}: {body}"
+                    if status in UNUSABLE_STATUSES:
+                        self.unusable = f"webhook refused with {detail}; not posting any more"
+                    return DeliveryResult(False, CLIENT_ERROR, attempts, status, detail)
             if attempts >= self.max_attempts:
                 break
             if wait_s is None:

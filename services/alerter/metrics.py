@@ -6,15 +6,17 @@ entry point uses the default registry, which also carries the process metrics.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
+from services.common.kafka_stats import consumer_lags
 from services.common.messages import Spread
 from services.common.metrics import LATENCY_BUCKETS_SECONDS
 
 _PAIR = ("symbol", "buy_exchange", "sell_exchange")
+
+__all__ = ["AlerterMetrics", "consumer_lags"]
 
 
 class AlerterMetrics:
@@ -38,7 +40,8 @@ class AlerterMetrics:
         )
         self.alerts_suppressed = Counter(
             "arb_alerts_suppressed_total",
-            "Alerts deliberately not sent (duplicate: already delivered; no_webhook: unset)",
+            "Alerts deliberately not sent (duplicate: already final; no_webhook: unset; "
+            "cooldown: same symbol and direction delivered recently)",
             ["reason"],
             registry=registry,
         )
@@ -94,40 +97,3 @@ class AlerterMetrics:
                     self.consumer_lag.labels(topic, str(partition), group).set(lag)
 
         return _on_stats
-
-
-def consumer_lags(stats_json: str) -> dict[str, dict[int, int]]:
-    """``{topic: {partition: lag}}`` from a librdkafka statistics document.
-
-    librdkafka's ``consumer_lag`` counts from the committed offset, so it is unknown (-1) for a
-    consumer that never commits (the spread gauges): then the lag counts from the position
-    handed to the application (``app_offset``, else the fetch position ``next_offset``).
-    Partitions whose lag is unknown, and the internal partition -1, are left out.
-    """
-    try:
-        stats = json.loads(stats_json)
-    except ValueError:
-        return {}
-    lags: dict[str, dict[int, int]] = {}
-    for topic, info in (stats.get("topics") or {}).items():
-        for key, part in (info.get("partitions") or {}).items():
-            partition = int(key)
-            lag = _lag(part)
-            if partition >= 0 and lag is not None:
-                lags.setdefault(topic, {})[partition] = lag
-    return lags
-
-
-def _lag(part: dict[str, Any]) -> int | None:
-    committed_lag = part.get("consumer_lag", -1)
-    if isinstance(committed_lag, int) and committed_lag >= 0:
-        return committed_lag
-    end = part.get("ls_offset", -1)
-    end = end if isinstance(end, int) and end >= 0 else part.get("hi_offset", -1)
-    position = part.get("app_offset", -1)
-    position = position if isinstance(position, int) and position >= 0 else part.get(
-        "next_offset", -1,
-    )
-    if not isinstance(end, int) or not isinstance(position, int) or end < 0 or position < 0:
-        return None
-    return max(0, end - position)

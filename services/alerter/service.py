@@ -1,10 +1,14 @@
 """The alerter: ``arbitrage-alerts`` -> history store -> Discord, offset committed last.
 
 Per record: parse; store (idempotent, keyed by the alert id); skip if that alert already reached
-a final status (a redelivery or a replayed window); else post to Discord if a webhook is set;
+a final status (a redelivery or a replayed window); suppress it if an alert of the same symbol
+and direction was delivered within the cooldown; else post to Discord if a webhook is set;
 record the outcome; only then commit the offset, synchronously. A crash at any point therefore
 redelivers the record, and the store turns the redelivery into a no-op or a retry of a pending
-alert: at-least-once towards Discord, exactly once in the history.
+alert: exactly once in the history, and once towards Discord except in one gap that no client
+can close: a crash after Discord accepted a message and before the store recorded it (one SQLite
+commit, about a millisecond) posts that alert again after the restart, because Discord webhooks
+take no idempotency key.
 
 A record that does not parse is counted, logged once (truncated) and committed, so one bad
 record never blocks the partition. Logic lives in :class:`AlertHandler` (no Kafka in it); the
@@ -22,7 +26,13 @@ from typing import Any, TypeVar
 import structlog
 from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Consumer, KafkaError, KafkaException, Message
 
-from services.alerter.discord import CHANNEL, INTERRUPTED, DiscordWebhook, build_payload
+from services.alerter.discord import (
+    CHANNEL,
+    INTERRUPTED,
+    WEBHOOK_UNUSABLE,
+    DiscordWebhook,
+    build_payload,
+)
 from services.alerter.metrics import AlerterMetrics
 from services.common.config import AlerterSettings, KafkaSettings
 from services.common.exceptions import RecordError
@@ -30,6 +40,7 @@ from services.common.history import (
     DELIVERED,
     FAILED,
     NO_WEBHOOK,
+    SUPPRESSED,
     AlertHistory,
     now_ms,
 )
@@ -41,7 +52,7 @@ log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
 #: Statuses an alert reaches once; a record for such an alert is a duplicate and is skipped.
-FINAL_STATUSES = frozenset({DELIVERED, FAILED, NO_WEBHOOK})
+FINAL_STATUSES = frozenset({DELIVERED, FAILED, NO_WEBHOOK, SUPPRESSED})
 #: Pause between attempts to write the history store when it fails (disk full, locked).
 STORE_RETRY_MAX_S = 10.0
 
@@ -50,6 +61,7 @@ INVALID = "invalid"
 SENT = "sent"
 NOT_SENT = "failed"
 DUPLICATE = "duplicate"
+COOLDOWN = "cooldown"
 RECORDED_ONLY = "no_webhook"
 STOPPED = "interrupted"
 
@@ -78,12 +90,14 @@ class AlertHandler:
         webhook: DiscordWebhook | None,
         dashboard_url: str | None = None,
         stop: threading.Event | None = None,
+        cooldown_ms: int = 0,
     ) -> None:
         self.history = history
         self.metrics = metrics
         self.topic = topic
         self.webhook = webhook
         self.dashboard_url = dashboard_url
+        self.cooldown_ms = cooldown_ms
         self._stop = stop or threading.Event()
 
     def _store(self, action: Callable[[], T]) -> T:
@@ -128,6 +142,16 @@ class AlertHandler:
             log.info("alert_recorded", alert_id=spread.id, status=NO_WEBHOOK)
             return Outcome(RECORDED_ONLY, commit=True, alert_id=spread.id)
 
+        if self.cooldown_ms > 0:
+            anchor = self._store(lambda: self.history.last_delivered(spread, self.cooldown_ms))
+            if anchor is not None:
+                self._store(lambda: self.history.mark_suppressed(spread.id, anchor.id))
+                self.metrics.alerts_suppressed.labels(COOLDOWN).inc()
+                log.info("alert_suppressed", alert_id=spread.id, reason=COOLDOWN,
+                         after=anchor.id, cooldown_ms=self.cooldown_ms)
+                return Outcome(COOLDOWN, commit=True, alert_id=spread.id)
+
+        first_refusal = self.webhook.unusable is None
         result = self.webhook.send(build_payload(spread, self.dashboard_url))
         if result.ok:
             accepted_ts_ms = result.accepted_ts_ms or now_ms()
@@ -147,7 +171,14 @@ class AlertHandler:
         error = f"{result.reason}: {result.detail}" if result.detail else result.reason
         self._store(lambda: self.history.mark_failed(spread.id, result.attempts, error))
         self.metrics.alerts_failed.labels(CHANNEL, result.reason).inc()
-        log.warning("alert_delivery_failed", alert_id=spread.id, reason=result.reason,
+        if first_refusal and self.webhook.unusable is not None:
+            # Said once, loudly: every later alert is recorded failed without a request.
+            log.error("discord_webhook_unusable", status=result.status, detail=result.detail,
+                      message="Discord refused the webhook itself (deleted, or a wrong token): "
+                              "alerts are recorded in the history store only until "
+                              "DISCORD_WEBHOOK_URL is fixed and the alerter restarted")
+        log_failure = log.info if result.reason == WEBHOOK_UNUSABLE else log.warning
+        log_failure("alert_delivery_failed", alert_id=spread.id, reason=result.reason,
                     status=result.status, attempts=result.attempts, detail=result.detail)
         return Outcome(NOT_SENT, commit=True, alert_id=spread.id)
 
@@ -222,7 +253,14 @@ class AlerterService:
 
     def run(self) -> None:
         """Consume until :meth:`stop`; the consumer leaves its group cleanly on the way out."""
-        if self.webhook is None:
+        if self.webhook is None and self.settings.webhook_problem:
+            log.error(
+                "discord_webhook_invalid",
+                message=f"{self.settings.webhook_problem}: alerts are recorded in the history "
+                        "store only, nothing is posted to Discord",
+                history_db=self.settings.history_db,
+            )
+        elif self.webhook is None:
             log.warning(
                 "discord_webhook_missing",
                 message="DISCORD_WEBHOOK_URL is not set: alerts are recorded in the history "
@@ -234,7 +272,7 @@ class AlerterService:
         handler = AlertHandler(
             history, self.metrics, self.kafka.alerts_topic,
             webhook=self.webhook, dashboard_url=self.settings.dashboard_url,
-            stop=self.stop_event,
+            stop=self.stop_event, cooldown_ms=round(self.settings.cooldown_s * 1000),
         )
         try:
             if self.spread_gauges:
@@ -244,7 +282,7 @@ class AlerterService:
                 self._spreads_thread.start()
             log.info("alerter_started", topic=self.kafka.alerts_topic,
                      group=self.settings.group_id, history_db=self.settings.history_db,
-                     discord=self.webhook is not None)
+                     discord=self.webhook is not None, cooldown_s=self.settings.cooldown_s)
             self._consume(handler)
         finally:
             self.stop_event.set()

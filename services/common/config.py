@@ -287,18 +287,29 @@ class AlerterSettings:
     dashboard_url: str = "http://localhost:8501"  # ARB_DASHBOARD_URL: linked from Discord messages
     http_timeout_s: float = 5.0  # ARB_DISCORD_TIMEOUT_SECONDS
     max_attempts: int = 5  # ARB_DISCORD_MAX_ATTEMPTS per alert before it is recorded as failed
+    # ARB_ALERT_COOLDOWN_SECONDS: after a delivered alert, later windows of the same symbol and
+    # direction within this many seconds (event time) are recorded as suppressed; 0 = off
+    cooldown_s: float = 30.0
+    # Why DISCORD_WEBHOOK_URL was not usable (malformed): the alerter says so at start and keeps
+    # recording history. Never contains the value.
+    webhook_problem: str | None = None
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> AlerterSettings:
+        """A malformed webhook URL is not fatal: history must still be recorded, so it becomes
+        ``webhook_problem`` (reported at start) instead of a :class:`ConfigError`."""
         env = os.environ if env is None else env
         raw = env.get("DISCORD_WEBHOOK_URL", "").strip()
+        problem = None
         if raw:
             try:
                 _webhook(raw)
             except ValueError as exc:
-                raise ConfigError(
-                    f"DISCORD_WEBHOOK_URL is invalid: {exc} (value redacted)",
-                ) from exc
+                problem = f"DISCORD_WEBHOOK_URL is invalid: {exc} (value redacted)"
+                raw = ""
+        cooldown_s = _get(env, "ARB_ALERT_COOLDOWN_SECONDS", cls.cooldown_s, _finite)
+        if cooldown_s < 0:
+            raise ConfigError(f"ARB_ALERT_COOLDOWN_SECONDS={cooldown_s:g} is invalid: must be >= 0")
         return cls(
             webhook_url=raw or None,
             history_db=_get(env, "ARB_HISTORY_DB", cls.history_db, str),
@@ -309,6 +320,8 @@ class AlerterSettings:
                 env, "ARB_DISCORD_TIMEOUT_SECONDS", cls.http_timeout_s, _positive_float,
             ),
             max_attempts=_get(env, "ARB_DISCORD_MAX_ATTEMPTS", cls.max_attempts, _positive_int),
+            cooldown_s=cooldown_s,
+            webhook_problem=problem,
         )
 
     def __repr__(self) -> str:  # never print the webhook
@@ -317,13 +330,19 @@ class AlerterSettings:
 
 @dataclass(frozen=True)
 class DashboardSettings:
-    """The Streamlit view of the alert history."""
+    """The Streamlit view: alert history, live spreads and feed health."""
 
     history_db: str = "var/alerts.db"  # ARB_HISTORY_DB
     port: int = 8501  # ARB_DASHBOARD_PORT
     refresh_seconds: float = 2.0  # ARB_DASHBOARD_REFRESH_SECONDS
     max_rows: int = 500  # ARB_DASHBOARD_MAX_ROWS
     grafana_url: str = "http://localhost:3000"  # ARB_GRAFANA_URL
+    metrics_port: int = 8003  # ARB_DASHBOARD_METRICS_PORT: /metrics of the Streamlit server
+    group_id: str = "arb-dashboard"  # ARB_DASHBOARD_GROUP_ID: labels the reader (never commits)
+    # ARB_DASHBOARD_CHART_SECONDS: how much spread history the live chart keeps and shows
+    chart_seconds: int = 900
+    venues: tuple[str, ...] = DEFAULT_VENUES  # ARB_VENUES: venues listed in the feed strip
+    stale_ms: int = 2000  # ARB_STALE_MS: a venue silent this long shows as not connected
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> DashboardSettings:
@@ -336,4 +355,12 @@ class DashboardSettings:
             ),
             max_rows=_get(env, "ARB_DASHBOARD_MAX_ROWS", cls.max_rows, _positive_int),
             grafana_url=_get(env, "ARB_GRAFANA_URL", cls.grafana_url, str),
+            metrics_port=_get(
+                env, "ARB_DASHBOARD_METRICS_PORT", cls.metrics_port, _non_negative_int,
+            ),
+            group_id=_get(env, "ARB_DASHBOARD_GROUP_ID", cls.group_id, str),
+            chart_seconds=_get(env, "ARB_DASHBOARD_CHART_SECONDS", cls.chart_seconds,
+                               _positive_int),
+            venues=tuple(v.lower() for v in _get(env, "ARB_VENUES", cls.venues, _csv)),
+            stale_ms=_get(env, "ARB_STALE_MS", cls.stale_ms, _positive_int),
         )

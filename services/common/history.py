@@ -6,13 +6,16 @@ a replayed window never creates a second row and the alerter can see it was alre
 
 WAL mode lets one writer process and any number of reader processes work at once: readers see
 the last committed state and never block the writer. Times are epoch ms on the local clock.
+
+The schema carries a version (``PRAGMA user_version``); a store written by an older alerter is
+migrated in place, in one transaction, the first time a newer alerter opens it.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -25,7 +28,11 @@ PENDING = "pending"
 DELIVERED = "delivered"
 FAILED = "failed"
 NO_WEBHOOK = "no_webhook"
-STATUSES = (PENDING, DELIVERED, FAILED, NO_WEBHOOK)
+#: Deliberately not sent: a recent alert for the same symbol and direction was delivered.
+SUPPRESSED = "suppressed"
+STATUSES = (PENDING, DELIVERED, FAILED, NO_WEBHOOK, SUPPRESSED)
+#: Version 1 added the ``suppressed`` status and the ``suppressed_by`` column.
+SCHEMA_VERSION = 1
 #: Longest ``last_error`` kept; an error body from a webhook could be large.
 MAX_ERROR_CHARS = 500
 #: How long a connection waits for a lock held by another process before giving up.
@@ -33,8 +40,8 @@ BUSY_TIMEOUT_MS = 5000
 
 _SPREAD_COLUMNS = tuple(f.name for f in fields(Spread) if f.name != "v")
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS alerts (
+_TABLE = """
+CREATE TABLE {name} (
     id TEXT PRIMARY KEY,
     symbol TEXT NOT NULL,
     window_start_ms INTEGER NOT NULL,
@@ -54,19 +61,29 @@ CREATE TABLE IF NOT EXISTS alerts (
     newest_recv_ts_ms INTEGER NOT NULL,
     detected_ts_ms INTEGER,
     status TEXT NOT NULL DEFAULT 'pending'
-        CHECK (status IN ('pending', 'delivered', 'failed', 'no_webhook')),
+        CHECK (status IN ('pending', 'delivered', 'failed', 'no_webhook', 'suppressed')),
     attempts INTEGER NOT NULL DEFAULT 0,
     received_ts_ms INTEGER NOT NULL,
     delivered_ts_ms INTEGER,
     last_error TEXT,
-    updated_ts_ms INTEGER NOT NULL
-);
+    updated_ts_ms INTEGER NOT NULL,
+    suppressed_by TEXT
+)
+"""
+_INDEXES = """
 CREATE INDEX IF NOT EXISTS alerts_newest ON alerts (window_end_ms DESC, received_ts_ms DESC);
+CREATE INDEX IF NOT EXISTS alerts_direction
+    ON alerts (symbol, buy_exchange, sell_exchange, window_end_ms);
 """
 
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+def utc_day_start_ms(ts_ms: int) -> int:
+    """Midnight UTC of the day holding ``ts_ms``: where "today" starts on the dashboard."""
+    return ts_ms - ts_ms % 86_400_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,10 +114,14 @@ class AlertRecord:
     delivered_ts_ms: int | None
     last_error: str | None
     updated_ts_ms: int
+    #: For a suppressed alert: the delivered alert whose cooldown it fell into.
+    suppressed_by: str | None = None
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> AlertRecord:
-        return cls(**{f.name: row[f.name] for f in fields(cls)})
+    def from_row(cls, row: sqlite3.Row) -> AlertRecord:
+        """Build from a row; columns a reader's older store lacks come back as their default."""
+        names = set(row.keys())
+        return cls(**{f.name: row[f.name] for f in fields(cls) if f.name in names})
 
     def to_spread(self) -> Spread:
         return Spread(**{name: getattr(self, name) for name in _SPREAD_COLUMNS})
@@ -112,6 +133,45 @@ class StoreResult:
 
     alert: AlertRecord
     inserted: bool
+
+
+def _table_exists(conn: sqlite3.Connection, name: str) -> bool:
+    row = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,),
+    ).fetchone()
+    return row is not None
+
+
+def _ensure_schema(conn: sqlite3.Connection) -> None:
+    """Create the table, or bring an older store to :data:`SCHEMA_VERSION`, in one transaction.
+
+    SQLite cannot change a CHECK constraint in place, so version 0 -> 1 copies the rows into a
+    new table (the documented rebuild: create, copy, drop, rename). ``BEGIN IMMEDIATE`` takes the
+    write lock before the version is read, so two writers starting together migrate once.
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version < SCHEMA_VERSION:
+            if _table_exists(conn, "alerts"):
+                old = [r["name"] for r in conn.execute("PRAGMA table_info(alerts)")]
+                conn.execute(_TABLE.format(name="alerts_migrating"))
+                columns = ", ".join(old)
+                conn.execute(
+                    f"INSERT INTO alerts_migrating ({columns}) SELECT {columns} FROM alerts",  # noqa: S608 - names from the store's own schema
+                )
+                conn.execute("DROP TABLE alerts")
+                conn.execute("ALTER TABLE alerts_migrating RENAME TO alerts")
+            else:
+                conn.execute(_TABLE.format(name="alerts"))
+            for statement in _INDEXES.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        conn.commit()
+    except BaseException:
+        conn.rollback()
+        raise
 
 
 def _connect(path: Path, *, read_only: bool) -> sqlite3.Connection:
@@ -129,8 +189,7 @@ def _connect(path: Path, *, read_only: bool) -> sqlite3.Connection:
         # NORMAL is durable across process crashes in WAL mode; only a power cut may lose the
         # last commits, and those alerts are then redelivered from Kafka (offset not committed).
         conn.execute("PRAGMA synchronous = NORMAL")
-        with conn:
-            conn.executescript(_SCHEMA)
+        _ensure_schema(conn)
     return conn
 
 
@@ -220,6 +279,29 @@ class AlertHistory:
         """Recorded only: no webhook is configured."""
         return self._update(alert_id, status=NO_WEBHOOK)
 
+    def mark_suppressed(self, alert_id: str, by_alert_id: str) -> AlertRecord:
+        """Deliberately not sent: ``by_alert_id`` was delivered within the cooldown."""
+        return self._update(alert_id, status=SUPPRESSED, suppressed_by=by_alert_id)
+
+    def last_delivered(
+        self, spread: Spread, within_ms: int,
+    ) -> AlertRecord | None:
+        """The newest delivered alert of the same symbol and direction whose window ended in
+        ``(window_end - within_ms, window_end]``: the one a cooldown is counted from.
+
+        Event time, not wall-clock time: a backlog read after an outage, or a replay, is thinned
+        exactly as the same alerts would have been live, and the answer comes from the store
+        alone, so it is the same after a restart.
+        """
+        row = self._conn.execute(
+            "SELECT * FROM alerts WHERE symbol = ? AND buy_exchange = ? AND sell_exchange = ? "
+            "AND status = ? AND id <> ? AND window_end_ms > ? AND window_end_ms <= ? "
+            "ORDER BY window_end_ms DESC LIMIT 1",
+            (spread.symbol, spread.buy_exchange, spread.sell_exchange, DELIVERED, spread.id,
+             spread.window_end_ms - within_ms, spread.window_end_ms),
+        ).fetchone()
+        return AlertRecord.from_row(row) if row else None
+
     def recent(self, limit: int = 100) -> list[AlertRecord]:
         return recent_alerts(self._conn, limit)
 
@@ -227,48 +309,145 @@ class AlertHistory:
         return status_counts(self._conn)
 
 
-def recent_alerts(conn: sqlite3.Connection, limit: int = 100) -> list[AlertRecord]:
+@dataclass(frozen=True, slots=True)
+class AlertQuery:
+    """Which alerts a reader wants; empty or None criteria match everything.
+
+    Times bound ``window_end_ms``: ``since_ms`` inclusive, ``until_ms`` exclusive.
+    """
+
+    symbols: tuple[str, ...] = ()
+    #: Ordered (buy_exchange, sell_exchange) pairs.
+    pairs: tuple[tuple[str, str], ...] = ()
+    since_ms: int | None = None
+    until_ms: int | None = None
+    min_net_bps: float | None = None
+    statuses: tuple[str, ...] = ()
+
+    def where(self) -> tuple[str, list[Any]]:
+        """The SQL condition (never empty) and its parameters; values are always bound."""
+        clauses: list[str] = []
+        params: list[Any] = []
+        if self.symbols:
+            clauses.append(f"symbol IN ({', '.join('?' for _ in self.symbols)})")
+            params += list(self.symbols)
+        if self.pairs:
+            clauses.append(
+                "(" + " OR ".join("(buy_exchange = ? AND sell_exchange = ?)" for _ in self.pairs)
+                + ")",
+            )
+            for buy, sell in self.pairs:
+                params += [buy, sell]
+        if self.since_ms is not None:
+            clauses.append("window_end_ms >= ?")
+            params.append(self.since_ms)
+        if self.until_ms is not None:
+            clauses.append("window_end_ms < ?")
+            params.append(self.until_ms)
+        if self.min_net_bps is not None:
+            clauses.append("net_spread_bps >= ?")
+            params.append(self.min_net_bps)
+        if self.statuses:
+            clauses.append(f"status IN ({', '.join('?' for _ in self.statuses)})")
+            params += list(self.statuses)
+        return (" AND ".join(clauses) or "1 = 1"), params
+
+
+ALL = AlertQuery()
+
+
+def recent_alerts(
+    conn: sqlite3.Connection, limit: int = 100, query: AlertQuery = ALL,
+) -> list[AlertRecord]:
     """Newest first: by window end, then by when the alerter received it."""
+    where, params = query.where()
     rows = conn.execute(
-        "SELECT * FROM alerts ORDER BY window_end_ms DESC, received_ts_ms DESC, id LIMIT ?",
-        (limit,),
+        f"SELECT * FROM alerts WHERE {where} "  # noqa: S608 - the condition binds every value
+        "ORDER BY window_end_ms DESC, received_ts_ms DESC, id LIMIT ?",
+        (*params, limit),
     ).fetchall()
     return [AlertRecord.from_row(row) for row in rows]
 
 
-def status_counts(conn: sqlite3.Connection) -> dict[str, int]:
+def status_counts(conn: sqlite3.Connection, query: AlertQuery = ALL) -> dict[str, int]:
     """Alerts per status, every status present (zero when none)."""
+    where, params = query.where()
     counts = dict.fromkeys(STATUSES, 0)
-    for row in conn.execute("SELECT status, COUNT(*) AS n FROM alerts GROUP BY status"):
+    for row in conn.execute(
+        f"SELECT status, COUNT(*) AS n FROM alerts WHERE {where} GROUP BY status",  # noqa: S608 - bound values
+        params,
+    ):
         counts[row["status"]] = int(row["n"])
     return counts
 
 
 @dataclass(frozen=True, slots=True)
 class HistorySummary:
-    """Whole-store numbers for the dashboard's header; None where there are no alerts."""
+    """Numbers for the dashboard's header over one query; None where there are no alerts.
+
+    ``today`` counts the matching alerts whose window ended at or after ``today_start_ms``;
+    ``best`` is the matching alert with the highest net spread; ``total_est_profit_usd`` adds up
+    the estimated profits that are known (an alert without sizes has none).
+    """
 
     total: int
     by_status: dict[str, int]
     last_window_end_ms: int | None
     max_spread_usd: float | None
     max_net_spread_bps: float | None
+    today: int = 0
+    total_est_profit_usd: float | None = None
+    best: AlertRecord | None = None
 
 
-def summarize(conn: sqlite3.Connection | None) -> HistorySummary:
+def summarize(
+    conn: sqlite3.Connection | None, query: AlertQuery = ALL, today_start_ms: int | None = None,
+) -> HistorySummary:
     if conn is None:
         return HistorySummary(0, dict.fromkeys(STATUSES, 0), None, None, None)
+    where, params = query.where()
+    today_from = utc_day_start_ms(now_ms()) if today_start_ms is None else today_start_ms
     row = conn.execute(
-        "SELECT COUNT(*) AS n, MAX(window_end_ms) AS last_end, MAX(spread_usd) AS max_usd, "
-        "MAX(net_spread_bps) AS max_net FROM alerts",
+        "SELECT COUNT(*) AS n, MAX(window_end_ms) AS last_end, MAX(spread_usd) AS max_usd, "  # noqa: S608 - bound values
+        "MAX(net_spread_bps) AS max_net, SUM(est_profit_usd) AS profit, "
+        "COALESCE(SUM(window_end_ms >= ?), 0) AS today "
+        f"FROM alerts WHERE {where}",
+        (today_from, *params),
+    ).fetchone()
+    best = conn.execute(
+        f"SELECT * FROM alerts WHERE {where} "  # noqa: S608 - bound values
+        "ORDER BY net_spread_bps DESC, window_end_ms DESC LIMIT 1",
+        params,
     ).fetchone()
     return HistorySummary(
         total=int(row["n"]),
-        by_status=status_counts(conn),
+        by_status=status_counts(conn, query),
         last_window_end_ms=row["last_end"],
         max_spread_usd=row["max_usd"],
         max_net_spread_bps=row["max_net"],
+        today=int(row["today"]),
+        total_est_profit_usd=row["profit"],
+        best=AlertRecord.from_row(best) if best else None,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryOptions:
+    """What the store holds, for filter choices: symbols and ordered venue pairs, sorted."""
+
+    symbols: tuple[str, ...]
+    pairs: tuple[tuple[str, str], ...]
+
+
+def options(conn: sqlite3.Connection | None) -> HistoryOptions:
+    if conn is None:
+        return HistoryOptions((), ())
+    symbols = tuple(r[0] for r in conn.execute(
+        "SELECT DISTINCT symbol FROM alerts ORDER BY symbol"))
+    pairs = tuple((r[0], r[1]) for r in conn.execute(
+        "SELECT DISTINCT buy_exchange, sell_exchange FROM alerts "
+        "ORDER BY buy_exchange, sell_exchange"))
+    return HistoryOptions(symbols, pairs)
 
 
 @contextmanager
@@ -307,3 +486,10 @@ def read_summary(path: str | Path) -> HistorySummary:
 def read_counts(path: str | Path) -> dict[str, int]:
     with open_reader(path) as conn:
         return dict.fromkeys(STATUSES, 0) if conn is None else status_counts(conn)
+
+
+def read_ids(path: str | Path, statuses: Sequence[str] = ()) -> list[str]:
+    """Every stored alert id (optionally of some statuses), oldest window first."""
+    query = AlertQuery(statuses=tuple(statuses))
+    with open_reader(path) as conn:
+        return [] if conn is None else [a.id for a in reversed(recent_alerts(conn, -1, query))]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import requests
@@ -11,6 +12,8 @@ import structlog
 
 from services.alerter.discord import (
     CLIENT_ERROR,
+    COLOUR_PROFITABLE,
+    COLOUR_UNPROFITABLE,
     CONNECTION_ERROR,
     INTERRUPTED,
     MAX_CONTENT_CHARS,
@@ -18,6 +21,7 @@ from services.alerter.discord import (
     RATE_LIMITED,
     SERVER_ERROR,
     TIMEOUT,
+    WEBHOOK_UNUSABLE,
     DiscordWebhook,
     build_payload,
     redact,
@@ -44,6 +48,11 @@ def fast_client(url: str, **overrides: object) -> DiscordWebhook:
 
 # -- payload --------------------------------------------------------------------------------
 
+def fields_of(payload: dict[str, Any]) -> dict[str, str]:
+    (embed,) = payload["embeds"]
+    return {f["name"]: f["value"] for f in embed["fields"]}
+
+
 def test_payload_reads_like_an_alert() -> None:
     spread = make_spread(
         symbol="BTC-USD", buy_exchange="coinbase", buy_ask=67_000.0, buy_size=0.4,
@@ -52,43 +61,79 @@ def test_payload_reads_like_an_alert() -> None:
     )
 
     payload = build_payload(spread, "http://localhost:8501")
-    text = payload["content"]
 
-    assert "**Arbitrage BTC-USD**" in text
-    assert "buy on **coinbase**" in text and "sell on **binance**" in text
-    assert "ask $67,000.00 (size 0.4 BTC)" in text
-    assert "bid $67,080.50 (size 0.25 BTC)" in text
-    assert f"Spread $80.50 ({spread.spread_bps:.1f} bps)" in text
-    assert f"net of taker fees {spread.net_spread_bps:.1f} bps" in text
-    assert "Max size 0.25 BTC" in text
-    assert f"est. profit ${spread.est_profit_usd:,.2f}" in text
-    assert "Quote age 350 ms" in text
-    assert "window ending 2024-06-01 12:00:01.000 UTC" in text
-    assert "<http://localhost:8501>" in text
+    net = f"{spread.net_spread_bps:+.1f} bps"
+    profit = f"${spread.est_profit_usd:,.2f}"
+    assert payload["content"] == (
+        f"**BTC-USD** buy coinbase -> sell binance: net {net}, est. profit {profit}"
+    )
+    (embed,) = payload["embeds"]
+    assert embed["title"] == "BTC-USD: buy coinbase, sell binance"
+    assert embed["url"] == "http://localhost:8501"
+    assert embed["color"] == COLOUR_PROFITABLE
+    assert embed["timestamp"] == "2024-06-01T12:00:01.000+00:00"
+    assert embed["footer"] == {"text": f"alert {spread.id}"}
+    assert fields_of(payload) == {
+        "Buy on coinbase": "ask **$67,000.00**\nsize 0.4 BTC",
+        "Sell on binance": "bid **$67,080.50**\nsize 0.25 BTC",
+        "Spread": f"$80.50\n{spread.spread_bps:.1f} bps gross",
+        "Net after taker fees": f"**{net}**",
+        "Size": "0.25 BTC",
+        "Est. profit": f"**{profit}**",
+        "Quote age": "350 ms",
+        "Window end": "2024-06-01 12:00:01.000 UTC",
+        "Dashboard": "[alert history](http://localhost:8501)",
+    }
     assert payload["allowed_mentions"] == {"parse": []}
-    assert len(text) <= MAX_CONTENT_CHARS
 
 
-def test_payload_shows_negative_profit_and_missing_sizes() -> None:
-    spread = make_spread(buy_size=None, fees_bps=500.0)
+def test_payload_fits_discord_limits() -> None:
+    payload = build_payload(make_spread(symbol="X" * 300 + "-USD"), "http://localhost:8501")
 
-    text = build_payload(spread)["content"]
+    (embed,) = payload["embeds"]
+    assert len(payload["content"]) <= MAX_CONTENT_CHARS
+    assert len(embed["title"]) <= 256
+    assert len(embed["fields"]) <= 25
+    assert all(len(f["name"]) <= 256 and len(f["value"]) <= 1024 for f in embed["fields"])
+    text = [embed["title"], embed["footer"]["text"]]
+    text += [f["name"] + f["value"] for f in embed["fields"]]
+    assert sum(len(t) for t in text) <= 6000
 
-    assert "size n/a" in text
-    assert "est. profit n/a" in text
-    assert "History:" not in text
+
+def test_payload_is_the_same_for_the_same_alert() -> None:
+    # A redelivered alert must look identical: nothing in the payload comes from the clock.
+    assert build_payload(make_spread(), "u") == build_payload(make_spread(), "u")
 
 
-def test_payload_negative_money_has_sign_before_dollar() -> None:
-    text = build_payload(make_spread(fees_bps=500.0))["content"]
-    assert "est. profit -$" in text
+def test_unprofitable_after_fees_shows_amber_and_negative_numbers() -> None:
+    payload = build_payload(make_spread(fees_bps=500.0))
+
+    assert payload["embeds"][0]["color"] == COLOUR_UNPROFITABLE
+    assert "net -" in payload["content"]
+    assert fields_of(payload)["Est. profit"].startswith("**-$")
+
+
+def test_payload_shows_missing_sizes_and_no_link_without_dashboard() -> None:
+    payload = build_payload(make_spread(buy_size=None))
+
+    fields = fields_of(payload)
+    assert fields["Buy on coinbase"].endswith("size n/a")
+    assert fields["Size"] == "n/a"
+    assert fields["Est. profit"] == "**n/a**"
+    assert "Dashboard" not in fields
+    assert "url" not in payload["embeds"][0]
 
 
 def test_cheap_coin_prices_keep_their_decimals() -> None:
     spread = make_spread(symbol="DOGE-USD", buy_ask=0.12345, sell_bid=0.12400, buy_size=1000.0,
                          sell_size=2000.0)
-    text = build_payload(spread)["content"]
-    assert "ask $0.1235" in text and "size 1,000 DOGE" in text
+    fields = fields_of(build_payload(spread))
+    assert fields["Buy on coinbase"] == "ask **$0.1235**\nsize 1,000 DOGE"
+
+
+def test_markdown_in_names_is_escaped() -> None:
+    payload = build_payload(make_spread(buy_exchange="ev*il_venue"))
+    assert "ev\\*il\\_venue" in payload["content"]
 
 
 def test_redact_removes_url_path_and_token() -> None:
@@ -157,7 +202,7 @@ def test_5xx_until_attempts_run_out_fails(discord: DiscordStandIn) -> None:
     assert len(discord.received) == 3
 
 
-@pytest.mark.parametrize("status", [400, 401, 403, 404])
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 413])
 def test_other_4xx_is_not_retried(discord: DiscordStandIn, status: int) -> None:
     discord.script(Reply(status, body={"message": "Unknown Webhook", "code": 10015}))
 
@@ -168,6 +213,30 @@ def test_other_4xx_is_not_retried(discord: DiscordStandIn, status: int) -> None:
     )
     assert "Unknown Webhook" in result.detail
     assert len(discord.received) == 1
+
+
+@pytest.mark.parametrize("status", [401, 403, 404])
+def test_a_refused_webhook_is_not_posted_to_again(discord: DiscordStandIn, status: int) -> None:
+    discord.set_default(Reply(status, body={"message": "Unknown Webhook", "code": 10015}))
+    client = fast_client(discord.url)
+
+    first = client.send({"content": "1"})
+    later = [client.send({"content": str(i)}) for i in range(5)]
+
+    assert first.reason == CLIENT_ERROR
+    assert {(r.ok, r.reason, r.attempts) for r in later} == {(False, WEBHOOK_UNUSABLE, 0)}
+    assert f"HTTP {status}" in later[0].detail
+    assert "stand-in-secret-token" not in later[0].detail
+    assert len(discord.received) == 1
+
+
+def test_a_bad_message_does_not_stop_later_ones(discord: DiscordStandIn) -> None:
+    discord.script(Reply(400, body={"message": "Invalid Form Body"}))
+    client = fast_client(discord.url)
+
+    assert client.send({"content": "bad"}).reason == CLIENT_ERROR
+    assert client.send({"content": "good"}).ok
+    assert discord.statuses == [400, 204]
 
 
 def test_timeout_is_retried(discord: DiscordStandIn) -> None:

@@ -14,6 +14,7 @@ from services.common.history import (
     MAX_ERROR_CHARS,
     NO_WEBHOOK,
     PENDING,
+    SUPPRESSED,
     AlertHistory,
     open_reader,
     read_counts,
@@ -96,7 +97,8 @@ def test_history_survives_reopen(db_path: Path) -> None:
     with AlertHistory(db_path) as reopened:
         assert not reopened.record(spreads[0]).inserted
         assert reopened.get(spreads[0].id).status == NO_WEBHOOK  # type: ignore[union-attr]
-        assert reopened.counts() == {PENDING: 2, DELIVERED: 0, FAILED: 0, NO_WEBHOOK: 1}
+        assert reopened.counts() == {PENDING: 2, DELIVERED: 0, FAILED: 0, NO_WEBHOOK: 1,
+                                     SUPPRESSED: 0}
 
 
 def test_recent_is_newest_first_and_limited(db_path: Path) -> None:

@@ -44,7 +44,9 @@ def test_rows_are_newest_first_with_every_column(tmp_path: Path) -> None:
     assert view.rows[1]["Last error"] == "server_error: HTTP 503"
     assert view.rows[2]["Delivered after ms"] is None
     assert view.summary.total == 5
-    assert view.summary.by_status == {"pending": 3, "delivered": 1, "failed": 1, "no_webhook": 0}
+    assert view.summary.by_status == {
+        "pending": 3, "delivered": 1, "failed": 1, "no_webhook": 0, "suppressed": 0,
+    }
     assert view.summary.last_window_end_ms == spreads[4].window_end_ms
     assert view.summary.max_spread_usd == spreads[4].spread_usd
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from services.alerter.discord import format_message
+from services.alerter.discord import build_payload
 from services.common.config import DetectionSettings
 from services.common.kafka import ensure_topics
 from services.common.messages import parse_spread
@@ -76,6 +76,7 @@ def test_replay_to_discord_matches_reference(broker, unique: str, output_dir: Pa
             DISCORD_WEBHOOK_URL=discord.url, ARB_HISTORY_DB=str(history_db),
             ARB_ALERTER_GROUP_ID=f"alerter-{unique}", ARB_ALERTER_METRICS_PORT="0",
             ARB_PRODUCER_METRICS_PORT="0", ARB_FIXTURES_DIR=str(fixtures_dir),
+            ARB_ALERT_COOLDOWN_SECONDS="0",  # every reference alert is expected on Discord
         )
         alerter_log = open(output_dir / "alerter.log", "wb")  # noqa: SIM115
         alerter = subprocess.Popen([sys.executable, "-m", "services.alerter"], cwd=REPO,
@@ -100,8 +101,8 @@ def test_replay_to_discord_matches_reference(broker, unique: str, output_dir: Pa
 
     # Exactly the reference's alerts, each posted once, with the reference's numbers.
     assert len(expected) >= 2
-    assert Counter(p["content"] for p in posted) == Counter(
-        format_message(a, "http://localhost:8501") for a in expected
+    assert Counter(json.dumps(p, sort_keys=True) for p in posted) == Counter(
+        json.dumps(build_payload(a, "http://localhost:8501"), sort_keys=True) for a in expected
     )
     with sqlite3.connect(history_db) as conn:
         rows = conn.execute("SELECT id, status FROM alerts").fetchall()
