@@ -26,11 +26,12 @@ from tests.support.discord_standin import DiscordStandIn
 pytestmark = pytest.mark.integration
 
 # (exchange, delta $, start s, duration s): two shocks that open a spread well above the $50
-# default, one that stays below it. Without shocks, buying Coinbase and selling Binance on the
-# aligned recordings is $60-131 under water, so +$300 clears $50 and +$80 cannot.
+# default, one that stays below it. On the aligned recordings Coinbase's ask sits $21.4 to $131
+# above Binance's bid at every moment, so buying Coinbase and selling Binance is always under
+# water: +$300 (or Coinbase -$250) clears $50 whatever the window alignment, +$40 never can.
 BIG_BINANCE = ("binance", +300, 10, 2)
 BIG_COINBASE = ("coinbase", -250, 20, 2)
-SMALL_BINANCE = ("binance", +80, 30, 2)
+SMALL_BINANCE = ("binance", +40, 30, 2)
 SHOCKS = (BIG_BINANCE, BIG_COINBASE, SMALL_BINANCE)
 DEFAULT_WINDOW_MS = 1000
 
