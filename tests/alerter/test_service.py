@@ -8,26 +8,20 @@ Tansu and check what Discord received, what the store holds and which offsets we
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import threading
 import time
-import urllib.request
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import pytest
 import structlog
-from confluent_kafka import TopicPartition
 from prometheus_client import CollectorRegistry
 
 from services.alerter.discord import DiscordWebhook, build_payload
 from services.alerter.metrics import AlerterMetrics, consumer_lags
 from services.alerter.service import (
+    COOLDOWN,
     DUPLICATE,
     INVALID,
     NOT_SENT,
@@ -37,21 +31,22 @@ from services.alerter.service import (
     AlerterService,
     AlertHandler,
 )
-from services.common.broker import LocalBroker, free_port
 from services.common.config import AlerterSettings, KafkaSettings
 from services.common.history import (
     DELIVERED,
     FAILED,
     NO_WEBHOOK,
     PENDING,
+    SUPPRESSED,
     AlertHistory,
     read_counts,
     read_recent,
 )
-from services.common.kafka import ensure_topics, make_consumer, make_producer
 from services.common.messages import Spread, to_json
+from tests.alerter.conftest import Topics
 from tests.support.alerts import WINDOW_END_MS, make_spread
 from tests.support.discord_standin import DiscordStandIn, Reply
+from tests.support.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -59,15 +54,6 @@ REPO = Path(__file__).resolve().parents[2]
 def sample(metrics: AlerterMetrics, name: str, **labels: str) -> float:
     value = metrics.registry.get_sample_value(name, labels)
     return 0.0 if value is None else value
-
-
-def wait_until(check: Callable[[], bool], timeout_s: float = 30.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout_s} s waiting for {what or check}")
 
 
 def three_alerts() -> list[Spread]:
@@ -91,12 +77,6 @@ def metrics() -> AlerterMetrics:
 def history(tmp_path: Path) -> Iterator[AlertHistory]:
     with AlertHistory(tmp_path / "alerts.db") as store:
         yield store
-
-
-@pytest.fixture
-def discord() -> Iterator[DiscordStandIn]:
-    with DiscordStandIn() as standin:
-        yield standin
 
 
 def handler_for(history: AlertHistory, metrics: AlerterMetrics, url: str | None,
@@ -226,6 +206,90 @@ def test_interrupted_delivery_is_left_pending_and_uncommitted_then_retried(
     assert discord.statuses == [429, 204]
 
 
+def test_cooldown_suppresses_the_same_direction_only_and_commits(
+    history: AlertHistory, metrics: AlerterMetrics, discord: DiscordStandIn,
+) -> None:
+    cooldown_ms = 3000
+    handler = handler_for(history, metrics, discord.url)
+    handler.cooldown_ms = cooldown_ms
+    same = [make_spread(window_end_ms=WINDOW_END_MS + i * 1000) for i in range(6)]
+    other = make_spread(window_end_ms=WINDOW_END_MS + 1000, buy_exchange="binance",
+                        sell_exchange="coinbase")
+    eth = make_spread(symbol="ETH-USD", window_end_ms=WINDOW_END_MS + 1000, buy_ask=3500.0,
+                      sell_bid=3504.0)
+    # Expected from the rule itself: sent unless one was sent within the cooldown before it.
+    expected_sent: list[int] = []
+    for spread in same:
+        if not any(0 < spread.window_end_ms - s < cooldown_ms for s in expected_sent):
+            expected_sent.append(spread.window_end_ms)
+
+    outcomes = [handler.handle(to_json(s)) for s in [*same, other, eth]]
+
+    assert all(o.commit for o in outcomes)
+    kinds = {o.alert_id: o.kind for o in outcomes}
+    assert kinds[other.id] == kinds[eth.id] == SENT
+    sent = [s.window_end_ms for s in same if kinds[s.id] == SENT]
+    assert sent == expected_sent and len(sent) < len(same)
+    suppressed = [s for s in same if kinds[s.id] == COOLDOWN]
+    assert len(suppressed) == len(same) - len(sent)
+    assert len(discord.received) == len(sent) + 2
+    for spread in suppressed:
+        stored = history.get(spread.id)
+        assert stored is not None
+        assert stored.status == SUPPRESSED
+        assert stored.suppressed_by in {s.id for s in same if kinds[s.id] == SENT}
+    assert sample(metrics, "arb_alerts_suppressed_total", reason="cooldown") == len(suppressed)
+    # A redelivered suppressed record is a duplicate, not a second chance to be sent.
+    assert handler.handle(to_json(suppressed[0])).kind == DUPLICATE
+
+
+def test_cooldown_counts_only_delivered_alerts(
+    history: AlertHistory, metrics: AlerterMetrics, discord: DiscordStandIn,
+) -> None:
+    discord.script(Reply(400, body={"message": "Invalid Form Body"}))
+    handler = handler_for(history, metrics, discord.url)
+    handler.cooldown_ms = 60_000
+    first, second = (make_spread(window_end_ms=WINDOW_END_MS + i * 1000) for i in range(2))
+
+    kinds = [handler.handle(to_json(s)).kind for s in (first, second)]
+
+    # The trader never saw the first one, so the second is not held back.
+    assert kinds == [NOT_SENT, SENT]
+
+
+def test_cooldown_off_sends_every_window(
+    history: AlertHistory, metrics: AlerterMetrics, discord: DiscordStandIn,
+) -> None:
+    handler = handler_for(history, metrics, discord.url)
+    spreads = [make_spread(window_end_ms=WINDOW_END_MS + i * 1000) for i in range(4)]
+
+    assert {handler.handle(to_json(s)).kind for s in spreads} == {SENT}
+    assert len(discord.received) == 4
+
+
+def test_refused_webhook_is_reported_once_and_not_posted_to_again(
+    history: AlertHistory, metrics: AlerterMetrics, discord: DiscordStandIn,
+) -> None:
+    discord.set_default(Reply(404, body={"message": "Unknown Webhook", "code": 10015}))
+    handler = handler_for(history, metrics, discord.url)
+    spreads = [make_spread(window_end_ms=WINDOW_END_MS + i * 1000) for i in range(4)]
+
+    with structlog.testing.capture_logs() as logs:
+        outcomes = [handler.handle(to_json(s)) for s in spreads]
+
+    assert {(o.kind, o.commit) for o in outcomes} == {(NOT_SENT, True)}
+    assert len(discord.received) == 1
+    assert {history.get(s.id).status for s in spreads} == {FAILED}  # type: ignore[union-attr]
+    errors = [e for e in logs if e["log_level"] == "error"]
+    assert [e["event"] for e in errors] == ["discord_webhook_unusable"]
+    assert errors[0]["status"] == 404
+    assert "stand-in-secret-token" not in repr(logs)
+    assert sample(metrics, "arb_alerts_failed_total", channel="discord",
+                  reason="client_error") == 1
+    assert sample(metrics, "arb_alerts_failed_total", channel="discord",
+                  reason="webhook_unusable") == len(spreads) - 1
+
+
 def test_consumer_lags_from_librdkafka_stats() -> None:
     unknown = {"consumer_lag": -1, "hi_offset": -1, "app_offset": -1001, "next_offset": -1001}
     stats = {"topics": {"alerts": {"partitions": {
@@ -241,39 +305,6 @@ def test_consumer_lags_from_librdkafka_stats() -> None:
 
 # -- AlerterService against a real broker -------------------------------------------------------
 
-@dataclass
-class Topics:
-    kafka: KafkaSettings
-    broker: LocalBroker
-
-    def produce(self, topic: str, values: list[bytes]) -> None:
-        producer = make_producer(self.broker.bootstrap_servers)
-        for value in values:
-            producer.produce(topic, key=b"BTC-USD", value=value)
-        assert producer.flush(10) == 0
-
-    def committed_offset(self, group_id: str, topic: str) -> int:
-        consumer = make_consumer(self.broker.bootstrap_servers, group_id)
-        try:
-            (tp,) = consumer.committed([TopicPartition(topic, 0)], timeout=10)
-            return tp.offset
-        finally:
-            consumer.close()
-
-
-@pytest.fixture
-def topics(broker: LocalBroker, unique: str) -> Topics:
-    kafka = KafkaSettings(
-        bootstrap_servers=broker.bootstrap_servers,
-        alerts_topic=f"alerts-{unique}",
-        spreads_topic=f"spreads-{unique}",
-        prices_topic=f"prices-{unique}",
-        partitions=1,
-    )
-    ensure_topics(broker.bootstrap_servers, [kafka.alerts_topic, kafka.spreads_topic], 1)
-    return Topics(kafka, broker)
-
-
 def alerter_settings(tmp_path: Path, unique: str, webhook_url: str | None) -> AlerterSettings:
     return AlerterSettings(
         webhook_url=webhook_url,
@@ -283,6 +314,7 @@ def alerter_settings(tmp_path: Path, unique: str, webhook_url: str | None) -> Al
         dashboard_url="http://localhost:8501",
         http_timeout_s=2.0,
         max_attempts=3,
+        cooldown_s=0,
     )
 
 
@@ -345,7 +377,7 @@ def test_alerter_delivers_each_alert_once_skips_bad_records_and_commits(
                    30, "offsets committed")
         time.sleep(0.3)  # nothing more should arrive
 
-    assert sorted(posted_ids(discord.accepted)) == sorted(a.id for a in alerts)
+    assert sorted(discord.accepted_alert_ids) == sorted(a.id for a in alerts)
     stored = read_recent(settings.history_db)
     assert [a.id for a in stored] == [a.id for a in reversed(alerts)]
     assert {a.status for a in stored} == {DELIVERED}
@@ -359,11 +391,6 @@ def test_alerter_delivers_each_alert_once_skips_bad_records_and_commits(
     assert sample(m, "arb_records_invalid_total", topic=topic, reason="missing_field") == 1
     assert sample(m, "arb_detection_latency_seconds_count") == 3
     assert sample(m, "arb_alert_delivery_latency_seconds_count") == 3
-
-
-def posted_ids(payloads: list[dict[str, Any]]) -> list[str]:
-    """The alert id of each posted message, read back from the embed footer."""
-    return [p["embeds"][0]["footer"]["text"].removeprefix("alert ") for p in payloads]
 
 
 @pytest.mark.integration
@@ -472,56 +499,50 @@ def test_spread_gauges_and_consumer_lag(topics: Topics, tmp_path: Path, unique: 
 
 
 @pytest.mark.integration
-def test_module_entry_point_serves_metrics_and_stops_on_sigterm(
+def test_404_webhook_is_reported_not_retried_and_every_alert_committed(
     topics: Topics, discord: DiscordStandIn, tmp_path: Path, unique: str,
 ) -> None:
-    port = free_port()
-    env = {
-        **os.environ,
-        "KAFKA_BOOTSTRAP_SERVERS": topics.broker.bootstrap_servers,
-        "ARB_ALERTS_TOPIC": topics.kafka.alerts_topic,
-        "ARB_SPREADS_TOPIC": topics.kafka.spreads_topic,
-        "ARB_HISTORY_DB": str(tmp_path / "alerts.db"),
-        "ARB_ALERTER_GROUP_ID": f"alerter-{unique}",
-        "ARB_ALERTER_METRICS_PORT": str(port),
-        "DISCORD_WEBHOOK_URL": discord.url,
-    }
-    spread = make_spread()
-    topics.produce(topics.kafka.alerts_topic, [to_json(spread)])
-    log_file = tmp_path / "alerter.log"
-    with open(log_file, "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "services.alerter"], cwd=tmp_path, env=env,
-            stdout=out, stderr=subprocess.STDOUT,
-        )
-    try:
-        wait_until(lambda: _http_status(f"http://127.0.0.1:{port}/healthz") == 200, 30, "ready")
-        discord.wait_for(1, timeout_s=30)
-        wait_until(lambda: b"arb_alerts_sent_total{channel=\"discord\"} 1.0"
-                   in _http_body(f"http://127.0.0.1:{port}/metrics"), 30, "sent metric")
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=30) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    log_text = log_file.read_text()
-    assert "alerter_stopped" in log_text
-    assert "stand-in-secret-token" not in log_text
-    assert read_recent(tmp_path / "alerts.db")[0].status == DELIVERED
+    discord.set_default(Reply(404, body={"message": "Unknown Webhook", "code": 10015}))
+    alerts = three_alerts()
+    topic = topics.kafka.alerts_topic
+    topics.produce(topic, [to_json(a) for a in alerts])
+    settings = alerter_settings(tmp_path, unique, discord.url)
+    service = new_service(settings, topics.kafka, spread_gauges=False)
+
+    with structlog.testing.capture_logs() as logs, Running(service):
+        wait_until(lambda: topics.committed_offset(settings.group_id, topic) == len(alerts),
+                   30, "every offset committed")
+        time.sleep(1.0)  # a retrying client would post again within this
+        assert service.ready()  # history keeps being recorded: still a working alerter
+
+    assert discord.statuses == [404]
+    assert read_counts(settings.history_db)[FAILED] == len(alerts)
+    errors = [e for e in logs if e["log_level"] == "error"]
+    assert [e["event"] for e in errors] == ["discord_webhook_unusable"]
+    assert "stand-in-secret-token" not in repr(logs)
+    m = service.metrics
+    assert sample(m, "arb_alerts_failed_total", channel="discord", reason="client_error") == 1
+    assert sample(m, "arb_alerts_failed_total", channel="discord",
+                  reason="webhook_unusable") == len(alerts) - 1
+    assert sample(m, "arb_alerts_sent_total", channel="discord") == 0
 
 
-def _http_status(url: str) -> int | None:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback
-            return response.status
-    except OSError:
-        return None
+@pytest.mark.integration
+def test_cooldown_suppressed_alerts_are_stored_counted_and_committed(
+    topics: Topics, discord: DiscordStandIn, tmp_path: Path, unique: str,
+) -> None:
+    burst = [make_spread(window_end_ms=WINDOW_END_MS + i * 1000) for i in range(5)]
+    topic = topics.kafka.alerts_topic
+    topics.produce(topic, [to_json(a) for a in burst])
+    settings = replace(alerter_settings(tmp_path, unique, discord.url), cooldown_s=60)
+    service = new_service(settings, topics.kafka, spread_gauges=False)
 
+    with Running(service):
+        wait_until(lambda: topics.committed_offset(settings.group_id, topic) == len(burst),
+                   30, "every offset committed")
 
-def _http_body(url: str) -> bytes:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback
-            return response.read()
-    except OSError:
-        return b""
+    assert discord.accepted_alert_ids == [burst[0].id]
+    counts = read_counts(settings.history_db)
+    assert (counts[DELIVERED], counts[SUPPRESSED]) == (1, len(burst) - 1)
+    assert sample(service.metrics, "arb_alerts_suppressed_total",
+                  reason="cooldown") == len(burst) - 1

@@ -47,6 +47,14 @@ class Reply:
     def slow(cls, delay_s: float, status: int = 204) -> Reply:
         return cls(status=status, delay_s=delay_s)
 
+    @classmethod
+    def hang(cls, delay_s: float) -> Reply:
+        """A request that times out and was not processed: held ``delay_s``, then answered 504
+        (what an edge proxy says when the service behind it never answered). A slow *2xx*
+        would model a message Discord posted although the client gave up waiting: then a
+        retry posts it twice, the one case no webhook client can rule out."""
+        return cls(status=504, delay_s=delay_s)
+
 
 @dataclass(frozen=True)
 class ReceivedRequest:
@@ -122,6 +130,13 @@ class DiscordStandIn:
         """Payloads answered with a 2xx: the messages Discord would show."""
         with self._lock:
             return [r.payload for r in self._requests if 200 <= r.status < 300]
+
+    @property
+    def accepted_alert_ids(self) -> list[str]:
+        """The alert id of each accepted message, read back from its embed footer."""
+        return [
+            p["embeds"][0]["footer"]["text"].removeprefix("alert ") for p in self.accepted
+        ]
 
     def script(self, *replies: Reply) -> None:
         """Queue more answers after the ones not yet used."""
