@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from contextlib import closing
 from dataclasses import asdict
 from pathlib import Path
 
@@ -14,12 +15,20 @@ from services.common.history import (
     MAX_ERROR_CHARS,
     NO_WEBHOOK,
     PENDING,
+    SCHEMA_VERSION,
     SUPPRESSED,
     AlertHistory,
+    AlertQuery,
+    HistoryOptions,
     open_reader,
+    options,
     read_counts,
     read_recent,
+    recent_alerts,
+    summarize,
+    utc_day_start_ms,
 )
+from services.common.messages import Spread
 from tests.support.alerts import WINDOW_END_MS, make_spread
 
 
@@ -153,3 +162,170 @@ def test_alert_record_roundtrips_through_spread(db_path: Path) -> None:
         stored = history.record(spread).alert
     assert asdict(stored.to_spread()) == asdict(spread)
     assert stored.max_size is None and stored.est_profit_usd is None
+
+
+# -- schema versions ----------------------------------------------------------------------------
+
+#: The store as the first alerter release wrote it (schema version 0).
+V0_SCHEMA = """
+CREATE TABLE alerts (
+    id TEXT PRIMARY KEY, symbol TEXT NOT NULL, window_start_ms INTEGER NOT NULL,
+    window_end_ms INTEGER NOT NULL, buy_exchange TEXT NOT NULL, buy_ask REAL NOT NULL,
+    buy_size REAL, sell_exchange TEXT NOT NULL, sell_bid REAL NOT NULL, sell_size REAL,
+    spread_usd REAL NOT NULL, spread_bps REAL NOT NULL, net_spread_bps REAL NOT NULL,
+    max_size REAL, est_profit_usd REAL, quote_age_ms INTEGER NOT NULL,
+    newest_recv_ts_ms INTEGER NOT NULL, detected_ts_ms INTEGER,
+    status TEXT NOT NULL DEFAULT 'pending'
+        CHECK (status IN ('pending', 'delivered', 'failed', 'no_webhook')),
+    attempts INTEGER NOT NULL DEFAULT 0, received_ts_ms INTEGER NOT NULL,
+    delivered_ts_ms INTEGER, last_error TEXT, updated_ts_ms INTEGER NOT NULL
+);
+CREATE INDEX alerts_newest ON alerts (window_end_ms DESC, received_ts_ms DESC);
+"""
+
+
+def write_v0_store(path: Path, spreads: list[Spread]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with closing(sqlite3.connect(path)) as conn, conn:
+        conn.executescript(V0_SCHEMA)
+        for spread in spreads:
+            values = {k: v for k, v in asdict(spread).items() if k != "v"}
+            values.update(status=DELIVERED, attempts=2, received_ts_ms=7, delivered_ts_ms=9,
+                          updated_ts_ms=9)
+            conn.execute(
+                f"INSERT INTO alerts ({', '.join(values)}) "  # noqa: S608 - test data
+                f"VALUES ({', '.join('?' for _ in values)})",
+                list(values.values()),
+            )
+
+
+def test_old_store_is_migrated_keeping_every_row(db_path: Path) -> None:
+    old = [make_spread(window_end_ms=WINDOW_END_MS + i * 1000) for i in range(3)]
+    write_v0_store(db_path, old)
+    # A dashboard reading the old store before the alerter upgrades it still works.
+    assert [a.suppressed_by for a in read_recent(db_path)] == [None] * 3
+
+    with AlertHistory(db_path) as history:
+        migrated = {a.id: a for a in history.recent()}
+        new = make_spread(window_end_ms=WINDOW_END_MS + 5000)
+        history.record(new)
+        history.mark_suppressed(new.id, by_alert_id=old[0].id)
+        version = history._conn.execute("PRAGMA user_version").fetchone()[0]
+
+    assert version == SCHEMA_VERSION
+    assert sorted(migrated) == sorted(s.id for s in old)
+    for spread in old:
+        stored = migrated[spread.id]
+        assert stored.to_spread() == spread
+        assert (stored.status, stored.attempts, stored.delivered_ts_ms) == (DELIVERED, 2, 9)
+    assert read_counts(db_path)[SUPPRESSED] == 1
+    with AlertHistory(db_path) as reopened:  # a second open changes nothing
+        assert len(reopened.recent()) == 4
+
+
+def test_unknown_status_is_still_refused(db_path: Path) -> None:
+    spread = make_spread()
+    with AlertHistory(db_path) as history:
+        history.record(spread)
+        with pytest.raises(sqlite3.IntegrityError):
+            history._update(spread.id, status="lost")
+
+
+# -- cooldown lookups ---------------------------------------------------------------------------
+
+def test_last_delivered_looks_back_within_the_cooldown_in_event_time(db_path: Path) -> None:
+    first = make_spread(window_end_ms=WINDOW_END_MS)
+    failed = make_spread(window_end_ms=WINDOW_END_MS + 1000)
+    other_way = make_spread(window_end_ms=WINDOW_END_MS + 1000, buy_exchange="binance",
+                            sell_exchange="coinbase")
+    with AlertHistory(db_path) as history:
+        for spread in (first, failed, other_way):
+            history.record(spread)
+        history.mark_delivered(first.id, attempts=1)
+        history.mark_failed(failed.id, attempts=5, error="server_error")
+        history.mark_delivered(other_way.id, attempts=1)
+
+        def anchor(end_ms: int, within_ms: int) -> str | None:
+            found = history.last_delivered(make_spread(window_end_ms=end_ms), within_ms)
+            return None if found is None else found.id
+
+        assert anchor(WINDOW_END_MS + 2000, 3000) == first.id
+        assert anchor(WINDOW_END_MS + 3000, 3000) is None  # exactly the cooldown: over
+        assert anchor(WINDOW_END_MS - 1000, 3000) is None  # only looks back
+        assert anchor(WINDOW_END_MS, 3000) is None  # never its own anchor
+
+
+# -- queries for the dashboard ------------------------------------------------------------------
+
+@pytest.fixture
+def populated(db_path: Path) -> list[Spread]:
+    """Eight alerts: two symbols, both directions, two windows a day apart."""
+    spreads = []
+    for day in range(2):
+        for symbol, ask, bid in (("BTC-USD", 67_000.0, 67_100.0), ("ETH-USD", 3500.0, 3510.0)):
+            for buy, sell in (("coinbase", "binance"), ("binance", "coinbase")):
+                spreads.append(make_spread(
+                    symbol=symbol, window_end_ms=WINDOW_END_MS + day * 86_400_000,
+                    buy_exchange=buy, sell_exchange=sell, buy_ask=ask, sell_bid=bid,
+                    fees_bps=10.0 * (day + 1),
+                ))
+    with AlertHistory(db_path) as history:
+        for spread in spreads:
+            history.record(spread)
+        history.mark_delivered(spreads[0].id, attempts=1)
+    return spreads
+
+
+@pytest.mark.parametrize("query", [
+    AlertQuery(),
+    AlertQuery(symbols=("ETH-USD",)),
+    AlertQuery(pairs=(("binance", "coinbase"),)),
+    AlertQuery(symbols=("BTC-USD",), pairs=(("coinbase", "binance"), ("binance", "coinbase"))),
+    AlertQuery(since_ms=WINDOW_END_MS + 1),
+    AlertQuery(until_ms=WINDOW_END_MS + 1),
+    AlertQuery(min_net_bps=5.0),
+    AlertQuery(statuses=(DELIVERED,)),
+    AlertQuery(symbols=("DOGE-USD",)),
+])
+def test_query_matches_the_same_filter_in_python(
+    db_path: Path, populated: list[Spread], query: AlertQuery,
+) -> None:
+    def wanted(s: Spread) -> bool:
+        return ((not query.symbols or s.symbol in query.symbols)
+                and (not query.pairs or (s.buy_exchange, s.sell_exchange) in query.pairs)
+                and (query.since_ms is None or s.window_end_ms >= query.since_ms)
+                and (query.until_ms is None or s.window_end_ms < query.until_ms)
+                and (query.min_net_bps is None or s.net_spread_bps >= query.min_net_bps)
+                and (not query.statuses or (s is populated[0]) == (DELIVERED in query.statuses)))
+
+    with open_reader(db_path) as conn:
+        assert conn is not None
+        found = recent_alerts(conn, 100, query)
+        summary = summarize(conn, query, today_start_ms=WINDOW_END_MS + 1)
+
+    expected = [s for s in populated if wanted(s)]
+    assert sorted(a.id for a in found) == sorted(s.id for s in expected)
+    assert summary.total == len(expected)
+    assert summary.today == sum(1 for s in expected if s.window_end_ms >= WINDOW_END_MS + 1)
+    if expected:
+        assert summary.max_net_spread_bps == pytest.approx(
+            max(s.net_spread_bps for s in expected))
+        assert summary.best is not None
+        assert summary.best.net_spread_bps == pytest.approx(summary.max_net_spread_bps)
+        assert summary.total_est_profit_usd == pytest.approx(
+            sum(s.est_profit_usd or 0 for s in expected))
+    else:
+        assert summary.best is None and summary.total_est_profit_usd is None
+
+
+def test_options_list_what_the_store_holds(db_path: Path, populated: list[Spread]) -> None:
+    with open_reader(db_path) as conn:
+        found = options(conn)
+
+    assert found.symbols == ("BTC-USD", "ETH-USD")
+    assert found.pairs == (("binance", "coinbase"), ("coinbase", "binance"))
+    assert options(None) == HistoryOptions((), ())
+
+
+def test_utc_day_start() -> None:
+    assert utc_day_start_ms(WINDOW_END_MS) == WINDOW_END_MS - (12 * 3600 + 1) * 1000
