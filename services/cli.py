@@ -8,6 +8,7 @@ no service: children are started by module name, so each service stays independe
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import signal
@@ -58,8 +59,10 @@ class Child:
             sys.stdout.flush()
 
     def terminate(self) -> None:
+        """SIGTERM to the child itself, not its group: PyFlink's Java gateway must outlive the
+        Python driver's shutdown, and exits by itself when the driver has gone."""
         if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.send_signal(signal.SIGTERM)
 
     def reap(self, deadline: float) -> None:
         """Wait until ``deadline`` (monotonic), then kill what is left of the process group."""
@@ -68,8 +71,10 @@ class Child:
         try:
             self.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.kill()
             self.proc.wait()
+        with contextlib.suppress(ProcessLookupError):  # anything the child left behind
+            os.killpg(self.proc.pid, signal.SIGKILL)
 
 
 def stop_all(children: list[Child], grace_s: float = 10.0) -> None:
@@ -163,7 +168,7 @@ def start(args: argparse.Namespace) -> int:
                     continue
                 print(f"arb: {child.name} exited with code {code}; stopping everything",
                       flush=True)
-                exit_code = code or 1
+                exit_code = code if code and code > 0 else 1
                 stopping.set()
                 break
             time.sleep(0.5)

@@ -1,0 +1,125 @@
+"""``arb start`` as a user runs it (replay, demo threshold): alerts reach the history within a
+minute, Ctrl-C stops every child, and one child dying stops the rest."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from services.common.broker import free_port
+from tests.helpers import REPO
+
+pytestmark = pytest.mark.integration
+
+
+def children_of(marker: str) -> list[int]:
+    """Processes whose environment carries ``marker`` (every child of one test's launcher)."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            if marker.encode() in (proc / "environ").read_bytes():
+                pids.append(int(proc.name))
+        except OSError:
+            continue
+    return pids
+
+
+def alert_count(db: Path) -> int:
+    if not db.exists():
+        return 0
+    try:
+        with sqlite3.connect(db) as conn:
+            return conn.execute("SELECT COUNT(*) FROM alerts").fetchone()[0]
+    except sqlite3.Error:
+        return 0
+
+
+def start_stack(tmp_path: Path, fixtures_dir: Path, log: Path) -> tuple[subprocess.Popen, Path]:
+    db = tmp_path / "alerts.db"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ARB_", "FLINK_"))}
+    env.update({
+        "DEMO_MODE": "TRUE",
+        "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{free_port()}",
+        "ARB_PRODUCER_METRICS_PORT": str(free_port()),
+        "ARB_ALERTER_METRICS_PORT": str(free_port()),
+        "ARB_DASHBOARD_METRICS_PORT": str(free_port()),
+        "ARB_DASHBOARD_PORT": str(free_port()),
+        "ARB_FLINK_METRICS_PORT": "0",
+        "ARB_HISTORY_DB": str(db),
+        "ARB_CHECKPOINT_DIR": str(tmp_path / "checkpoints"),
+        "ARB_FIXTURES_DIR": str(fixtures_dir),
+        "ARB_TEST_MARKER": str(tmp_path),
+    })
+    env.pop("DISCORD_WEBHOOK_URL", None)
+    out = open(log, "wb")  # noqa: SIM115 - closed with the process below
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "services.cli", "start", "--replay", "--no-prometheus"],
+        cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
+    )
+    return proc, db
+
+
+def wait_for_alerts(proc: subprocess.Popen, db: Path, log: Path, timeout_s: float) -> float:
+    started = time.monotonic()
+    while time.monotonic() - started < timeout_s:
+        assert proc.poll() is None, log.read_text()[-3000:]
+        if alert_count(db) > 0:
+            return time.monotonic() - started
+        time.sleep(0.5)
+    raise AssertionError(f"no alert within {timeout_s} s:\n{log.read_text()[-3000:]}")
+
+
+def test_start_shows_alerts_and_ctrl_c_stops_everything(tmp_path: Path, fixtures_dir: Path,
+                                                        output_dir: Path) -> None:
+    log = output_dir / "arb-start.log"
+    proc, db = start_stack(tmp_path, fixtures_dir, log)
+    try:
+        took_s = wait_for_alerts(proc, db, log, timeout_s=60)
+        assert took_s < 60
+        assert len(children_of(str(tmp_path))) >= 4  # flink, alerter, dashboard, producer
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=40) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    deadline = time.monotonic() + 10
+    while children_of(str(tmp_path)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert children_of(str(tmp_path)) == []
+    text = log.read_text()
+    for name in ("flink", "alerter", "dashboard", "producer"):
+        assert f"{name:<10}|" in text, f"no prefixed output from {name}"
+    assert "Traceback" not in text
+
+
+def test_a_dying_child_stops_the_rest(tmp_path: Path, fixtures_dir: Path,
+                                      output_dir: Path) -> None:
+    log = output_dir / "arb-start.log"
+    proc, _ = start_stack(tmp_path, fixtures_dir, log)
+    try:
+        deadline = time.monotonic() + 60
+        alerter = []
+        while not alerter and time.monotonic() < deadline:
+            alerter = [pid for pid in children_of(str(tmp_path))
+                       if b"services.alerter" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+            time.sleep(0.2)
+        assert alerter, "alerter never started"
+        os.kill(alerter[0], signal.SIGKILL)
+        assert proc.wait(timeout=40) == 1
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    deadline = time.monotonic() + 10
+    while children_of(str(tmp_path)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert children_of(str(tmp_path)) == []
+    assert "alerter exited with code -9; stopping everything" in log.read_text()
