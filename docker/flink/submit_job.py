@@ -1,12 +1,13 @@
 """Compose's job submitter: run the detection job on the Flink cluster, tied to this container.
 
 On start it waits for the JobManager's REST API, cancels a job of the same name that an earlier
-submitter left behind (its configuration may be stale; with ``ARB_STARTUP_MODE=group-offsets``
-the new job resumes from the offsets the old one committed at its last checkpoint), then runs
-``flink run --python /app/flink/job.py`` attached: the PyFlink client blocks while the job runs,
-so this container lives exactly as long as the job. SIGTERM (``docker compose stop`` or
-``down``) cancels the job and exits 0. A job that fails for good ends ``flink run`` with an
-error, and the container's restart policy submits it again.
+submitter left behind (its configuration may be stale), then runs ``flink run --python
+/app/flink/job.py`` attached: the PyFlink client blocks while the job runs, so this container
+lives exactly as long as the job. SIGTERM (``docker compose stop`` or ``down``) cancels the job
+and exits 0. A job that fails for good ends ``flink run`` with an error, and the container's
+restart policy submits it again. Either way the next job resumes from the last one's retained
+checkpoint (``ARB_RESTORE_CHECKPOINT``), or failing that from the offsets it committed
+(``ARB_STARTUP_MODE=group-offsets`` under compose).
 
 ``--check`` is the container's healthcheck: exit 0 while a job of that name is RUNNING with
 every task running.

@@ -362,7 +362,8 @@ def test_state_lives_in_named_volumes(compose: dict[str, Any]) -> None:
     assert named_mounts(services["kafka"])["/var/lib/kafka/data"] == "kafka-data"
     assert environment_of(services["kafka"])["KAFKA_LOG_DIRS"] == "/var/lib/kafka/data"
     checkpoints = PurePosixPath(environment_of(services["flink-job"])["ARB_CHECKPOINT_DIR"])
-    for name in ("flink-jobmanager", "flink-taskmanager"):
+    # The cluster writes checkpoints; the submitter's client looks for the newest to restore.
+    for name in ("flink-jobmanager", "flink-taskmanager", "flink-job"):
         (mount,) = [t for t, v in named_mounts(services[name]).items() if v == "flink-data"]
         assert checkpoints.is_relative_to(mount), f"{name} cannot reach {checkpoints}"
 

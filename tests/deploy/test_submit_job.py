@@ -131,14 +131,23 @@ def test_rest_url_must_be_http() -> None:
         submit_job.FlinkRest("file:///etc/passwd")
 
 
-def fake_flink(tmp_path: Path) -> Path:
-    """A ``flink`` that records its arguments, then runs like an attached client until killed."""
+def fake_flink(tmp_path: Path, rest_url: str = "http://127.0.0.1:9") -> Path:
+    """A ``flink`` that records its arguments, then runs like an attached client: until the job
+    it submitted (named "submitted" here) is cancelled, then it fails as the real client does."""
     script = tmp_path / "flink"
     script.write_text(
         f"#!{sys.executable}\n"
-        "import pathlib, sys, time\n"
+        "import json, pathlib, sys, time, urllib.request\n"
         f"pathlib.Path({str(tmp_path / 'argv.txt')!r}).write_text(' '.join(sys.argv[1:]))\n"
-        "time.sleep(120)\n",
+        "deadline = time.monotonic() + 60\n"
+        "while time.monotonic() < deadline:\n"
+        "    try:\n"
+        f"        jobs = json.load(urllib.request.urlopen({rest_url + '/jobs/overview'!r}))\n"
+        "    except OSError:\n"
+        "        jobs = {'jobs': []}\n"
+        "    if any(j['jid'] == 'submitted' and j['state'] == 'CANCELED' for j in jobs['jobs']):\n"
+        "        sys.exit(1)\n"
+        "    time.sleep(0.1)\n",
     )
     script.chmod(0o755)
     return script
@@ -157,7 +166,7 @@ def test_submits_then_cancels_on_sigterm(jobmanager: FakeJobManager, tmp_path: P
     jobmanager.add("left-over")  # an earlier submitter's job, with maybe stale configuration
     proc = subprocess.Popen(
         [sys.executable, str(SUBMIT_JOB), "--rest-url", jobmanager.url,
-         "--flink-bin", str(fake_flink(tmp_path)), "--ready-wait-seconds", "10"],
+         "--flink-bin", str(fake_flink(tmp_path, jobmanager.url)), "--ready-wait-seconds", "10"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=dict(os.environ),
     )
     try:
