@@ -2,34 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.observability.contract import RULES_DIR
-from tests.observability.prom_server import PrometheusServer
+from tests.observability.prom_server import PrometheusServer, in_ci, require_binary
 
-#: Debian/Ubuntu package that puts both binaries on PATH.
-APT_PACKAGE = "prometheus"
-
-
-def in_ci() -> bool:
-    """CI runs must not skip: a missing tool there is a broken setup, not an optional extra."""
-    return os.environ.get("CI", "").strip().lower() not in {"", "0", "false", "no"}
-
-
-def require_binary(name: str) -> str:
-    """Path to ``name``; skips locally when absent, fails under CI."""
-    path = shutil.which(name)
-    if path:
-        return path
-    message = f"{name} not found on PATH (install the {APT_PACKAGE!r} apt package)"
-    if in_ci():
-        pytest.fail(f"{message}; CI is set, so this is a failure, not a skip")
-    pytest.skip(message)
+__all__ = ["in_ci", "require_binary"]  # tests/deploy imports in_ci from here
 
 
 @pytest.fixture(scope="session")
