@@ -49,6 +49,13 @@ def bounded_offsets(bootstrap_servers: str, topic: str) -> str:
     return ";".join(f"partition:{p},offset:{end}" for p, end in sorted(ends.items()))
 
 
+def latest_checkpoint(checkpoint_dir: Path) -> Path | None:
+    """The newest complete checkpoint (a ``chk-N`` folder with ``_metadata``) of any earlier
+    run under ``checkpoint_dir``, or None."""
+    complete = [meta.parent for meta in checkpoint_dir.glob("*/chk-*/_metadata")]
+    return max(complete, key=lambda p: p.stat().st_mtime, default=None)
+
+
 def source_options(settings: DetectionSettings, kafka: KafkaSettings) -> dict[str, str]:
     options = {
         "connector": "kafka",
@@ -131,6 +138,14 @@ def table_environment(
     if settings.checkpoint_interval_ms:
         conf.set("execution.checkpointing.interval", f"{settings.checkpoint_interval_ms} ms")
         conf.set("execution.checkpointing.dir", Path(settings.checkpoint_dir).resolve().as_uri())
+        # Keep the last checkpoint when the job stops or crashes, so the next start resumes
+        # from it (offsets and window state) instead of from the configured startup offsets.
+        conf.set("execution.checkpointing.externalized-checkpoint-retention",
+                 "RETAIN_ON_CANCELLATION")
+        restore = latest_checkpoint(Path(settings.checkpoint_dir)) if settings.restore else None
+        if restore is not None:
+            conf.set("execution.state-recovery.path", restore.as_uri())
+            log.info("flink_job_restoring", checkpoint=str(restore))
     return env
 
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from services.common.broker import LocalBroker
-from services.common.config import KafkaSettings, load_dotenv
+from services.common.config import DetectionSettings, KafkaSettings, load_dotenv
 from services.common.exceptions import ArbError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -139,6 +139,9 @@ def start(args: argparse.Namespace) -> int:
     tty = sys.stdout.isatty()
     broker = None
     if not args.no_broker:
+        # The embedded broker starts empty: checkpoints of an earlier run point at offsets of
+        # topics that no longer exist, so the job starts fresh.
+        shutil.rmtree(DetectionSettings.from_env().checkpoint_dir, ignore_errors=True)
         host, port = _broker_port(kafka)
         broker = LocalBroker(port=port, host=host, topics=kafka.topics,
                              partitions=kafka.partitions, log_file=VAR / "broker.log").start()

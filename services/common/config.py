@@ -189,6 +189,7 @@ class DetectionSettings:
     parallelism: int = 1  # ARB_FLINK_PARALLELISM
     checkpoint_interval_ms: int = 10_000  # ARB_CHECKPOINT_INTERVAL_MS (0 = off)
     checkpoint_dir: str = "var/flink-checkpoints"  # ARB_CHECKPOINT_DIR
+    restore: bool = True  # ARB_RESTORE_CHECKPOINT: resume from the newest checkpoint there
     # ARB_STARTUP_MODE: latest-offset, earliest-offset or group-offsets
     startup_mode: str = "latest-offset"
     bounded: bool = False  # ARB_BOUNDED: stop at the offsets present at start (tests, replays)
@@ -225,6 +226,7 @@ class DetectionSettings:
                 env, "ARB_CHECKPOINT_INTERVAL_MS", cls.checkpoint_interval_ms, _non_negative_int,
             ),
             checkpoint_dir=_get(env, "ARB_CHECKPOINT_DIR", cls.checkpoint_dir, str),
+            restore=_get(env, "ARB_RESTORE_CHECKPOINT", cls.restore, _bool),
             startup_mode=startup,
             bounded=_get(env, "ARB_BOUNDED", False, _bool),
             group_id=_get(env, "ARB_FLINK_GROUP_ID", cls.group_id, str),
