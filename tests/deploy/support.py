@@ -122,9 +122,21 @@ def rendered_compose(**overrides: str) -> dict[str, Any]:
     return interpolate_tree(raw_compose(), env)
 
 
-def documented_variables() -> set[str]:
-    """The variables docs/configuration.md lists (``ARB_<VENUE>_WS_URL`` kept as written)."""
-    return set(re.findall(r"`((?:ARB|KAFKA|DISCORD|DEMO)_[A-Z0-9_<>]+)`", CONFIG_DOC.read_text()))
+def documented_variables(expand_venues: bool = False) -> set[str]:
+    """The variables docs/configuration.md lists; ``ARB_<VENUE>_...`` kept as written, or with
+    ``expand_venues`` one per venue the producer knows."""
+    names = set(re.findall(r"`((?:ARB|KAFKA|DISCORD|DEMO)_[A-Z0-9_<>]+)`", CONFIG_DOC.read_text()))
+    if not expand_venues:
+        return names
+    from services.producer.venues import VENUES
+
+    expanded = set()
+    for name in names:
+        if "<VENUE>" in name:
+            expanded |= {name.replace("<VENUE>", venue.upper()) for venue in VENUES}
+        else:
+            expanded.add(name)
+    return expanded
 
 
 def environment_of(service: dict[str, Any]) -> dict[str, str]:
