@@ -1,5 +1,15 @@
-"""Dashboard: the Streamlit view of the alerter's durable alert history."""
+"""Dashboard: the Streamlit view of the alert history, live spreads and feed health."""
 
-from services.dashboard.data import COLUMNS, AlertsView, load_view, to_row
+from services.dashboard.data import COLUMNS, AlertsView, Filters, load_view, to_row
+from services.dashboard.live import LiveReader, LiveSnapshot, LiveState
 
-__all__ = ["COLUMNS", "AlertsView", "load_view", "to_row"]
+__all__ = [
+    "COLUMNS",
+    "AlertsView",
+    "Filters",
+    "LiveReader",
+    "LiveSnapshot",
+    "LiveState",
+    "load_view",
+    "to_row",
+]

@@ -1,58 +1,189 @@
-"""Streamlit page of the alert history: ``streamlit run services/dashboard/app.py``.
+"""Streamlit page, run by ``python -m services.dashboard`` (or ``streamlit run`` on this file).
 
-The history lives in the alerter's SQLite store, so the page survives restarts of either
-service (the seed kept alerts in the page's memory). Only the alerts fragment reruns on its
-timer, so the page does not flicker or lose scroll position while it refreshes itself.
+One page a trader keeps open: feed health, the alert numbers, a live spread chart per venue
+pair and the alert history. The history comes from the alerter's SQLite store, so it survives
+restarts of either service; the live parts come from one background Kafka reader per server
+process (``st.cache_resource``), shared by every browser tab. Filters sit in the sidebar; only
+the fragment below them reruns on its timer, so the page neither flickers nor loses its scroll
+position while it refreshes itself.
 """
 
 from __future__ import annotations
 
 import time
 
+import altair as alt
+import pandas as pd
 import streamlit as st
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-from services.common.config import DashboardSettings
+from services.common.config import DashboardSettings, KafkaSettings
 from services.common.exceptions import ConfigError
-from services.dashboard.data import age_text, load_view
+from services.common.history import SUPPRESSED, utc_day_start_ms
+from services.dashboard import data
+from services.dashboard.live import LiveSnapshot, Shared, release, shared_for
+from services.dashboard.metrics import serve_metrics
 
 st.set_page_config(page_title="Arbitrage alerts", layout="wide")
-st.title("Arbitrage alerts")
 
 try:
     settings = DashboardSettings.from_env()
+    kafka = KafkaSettings.from_env()
 except ConfigError as exc:
+    st.title("Arbitrage alerts")
     st.error(f"Invalid configuration: {exc}")
     st.stop()
 
-st.caption(
-    f"Alert history from `{settings.history_db}`, newest first, refreshed every "
-    f"{settings.refresh_seconds:g} s. Live spreads and pipeline health: "
-    f"[Grafana]({settings.grafana_url}).",
+
+@st.cache_resource(show_spinner=False, on_release=release)
+def shared(settings: DashboardSettings, kafka: KafkaSettings) -> Shared:
+    """One reader and one metrics endpoint per server process, not per tab."""
+    resources = shared_for(settings, kafka)
+    serve_metrics(settings.metrics_port, ready=resources.reader.alive)
+    return resources
+
+
+resources = shared(settings, kafka)
+run_context = get_script_run_ctx()
+if run_context is not None:
+    resources.sessions.touch(run_context.session_id)
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+# -- header and sidebar ---------------------------------------------------------------------------
+
+title, grafana = st.columns([5, 1], vertical_alignment="bottom")
+title.title("Arbitrage alerts")
+grafana.link_button("Open Grafana", settings.grafana_url, icon=":material/monitoring:",
+                    help="Live spread and pipeline health dashboards")
+
+with st.sidebar:
+    st.header("Filters")
+    stored = data.load_view(settings.history_db, 0).options  # choices only, no rows
+    first_snapshot = resources.state.snapshot()
+    symbols = st.multiselect(
+        "Symbol",
+        data.choices(stored.symbols, data.live_symbols(first_snapshot),
+                     st.session_state.get("symbols", ())),
+        key="symbols", placeholder="All symbols",
+    )
+    pairs = st.multiselect(
+        "Venue pair (buy → sell)",
+        data.choices([data.pair_label(*p) for p in stored.pairs], data.live_pairs(first_snapshot),
+                     st.session_state.get("pairs", ())),
+        key="pairs", placeholder="All pairs",
+    )
+    time_range = st.selectbox("Time range (window end)", list(data.TIME_RANGES),
+                              index=list(data.TIME_RANGES).index(data.ALL_TIME), key="time_range")
+    min_net_bps = st.number_input("Minimum net bps", value=None, step=1.0, key="min_net_bps",
+                                  placeholder="Any", help="Spread net of both taker fees")
+    measure = st.radio("Chart shows", list(data.MEASURES), key="measure", horizontal=True)
+    st.caption(
+        f"Alert history: `{settings.history_db}`. Live data: Kafka "
+        f"`{kafka.bootstrap_servers}`. Refreshes every {settings.refresh_seconds:g} s.",
+    )
+
+filters = data.Filters(
+    symbols=tuple(symbols), pairs=tuple(pairs), time_range=time_range,
+    min_net_bps=min_net_bps, measure=measure,
 )
 
 
-@st.fragment(run_every=settings.refresh_seconds)
-def alerts_view() -> None:
-    view = load_view(settings.history_db, settings.max_rows)
+# -- the self-refreshing part ---------------------------------------------------------------------
+
+def kafka_notice(snapshot: LiveSnapshot) -> None:
+    if not snapshot.kafka_checked:
+        st.info(f"Connecting to Kafka at {snapshot.bootstrap_servers} ...",
+                icon=":material/hourglass_top:")
+    elif not snapshot.kafka_connected:
+        st.warning(
+            f"Live data unavailable: {snapshot.kafka_problem or 'not connected to Kafka'}. "
+            "The alert history below is still current; the chart and feed status resume "
+            "when Kafka is back.",
+            icon=":material/cloud_off:",
+        )
+    elif snapshot.kafka_problem:
+        st.info(f"Kafka connected, {snapshot.kafka_problem}.", icon=":material/hourglass_top:")
+
+
+def feed_strip(snapshot: LiveSnapshot, now: int) -> None:
+    health = data.feed_health(settings.venues, snapshot.venues, settings.stale_ms, now)
+    columns = st.columns(len(health) + 1, border=True)
+    kafka_state = (":green[● connected]" if snapshot.kafka_connected
+                   else ":red[● unreachable]" if snapshot.kafka_checked else ":gray[○ connecting]")
+    columns[0].markdown(f"**Kafka**  \n{kafka_state}")
+    for column, feed in zip(columns[1:], health, strict=True):
+        if feed.age_ms is None:
+            state = ":gray[○ no data]"
+        elif feed.connected:
+            state = f":green[● connected] · last message {data.duration_text(feed.age_ms)} ago"
+        else:
+            state = f":red[● silent] · last message {data.duration_text(feed.age_ms)} ago"
+        column.markdown(f"**{feed.venue}**  \n{state}")
+
+
+def summary_numbers(view: data.AlertsView, now: int) -> None:
+    summary = view.summary
+    best = summary.best
+    cells = st.columns(7)
+    cells[0].metric("Alerts today", f"{summary.today:,}", help="Window ended today (UTC)")
+    cells[1].metric(
+        "Best net spread",
+        "n/a" if summary.max_net_spread_bps is None else f"{summary.max_net_spread_bps:+.1f} bps",
+        help=None if best is None else (
+            f"{best.symbol} {data.pair_label(best.buy_exchange, best.sell_exchange)}, window "
+            f"ending {data.utc(best.window_end_ms):%Y-%m-%d %H:%M:%S} UTC"
+        ),
+    )
+    cells[2].metric("Total est. profit", data.money(summary.total_est_profit_usd),
+                    help="Sum over the matching alerts of net spread x size shown")
+    cells[3].metric("Delivered to Discord", f"{summary.by_status['delivered']:,}")
+    cells[4].metric("Suppressed (cooldown)", f"{summary.by_status[SUPPRESSED]:,}")
+    cells[5].metric("Failed", f"{summary.by_status['failed']:,}")
+    cells[6].metric("Last alert", data.age_text(summary.last_window_end_ms, now))
+
+
+def spread_chart(snapshot: LiveSnapshot) -> None:
+    st.subheader("Live spread per venue pair")
+    by_symbol = data.chart_rows(snapshot.spreads, filters)
+    if not by_symbol:
+        st.info("No spreads yet: waiting for windows on the spreads topic "
+                f"`{kafka.spreads_topic}`.")
+        return
+    columns = st.columns(min(2, len(by_symbol)))
+    for index, (symbol, rows) in enumerate(by_symbol.items()):
+        frame = pd.DataFrame(rows)
+        lines = alt.Chart(frame, title=symbol).mark_line(interpolate="step-after").encode(
+            x=alt.X("Window end (UTC):T", title="window end (UTC)",
+                    scale=alt.Scale(type="utc"), axis=alt.Axis(format="%H:%M:%S")),
+            y=alt.Y(f"{filters.measure}:Q", title=filters.measure),
+            color=alt.Color("Pair:N", scale=alt.Scale(scheme="tableau10"),
+                            legend=alt.Legend(orient="bottom", title=None)),
+            tooltip=[alt.Tooltip("Window end (UTC):T", format="%H:%M:%S.%L", formatType="utc"),
+                     "Pair:N", alt.Tooltip(f"{filters.measure}:Q", format=",.2f")],
+        )
+        breakeven = alt.Chart(pd.DataFrame({"zero": [0.0]})).mark_rule(
+            strokeDash=[4, 4], color="gray").encode(y="zero:Q")
+        with columns[index % len(columns)]:
+            st.altair_chart(lines + breakeven, width="stretch", height=280)
+
+
+def alert_table(view: data.AlertsView) -> None:
+    st.subheader("Alert history")
     summary = view.summary
     if summary.total == 0:
-        where = "" if view.store_exists else " (the alerter has not created the history yet)"
-        st.info(f"No alerts yet{where}.")
+        if not view.store_exists:
+            st.info("No alerts yet (the alerter has not created the history yet).")
+        elif view.options.symbols:
+            st.info("No alerts match the filters.")
+        else:
+            st.info("No alerts yet.")
         return
-
-    now_ms = time.time_ns() // 1_000_000
-    total, delivered, failed, recorded, last = st.columns(5)
-    total.metric("Alerts", f"{summary.total:,}")
-    delivered.metric("Delivered to Discord", f"{summary.by_status['delivered']:,}")
-    failed.metric("Failed", f"{summary.by_status['failed']:,}")
-    recorded.metric("Recorded only (no webhook)", f"{summary.by_status['no_webhook']:,}")
-    last.metric("Last alert", age_text(summary.last_window_end_ms, now_ms))
-    if summary.max_spread_usd is not None and summary.max_net_spread_bps is not None:
-        st.caption(
-            f"Largest spread ${summary.max_spread_usd:,.2f}; best net "
-            f"{summary.max_net_spread_bps:.1f} bps. Showing the newest {len(view.rows):,}.",
-        )
-
+    st.caption(f"{summary.total:,} alerts match the filters, newest first; showing "
+               f"{len(view.rows):,}.")
     st.dataframe(
         view.rows,
         hide_index=True,
@@ -69,4 +200,17 @@ def alerts_view() -> None:
     )
 
 
-alerts_view()
+@st.fragment(run_every=settings.refresh_seconds)
+def live_page() -> None:
+    now = now_ms()
+    snapshot = resources.state.snapshot(now)
+    view = data.load_view(settings.history_db, settings.max_rows, filters.query(now),
+                          utc_day_start_ms(now))
+    kafka_notice(snapshot)
+    feed_strip(snapshot, now)
+    summary_numbers(view, now)
+    spread_chart(snapshot)
+    alert_table(view)
+
+
+live_page()

@@ -1,23 +1,31 @@
 """What the dashboard shows, computed without Streamlit so it can be tested on its own.
 
 Reads the alerter's history store read-only; a store that does not exist yet is an empty view,
-not an error (the dashboard may start before the first alert).
+not an error (the dashboard may start before the first alert). Filters from the sidebar become
+an :class:`~services.common.history.AlertQuery`; the live parts (spread chart, feed health) are
+built from a :class:`~services.dashboard.live.LiveSnapshot`. Times are epoch ms, shown in UTC.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from services.common.history import (
+    AlertQuery,
     AlertRecord,
+    HistoryOptions,
     HistorySummary,
     open_reader,
+    options,
     recent_alerts,
     summarize,
+    utc_day_start_ms,
 )
+from services.dashboard.live import LiveSnapshot, SpreadPoint, VenueActivity
 
 #: Table columns, in display order; units are in the names.
 COLUMNS = (
@@ -36,22 +44,89 @@ COLUMNS = (
     "Status",
     "Attempts",
     "Delivered after ms",
-    "Last error",
+    "Detail",
     "Id",
 )
+
+ALL_TIME = "All time"
+TODAY = "Today (UTC)"
+#: Time-range choices and how far back each reaches (None: see :func:`since_ms`).
+TIME_RANGES: dict[str, int | None] = {
+    "Last 15 minutes": 15 * 60_000,
+    "Last hour": 3_600_000,
+    "Last 24 hours": 86_400_000,
+    TODAY: None,
+    "Last 7 days": 7 * 86_400_000,
+    ALL_TIME: None,
+}
+#: Chart measures: label -> SpreadPoint field.
+MEASURES = {
+    "Net bps": "net_spread_bps",
+    "Spread bps": "spread_bps",
+    "Spread $": "spread_usd",
+}
+PAIR_ARROW = " → "
+
+
+def pair_label(buy_exchange: str, sell_exchange: str) -> str:
+    """'coinbase → binance': buy on the left, sell on the right."""
+    return f"{buy_exchange}{PAIR_ARROW}{sell_exchange}"
+
+
+def parse_pair_label(label: str) -> tuple[str, str]:
+    buy, _, sell = label.partition(PAIR_ARROW)
+    return buy, sell
+
+
+def since_ms(time_range: str, now_ms: int) -> int | None:
+    """Where a time range starts; None for all time. Unknown labels mean all time."""
+    if time_range == TODAY:
+        return utc_day_start_ms(now_ms)
+    span = TIME_RANGES.get(time_range)
+    return None if span is None else now_ms - span
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    """The sidebar's choices; empty selections mean "all"."""
+
+    symbols: tuple[str, ...] = ()
+    pairs: tuple[str, ...] = ()  # pair labels
+    time_range: str = ALL_TIME
+    min_net_bps: float | None = None
+    measure: str = "Net bps"
+
+    def query(self, now_ms: int) -> AlertQuery:
+        return AlertQuery(
+            symbols=self.symbols,
+            pairs=tuple(parse_pair_label(label) for label in self.pairs),
+            since_ms=since_ms(self.time_range, now_ms),
+            min_net_bps=self.min_net_bps,
+        )
+
+    def wants(self, symbol: str, buy_exchange: str, sell_exchange: str) -> bool:
+        return ((not self.symbols or symbol in self.symbols)
+                and (not self.pairs or pair_label(buy_exchange, sell_exchange) in self.pairs))
 
 
 @dataclass(frozen=True, slots=True)
 class AlertsView:
-    """One refresh of the page: the newest alerts as table rows and whole-store numbers."""
+    """One refresh of the history part: matching alerts as rows, their numbers, the choices."""
 
     store_exists: bool
     rows: list[dict[str, Any]]
     summary: HistorySummary
+    options: HistoryOptions
 
 
 def utc(ts_ms: int | None) -> datetime | None:
     return None if ts_ms is None else datetime.fromtimestamp(ts_ms / 1000, tz=UTC)
+
+
+def _detail(alert: AlertRecord) -> str:
+    if alert.suppressed_by:
+        return f"cooldown after {alert.suppressed_by}"
+    return alert.last_error or ""
 
 
 def to_row(alert: AlertRecord) -> dict[str, Any]:
@@ -76,24 +151,89 @@ def to_row(alert: AlertRecord) -> dict[str, Any]:
         alert.status,
         alert.attempts,
         delivered_after_ms,
-        alert.last_error or "",
+        _detail(alert),
         alert.id,
     )
     return dict(zip(COLUMNS, values, strict=True))
 
 
-def load_view(db_path: str | Path, limit: int) -> AlertsView:
-    """The newest ``limit`` alerts (newest first) and the summary, from one consistent read."""
+def load_view(
+    db_path: str | Path, limit: int, query: AlertQuery | None = None,
+    today_start_ms: int | None = None,
+) -> AlertsView:
+    """The newest ``limit`` matching alerts (newest first), their summary and the filter
+    choices, from one consistent read."""
+    query = query or AlertQuery()
     with open_reader(db_path) as conn:
         if conn is None:
-            return AlertsView(store_exists=False, rows=[], summary=summarize(None))
+            return AlertsView(False, [], summarize(None), options(None))
         conn.execute("BEGIN")  # one snapshot for the rows and the numbers
         try:
-            alerts = recent_alerts(conn, limit)
-            summary = summarize(conn)
+            alerts = recent_alerts(conn, limit, query)
+            summary = summarize(conn, query, today_start_ms)
+            choices = options(conn)
         finally:
             conn.rollback()
-    return AlertsView(store_exists=True, rows=[to_row(a) for a in alerts], summary=summary)
+    return AlertsView(True, [to_row(a) for a in alerts], summary, choices)
+
+
+def choices(
+    stored: Sequence[str], live: Iterable[str], selected: Sequence[str] = (),
+) -> list[str]:
+    """Filter choices: what the store holds, what the live feed shows, and anything already
+    selected (so a choice never disappears under the user), sorted, once each."""
+    return sorted({*stored, *live, *selected})
+
+
+def live_symbols(snapshot: LiveSnapshot) -> set[str]:
+    return {p.symbol for p in snapshot.spreads}
+
+
+def live_pairs(snapshot: LiveSnapshot) -> set[str]:
+    return {pair_label(p.buy_exchange, p.sell_exchange) for p in snapshot.spreads}
+
+
+def chart_rows(
+    points: Iterable[SpreadPoint], filters: Filters,
+) -> dict[str, list[dict[str, Any]]]:
+    """Per symbol, the chart's long-format rows: window end, venue pair, the chosen measure."""
+    field_name = MEASURES.get(filters.measure, MEASURES["Net bps"])
+    by_symbol: dict[str, list[dict[str, Any]]] = {}
+    for point in points:
+        if not filters.wants(point.symbol, point.buy_exchange, point.sell_exchange):
+            continue
+        by_symbol.setdefault(point.symbol, []).append({
+            "Window end (UTC)": utc(point.window_end_ms),
+            "Pair": pair_label(point.buy_exchange, point.sell_exchange),
+            filters.measure: getattr(point, field_name),
+        })
+    return dict(sorted(by_symbol.items()))
+
+
+@dataclass(frozen=True, slots=True)
+class FeedHealth:
+    """One venue in the feed strip: connected means a record newer than the stale limit."""
+
+    venue: str
+    connected: bool
+    age_ms: int | None  # None: nothing read from this venue yet
+    records: int
+
+
+def feed_health(
+    venues: Iterable[str], activity: dict[str, VenueActivity], stale_ms: int, now_ms: int,
+) -> list[FeedHealth]:
+    """Configured venues first (in their order), then any other venue seen on the topic."""
+    names = list(dict.fromkeys([*venues, *sorted(activity)]))
+    health = []
+    for venue in names:
+        seen = activity.get(venue)
+        if seen is None:
+            health.append(FeedHealth(venue, False, None, 0))
+            continue
+        age_ms = max(0, now_ms - seen.last_ts_ms)
+        health.append(FeedHealth(venue, age_ms <= stale_ms, age_ms, seen.records))
+    return health
 
 
 def age_text(ts_ms: int | None, now_ms: int) -> str:
@@ -105,3 +245,21 @@ def age_text(ts_ms: int | None, now_ms: int) -> str:
         if seconds >= size:
             return f"{seconds // size} {unit} ago"
     return f"{seconds} s ago"
+
+
+def duration_text(ms: int | None) -> str:
+    """A message age for the feed strip: '350 ms', '4.2 s', '3 min', or 'no data'."""
+    if ms is None:
+        return "no data"
+    if ms < 1000:
+        return f"{ms} ms"
+    if ms < 60_000:
+        return f"{ms / 1000:.1f} s"
+    return age_text(0, ms).removesuffix(" ago")
+
+
+def money(value: float | None) -> str:
+    if value is None:
+        return "n/a"
+    sign = "-" if value < 0 else ""
+    return f"{sign}${abs(value):,.2f}"

@@ -5,8 +5,27 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from services.common.history import AlertHistory
-from services.dashboard.data import COLUMNS, age_text, load_view
+import pytest
+
+from services.common.history import AlertHistory, AlertQuery, utc_day_start_ms
+from services.dashboard.data import (
+    ALL_TIME,
+    COLUMNS,
+    TIME_RANGES,
+    TODAY,
+    FeedHealth,
+    Filters,
+    age_text,
+    chart_rows,
+    choices,
+    duration_text,
+    feed_health,
+    load_view,
+    pair_label,
+    parse_pair_label,
+    since_ms,
+)
+from services.dashboard.live import SpreadPoint, VenueActivity
 from tests.support.alerts import WINDOW_END_MS, make_spread
 
 
@@ -41,7 +60,7 @@ def test_rows_are_newest_first_with_every_column(tmp_path: Path) -> None:
         "delivered", 2, 900,
     )
     assert newest["Spread $"] == spreads[4].spread_usd
-    assert view.rows[1]["Last error"] == "server_error: HTTP 503"
+    assert view.rows[1]["Detail"] == "server_error: HTTP 503"
     assert view.rows[2]["Delivered after ms"] is None
     assert view.summary.total == 5
     assert view.summary.by_status == {
@@ -58,3 +77,99 @@ def test_age_text() -> None:
     assert age_text(now_ms - 5 * 60_000, now_ms) == "5 min ago"
     assert age_text(now_ms - 3 * 3_600_000, now_ms) == "3 h ago"
     assert age_text(now_ms + 5_000, now_ms) == "0 s ago"
+
+
+def test_filters_become_a_query() -> None:
+    now_ms = WINDOW_END_MS + 10 * 86_400_000
+    filters = Filters(symbols=("ETH-USD",), pairs=(pair_label("binance", "coinbase"),),
+                      time_range="Last hour", min_net_bps=2.5)
+
+    query = filters.query(now_ms)
+
+    assert query == AlertQuery(symbols=("ETH-USD",), pairs=(("binance", "coinbase"),),
+                               since_ms=now_ms - 3_600_000, min_net_bps=2.5)
+    assert Filters().query(now_ms) == AlertQuery()
+
+
+@pytest.mark.parametrize(("label", "expected_back_ms"), [
+    ("Last 15 minutes", 15 * 60_000),
+    ("Last 24 hours", 86_400_000),
+    ("Last 7 days", 7 * 86_400_000),
+])
+def test_time_ranges(label: str, expected_back_ms: int) -> None:
+    assert since_ms(label, 10**13) == 10**13 - expected_back_ms
+
+
+def test_today_starts_at_utc_midnight_and_all_time_has_no_start() -> None:
+    assert since_ms(TODAY, WINDOW_END_MS) == utc_day_start_ms(WINDOW_END_MS)
+    assert since_ms(ALL_TIME, WINDOW_END_MS) is None
+    assert set(TIME_RANGES) >= {TODAY, ALL_TIME}
+
+
+def test_pair_labels_round_trip() -> None:
+    assert parse_pair_label(pair_label("coinbase", "binance")) == ("coinbase", "binance")
+
+
+def test_choices_keep_selected_values_that_vanished() -> None:
+    assert choices(["BTC-USD"], {"ETH-USD"}, ["SOL-USD"]) == ["BTC-USD", "ETH-USD", "SOL-USD"]
+
+
+def point(symbol: str, buy: str, sell: str, end_ms: int, net_bps: float) -> SpreadPoint:
+    return SpreadPoint(symbol, buy, sell, end_ms, spread_usd=net_bps * 10,
+                       spread_bps=net_bps + 70, net_spread_bps=net_bps)
+
+
+def test_chart_rows_per_symbol_follow_filters_and_measure() -> None:
+    points = [point("BTC-USD", "coinbase", "binance", WINDOW_END_MS + i, i) for i in range(3)]
+    points += [point("ETH-USD", "binance", "coinbase", WINDOW_END_MS, -1.0)]
+
+    everything = chart_rows(points, Filters())
+    btc_usd = chart_rows(points, Filters(pairs=(pair_label("coinbase", "binance"),),
+                                          measure="Spread $"))
+
+    assert list(everything) == ["BTC-USD", "ETH-USD"]
+    assert [r["Net bps"] for r in everything["BTC-USD"]] == [0, 1, 2]
+    assert everything["ETH-USD"][0]["Pair"] == "binance → coinbase"
+    assert list(btc_usd) == ["BTC-USD"]
+    assert [r["Spread $"] for r in btc_usd["BTC-USD"]] == [0, 10, 20]
+    assert btc_usd["BTC-USD"][0]["Window end (UTC)"] == datetime(2024, 6, 1, 12, 0, 1,
+                                                                 tzinfo=UTC)
+
+
+def test_feed_health_lists_configured_venues_first_and_judges_staleness() -> None:
+    now_ms = WINDOW_END_MS
+    activity = {
+        "binance": VenueActivity("binance", now_ms - 300, now_ms, 40),
+        "coinbase": VenueActivity("coinbase", now_ms - 5000, now_ms, 7),
+        "kraken": VenueActivity("kraken", now_ms + 50, now_ms, 1),  # clock ahead: age 0
+    }
+
+    health = feed_health(["coinbase", "binance", "bitstamp"], activity, 2000, now_ms)
+
+    assert health == [
+        FeedHealth("coinbase", False, 5000, 7),
+        FeedHealth("binance", True, 300, 40),
+        FeedHealth("bitstamp", False, None, 0),
+        FeedHealth("kraken", True, 0, 1),
+    ]
+
+
+def test_duration_text() -> None:
+    assert duration_text(None) == "no data"
+    assert duration_text(350) == "350 ms"
+    assert duration_text(4_249) == "4.2 s"
+    assert duration_text(180_000) == "3 min"
+
+
+def test_suppressed_rows_say_which_alert_held_them_back(tmp_path: Path) -> None:
+    db = tmp_path / "alerts.db"
+    first, second = (make_spread(window_end_ms=WINDOW_END_MS + i * 1000) for i in range(2))
+    with AlertHistory(db) as history:
+        history.record(first)
+        history.record(second)
+        history.mark_suppressed(second.id, by_alert_id=first.id)
+
+    view = load_view(db, limit=10)
+
+    assert view.rows[0]["Detail"] == f"cooldown after {first.id}"
+    assert view.rows[1]["Detail"] == ""

@@ -1,11 +1,11 @@
-"""Factories for alert records, with numbers that are consistent with DESIGN.md's formulas."""
+"""Factories for alert and price records, with numbers consistent with DESIGN.md's formulas."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 from typing import Any
 
-from services.common.messages import Spread, spread_id, to_json
+from services.common.messages import Quote, Spread, spread_id, to_json
 
 #: A fixed window end (2024-06-01 12:00:01 UTC) so expected texts can be written down.
 WINDOW_END_MS = 1_717_243_201_000
@@ -58,3 +58,20 @@ def make_spread(
 
 def alert_json(spread: Spread) -> bytes:
     return to_json(spread)
+
+
+def make_quote(
+    *,
+    exchange: str = "coinbase",
+    symbol: str = "BTC-USD",
+    ts_ms: int = WINDOW_END_MS,
+    bid: float = 67_000.0,
+    ask: float = 67_000.5,
+    refresh: bool = False,
+) -> Quote:
+    """One ``crypto-prices`` quote in USD, received at ``ts_ms``."""
+    return Quote(
+        exchange=exchange, symbol=symbol, venue_symbol=symbol.replace("-", ""), bid=bid,
+        bid_size=1.0, ask=ask, ask_size=1.0, quote_ccy="USD", fx_to_usd=1.0, ts_ms=ts_ms,
+        recv_ts_ms=ts_ms, exchange_ts_ms=None, refresh=refresh,
+    )
