@@ -40,7 +40,9 @@ ENV JAVA_HOME=/opt/java/openjdk \
     PIP_ROOT_USER_ACTION=ignore
 ENV PATH=${FLINK_HOME}/bin:${JAVA_HOME}/bin:${PATH}
 # What the official image installs for Flink's scripts (envsubst for FLINK_PROPERTIES, jemalloc
-# as the allocator, snappy for compression); the same flink user and ids.
+# as the allocator, snappy for compression); the same flink user and ids. Package versions are
+# not pinned: the base image tag fixes the Debian release, whose updates are security fixes.
+# hadolint ignore=DL3008
 RUN set -eux; \
     apt-get update; \
     apt-get install -y --no-install-recommends gettext-base libjemalloc2 libsnappy1v5; \
@@ -55,7 +57,7 @@ RUN --mount=type=cache,target=/root/.cache/pip \
     set -eux; \
     pip install -r /tmp/requirements.txt "apache-flink==${FLINK_VERSION}"; \
     pyflink_dir="$(python -c 'import os, pyflink; print(os.path.dirname(pyflink.__file__))')"; \
-    rm -rf "${pyflink_dir}/lib" "${pyflink_dir}/opt" "${pyflink_dir}/plugins"
+    rm -rf "${pyflink_dir:?}/lib" "${pyflink_dir:?}/opt" "${pyflink_dir:?}/plugins"
 COPY --from=flink /opt/java/openjdk /opt/java/openjdk
 COPY --from=flink /usr/local/bin/gosu /usr/local/bin/gosu
 COPY --from=flink /docker-entrypoint.sh /docker-entrypoint.sh
@@ -74,7 +76,8 @@ RUN set -eux; \
     mkdir -p /flink-data/checkpoints; \
     chown -R flink:flink /flink-data; \
     java -version; \
-    flink --version
+    flink --version; \
+    rm -f /opt/flink/log/*
 COPY docker/healthcheck.py /app/docker/healthcheck.py
 COPY docker/flink/submit_job.py /app/docker/flink/submit_job.py
 COPY services/__init__.py /app/services/__init__.py

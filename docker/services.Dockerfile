@@ -31,7 +31,8 @@ COPY services services
 ENV PYTHONPATH=/app \
     ARB_HISTORY_DB=/data/alerts.db \
     ARB_FIXTURES_DIR=/app/data/recordings
-USER arb
+# Numeric, so a runtime that checks for a non-root user (runAsNonRoot) can tell.
+USER 10001:10001
 # producer metrics, alerter metrics, dashboard metrics, Streamlit
 EXPOSE 8001 8002 8003 8501
 CMD ["python", "-m", "services.producer", "live"]

@@ -168,9 +168,9 @@ def test_flink_job_imports_only_what_the_flink_image_installs() -> None:
 def test_services_image_runs_as_a_user_with_its_state_volume() -> None:
     final = parse_dockerfile(SERVICES_DOCKERFILE).stages[-1]
     users = [rest for keyword, rest in final.instructions if keyword == "USER"]
-    assert users == ["arb"]
+    assert users == ["10001:10001"]  # the arb user, by id
     run_text = " ".join(rest for keyword, rest in final.instructions if keyword == "RUN")
-    assert "chown arb:arb /data" in run_text
+    assert "--uid 10001 --gid arb" in run_text and "chown arb:arb /data" in run_text
 
 
 # --- docker/requirements.py ----------------------------------------------------------------------
