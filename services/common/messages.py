@@ -16,6 +16,7 @@ from services.common.exceptions import RecordError
 
 SCHEMA_VERSION = 1
 SIDES = ("buy", "sell")
+INT64_MAX = 2**63 - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,8 +132,12 @@ def _int(obj: dict[str, Any], key: str, *, optional: bool = False) -> int | None
     if value is None and optional:
         return None
     value = _req(obj, key)
-    if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
+    if isinstance(value, bool) or not isinstance(value, int | float):
         raise RecordError("bad_field", key)
+    if isinstance(value, float) and (not math.isfinite(value) or value != int(value)):
+        raise RecordError("bad_field", f"{key}={value!r}")  # NaN, Infinity or a fraction
+    if not -INT64_MAX <= int(value) <= INT64_MAX:  # Flink and Kafka readers use 64-bit longs
+        raise RecordError("bad_field", f"{key} out of range")
     return int(value)
 
 
@@ -143,7 +148,13 @@ def _num(obj: dict[str, Any], key: str, *, optional: bool = False) -> float | No
     value = _req(obj, key)
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise RecordError("bad_field", key)
-    return float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an integer literal too large for a double
+        raise RecordError("bad_field", f"{key} out of range") from None
+    if not math.isfinite(number):  # Python's json reads NaN and Infinity; no field wants them
+        raise RecordError("bad_field", f"{key}={value!r}")
+    return number
 
 
 def check_price(value: float, name: str) -> float:
