@@ -62,7 +62,7 @@ grafana.link_button("Open Grafana", settings.grafana_url, icon=":material/monito
 
 with st.sidebar:
     st.header("Filters")
-    stored = data.load_view(settings.history_db, 0).options  # choices only, no rows
+    stored = data.load_options(settings.history_db)
     first_snapshot = resources.state.snapshot()
     symbols = st.multiselect(
         "Symbol",

@@ -177,6 +177,12 @@ def load_view(
     return AlertsView(True, [to_row(a) for a in alerts], summary, choices)
 
 
+def load_options(db_path: str | Path) -> HistoryOptions:
+    """Symbols and venue pairs the store holds, for the sidebar's choices."""
+    with open_reader(db_path) as conn:
+        return options(conn)
+
+
 def choices(
     stored: Sequence[str], live: Iterable[str], selected: Sequence[str] = (),
 ) -> list[str]:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from services.common.history import AlertHistory, AlertQuery, utc_day_start_ms
+from services.common.history import AlertHistory, AlertQuery, HistoryOptions, utc_day_start_ms
 from services.dashboard.data import (
     ALL_TIME,
     COLUMNS,
@@ -20,6 +20,7 @@ from services.dashboard.data import (
     choices,
     duration_text,
     feed_health,
+    load_options,
     load_view,
     pair_label,
     parse_pair_label,
@@ -108,6 +109,10 @@ def test_today_starts_at_utc_midnight_and_all_time_has_no_start() -> None:
 
 def test_pair_labels_round_trip() -> None:
     assert parse_pair_label(pair_label("coinbase", "binance")) == ("coinbase", "binance")
+
+
+def test_options_of_a_missing_store_are_empty(tmp_path: Path) -> None:
+    assert load_options(tmp_path / "absent.db") == HistoryOptions((), ())
 
 
 def test_choices_keep_selected_values_that_vanished() -> None:
