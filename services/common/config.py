@@ -93,6 +93,12 @@ def _bool(raw: str) -> bool:
     raise ValueError("must be true or false")
 
 
+def _emit_strategy(raw: str) -> str:
+    if raw not in {"on-event", "on-periodic"}:
+        raise ValueError("must be on-event or on-periodic")
+    return raw
+
+
 def _csv(raw: str) -> tuple[str, ...]:
     items = tuple(part.strip() for part in raw.split(",") if part.strip())
     if not items:
@@ -181,6 +187,9 @@ class DetectionSettings:
     watermark_ms: int = 200  # ARB_WATERMARK_MS: allowed out-of-orderness
     # ARB_IDLE_TIMEOUT_MS: a partition quiet this long stops holding the watermark back
     idle_timeout_ms: int = 500
+    # ARB_WATERMARK_EMIT: on-event (a watermark per record) or on-periodic
+    watermark_emit: str = "on-event"
+    watermark_interval_ms: int = 20  # ARB_WATERMARK_INTERVAL_MS: the period for on-periodic
     min_spread_usd: float = NORMAL_MIN_SPREAD_USD  # ARB_MIN_SPREAD_USD (DEMO_MODE=TRUE: 0.10)
     min_net_bps: float | None = None  # ARB_MIN_NET_BPS: unset = not checked
     max_spread_bps: float = 500.0  # ARB_MAX_SPREAD_BPS: at or above, a bad quote, not an alert
@@ -216,6 +225,10 @@ class DetectionSettings:
             window_ms=_get(env, "ARB_WINDOW_MS", window_default, _positive_int),
             watermark_ms=_get(env, "ARB_WATERMARK_MS", watermark_default, _non_negative_int),
             idle_timeout_ms=_get(env, "ARB_IDLE_TIMEOUT_MS", cls.idle_timeout_ms, _positive_int),
+            watermark_emit=_get(env, "ARB_WATERMARK_EMIT", cls.watermark_emit, _emit_strategy),
+            watermark_interval_ms=_get(
+                env, "ARB_WATERMARK_INTERVAL_MS", cls.watermark_interval_ms, _positive_int,
+            ),
             min_spread_usd=_get(env, "ARB_MIN_SPREAD_USD", default_min, _finite),
             min_net_bps=_get(env, "ARB_MIN_NET_BPS", None, _finite),
             max_spread_bps=_get(env, "ARB_MAX_SPREAD_BPS", cls.max_spread_bps, _positive_float),
