@@ -29,6 +29,8 @@ DEMO_MIN_SPREAD_USD = 0.10
 SECRET_FIELDS = frozenset({"webhook_url"})
 #: Detection modes and their (window_ms, watermark_ms) defaults: the seed used 10 s + 5 s.
 MODES = {"arb": (1000, 200), "seed": (10_000, 5000)}
+#: p99 feed latency (ms) assumed for a venue that ARB_FEED_LATENCY_MS does not name.
+FALLBACK_FEED_LATENCY_MS = 250
 
 
 def load_dotenv(path: str | Path = ".env", environ: dict[str, str] | None = None) -> None:
@@ -119,6 +121,24 @@ def _fee_map(raw: str) -> dict[str, float]:
     return fees
 
 
+def _latency_map(raw: str) -> tuple[int | None, dict[str, int]]:
+    """``250`` (every venue) or ``coinbase=300,binance=120`` or both (``300,binance=120``)."""
+    default: int | None = None
+    latencies: dict[str, int] = {}
+    for part in _csv(raw):
+        venue, sep, value = part.rpartition("=")
+        ms = int(value)
+        if ms < 0:
+            raise ValueError(f"latency {part!r} must be >= 0 ms")
+        if sep:
+            if not venue.strip():
+                raise ValueError(f"{part!r} is not venue=ms")
+            latencies[venue.strip().lower()] = ms
+        else:
+            default = ms
+    return default, latencies
+
+
 def _symbols(raw: str) -> tuple[str, ...]:
     symbols = tuple(s.upper() for s in _csv(raw))
     for symbol in symbols:
@@ -158,6 +178,8 @@ class KafkaSettings:
     prices_topic: str = "crypto-prices"  # ARB_PRICES_TOPIC
     spreads_topic: str = "arbitrage-spreads"  # ARB_SPREADS_TOPIC
     alerts_topic: str = "arbitrage-alerts"  # ARB_ALERTS_TOPIC
+    # ARB_EPISODES_TOPIC: opportunity episodes (consecutive alert windows), opened and closed
+    episodes_topic: str = "arbitrage-episodes"
     partitions: int = 3  # ARB_TOPIC_PARTITIONS: partitions per topic (records are keyed by symbol)
 
     @classmethod
@@ -170,12 +192,13 @@ class KafkaSettings:
             prices_topic=_get(env, "ARB_PRICES_TOPIC", cls.prices_topic, str),
             spreads_topic=_get(env, "ARB_SPREADS_TOPIC", cls.spreads_topic, str),
             alerts_topic=_get(env, "ARB_ALERTS_TOPIC", cls.alerts_topic, str),
+            episodes_topic=_get(env, "ARB_EPISODES_TOPIC", cls.episodes_topic, str),
             partitions=_get(env, "ARB_TOPIC_PARTITIONS", cls.partitions, _positive_int),
         )
 
     @property
     def topics(self) -> tuple[str, ...]:
-        return (self.prices_topic, self.spreads_topic, self.alerts_topic)
+        return (self.prices_topic, self.spreads_topic, self.alerts_topic, self.episodes_topic)
 
 
 @dataclass(frozen=True)
@@ -203,9 +226,26 @@ class DetectionSettings:
     startup_mode: str = "latest-offset"
     bounded: bool = False  # ARB_BOUNDED: stop at the offsets present at start (tests, replays)
     group_id: str = "arb-detector"  # ARB_FLINK_GROUP_ID
+    # ARB_EPISODE_GAP_WINDOWS: alert windows of one symbol and direction whose ends are at most
+    # this many windows apart form one episode (1 = only back-to-back windows)
+    episode_gap_windows: int = 2
+    # ARB_FEED_LATENCY_MS: assumed p99 feed latency per venue (ms), for the capturable judgement
+    feed_latency_ms: dict[str, int] = field(default_factory=dict)
+    default_feed_latency_ms: int = FALLBACK_FEED_LATENCY_MS  # ARB_FEED_LATENCY_MS plain number
+    # ARB_EXECUTION_MS: time from seeing both quotes to both orders filled (ms)
+    execution_ms: int = 300
 
     def fee_bps(self, exchange: str) -> float:
         return self.taker_fee_bps.get(exchange, FALLBACK_TAKER_FEE_BPS)
+
+    def latency_ms(self, exchange: str) -> int:
+        """The configured p99 feed latency of ``exchange`` (ms)."""
+        return self.feed_latency_ms.get(exchange, self.default_feed_latency_ms)
+
+    @property
+    def episode_gap_ms(self) -> int:
+        """Largest distance (ms) between the window ends of two alerts of one episode."""
+        return self.episode_gap_windows * self.window_ms
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> DetectionSettings:
@@ -216,6 +256,9 @@ class DetectionSettings:
             raise ConfigError(f"ARB_MODE={mode!r} is invalid: use arb or seed")
         window_default, watermark_default = MODES[mode]
         default_min = DEMO_MIN_SPREAD_USD if demo else NORMAL_MIN_SPREAD_USD
+        latency_default, latencies = _get(
+            env, "ARB_FEED_LATENCY_MS", (None, {}), _latency_map,
+        )
         startup = _get(env, "ARB_STARTUP_MODE", cls.startup_mode, str)
         if startup not in {"latest-offset", "earliest-offset", "group-offsets"}:
             raise ConfigError(f"ARB_STARTUP_MODE={startup!r} is invalid: use latest-offset, "
@@ -243,19 +286,52 @@ class DetectionSettings:
             startup_mode=startup,
             bounded=_get(env, "ARB_BOUNDED", False, _bool),
             group_id=_get(env, "ARB_FLINK_GROUP_ID", cls.group_id, str),
+            episode_gap_windows=_get(
+                env, "ARB_EPISODE_GAP_WINDOWS", cls.episode_gap_windows, _positive_int,
+            ),
+            feed_latency_ms=latencies,
+            default_feed_latency_ms=(
+                cls.default_feed_latency_ms if latency_default is None else latency_default
+            ),
+            execution_ms=_get(env, "ARB_EXECUTION_MS", cls.execution_ms, _non_negative_int),
         )
+
+
+def _symbol_map(raw: str) -> dict[str, str]:
+    """``BTC-USD=BTCUSDC,ETH-USD=ETHUSDC``: canonical symbol -> the venue's own symbol."""
+    mapping = {}
+    for part in _csv(raw):
+        canonical, sep, venue_symbol = part.partition("=")
+        if not sep or not venue_symbol.strip():
+            raise ValueError(f"{part!r} is not CANONICAL=VENUE_SYMBOL")
+        mapping[_symbols(canonical)[0]] = venue_symbol.strip()
+    return mapping
 
 
 @dataclass(frozen=True)
 class ProducerSettings:
-    """Which venues and symbols to read, and how quotes are kept fresh."""
+    """Which venues and symbols to read, how quotes are kept fresh and feeds kept alive."""
 
     symbols: tuple[str, ...] = DEFAULT_SYMBOLS  # ARB_SYMBOLS: canonical symbols
     venues: tuple[str, ...] = DEFAULT_VENUES  # ARB_VENUES
     ws_urls: dict[str, str] = field(default_factory=dict)  # ARB_<VENUE>_WS_URL overrides
+    # ARB_<VENUE>_SYMBOLS: canonical -> venue symbol, added to or replacing the venue's defaults
+    symbol_maps: dict[str, dict[str, str]] = field(default_factory=dict)
     refresh_ms: int = 500  # ARB_QUOTE_REFRESH_MS: re-publish an unchanged quote this often
     stale_ms: int = 2000  # ARB_STALE_MS: a venue silent this long stops refreshing
     usdt_usd: float = 1.0  # ARB_USDT_USD: fallback USDT->USD rate
+    usdc_usd: float = 1.0  # ARB_USDC_USD: fallback USDC->USD rate
+    # ARB_FX_MAX_AGE_MS: a live stablecoin rate older than this gives way to the fallback
+    fx_max_age_ms: int = 60_000
+    # ARB_WATCHDOG_MS: reconnect a venue that sent nothing usable (heartbeats count) this long
+    watchdog_ms: int = 10_000
+    # ARB_ROLLOVER_MARGIN_SECONDS: open a replacement connection this long before a venue's
+    # connection age limit (Binance: 24 h)
+    rollover_margin_s: float = 600.0
+    # ARB_PRODUCER_QUEUE_MAX_MESSAGES: librdkafka's local queue (records not yet acknowledged)
+    kafka_queue_max_messages: int = 5_000
+    # ARB_PRODUCER_TRADE_BACKLOG: trades waiting for room in that queue before the oldest drop
+    trade_backlog: int = 10_000
     metrics_port: int = 8001  # ARB_PRODUCER_METRICS_PORT
 
     @classmethod
@@ -263,6 +339,7 @@ class ProducerSettings:
         env = os.environ if env is None else env
         venues = tuple(v.lower() for v in _get(env, "ARB_VENUES", cls.venues, _csv))
         urls = {}
+        maps = {}
         for venue in venues:
             name = f"ARB_{venue.upper()}_WS_URL"
             url = env.get(name)
@@ -270,13 +347,30 @@ class ProducerSettings:
                 if urlparse(url).scheme not in {"ws", "wss"}:
                     raise ConfigError(f"{name}={url!r} is invalid: must be a ws:// or wss:// URL")
                 urls[venue] = url
+            mapping = _get(env, f"ARB_{venue.upper()}_SYMBOLS", {}, _symbol_map)
+            if mapping:
+                maps[venue] = mapping
         return cls(
             symbols=_get(env, "ARB_SYMBOLS", cls.symbols, _symbols),
             venues=venues,
             ws_urls=urls,
+            symbol_maps=maps,
             refresh_ms=_get(env, "ARB_QUOTE_REFRESH_MS", cls.refresh_ms, _positive_int),
             stale_ms=_get(env, "ARB_STALE_MS", cls.stale_ms, _positive_int),
             usdt_usd=_get(env, "ARB_USDT_USD", cls.usdt_usd, _positive_float),
+            usdc_usd=_get(env, "ARB_USDC_USD", cls.usdc_usd, _positive_float),
+            fx_max_age_ms=_get(env, "ARB_FX_MAX_AGE_MS", cls.fx_max_age_ms, _positive_int),
+            watchdog_ms=_get(env, "ARB_WATCHDOG_MS", cls.watchdog_ms, _positive_int),
+            rollover_margin_s=_get(
+                env, "ARB_ROLLOVER_MARGIN_SECONDS", cls.rollover_margin_s, _positive_float,
+            ),
+            kafka_queue_max_messages=_get(
+                env, "ARB_PRODUCER_QUEUE_MAX_MESSAGES", cls.kafka_queue_max_messages,
+                _positive_int,
+            ),
+            trade_backlog=_get(
+                env, "ARB_PRODUCER_TRADE_BACKLOG", cls.trade_backlog, _positive_int,
+            ),
             metrics_port=_get(
                 env, "ARB_PRODUCER_METRICS_PORT", cls.metrics_port, _non_negative_int,
             ),

@@ -1,7 +1,8 @@
 """Producer: venue WebSockets (or recorded frames) -> quote/trade records -> Kafka crypto-prices."""
 
-from services.producer.connector import Venue, fx_to_usd_for
+from services.producer.connector import Parsed, Venue, fx_to_usd_for
 from services.producer.feed import Backoff, Feed, run_feeds
+from services.producer.fx import FxRates
 from services.producer.metrics import ProducerMetrics
 from services.producer.publisher import KafkaPublisher
 from services.producer.quote_book import QuoteBook
@@ -15,6 +16,7 @@ from services.producer.replay import (
     plan_replay,
     publish_replay,
 )
+from services.producer.sequence import SequenceTracker
 from services.producer.venues import VENUES, get_venue
 
 __all__ = [
@@ -22,11 +24,14 @@ __all__ = [
     "VENUES",
     "Backoff",
     "Feed",
+    "FxRates",
     "KafkaPublisher",
+    "Parsed",
     "ProducerMetrics",
     "QuoteBook",
     "Recording",
     "ReplayPlan",
+    "SequenceTracker",
     "Shock",
     "Venue",
     "build_replay",

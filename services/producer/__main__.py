@@ -1,6 +1,8 @@
 """Entry point: ``python -m services.producer [live|replay] [options]``.
 
-live    read the venues' WebSockets (ARB_VENUES, ARB_SYMBOLS, ARB_<VENUE>_WS_URL) into Kafka.
+live    read the venues' WebSockets (ARB_VENUES, ARB_SYMBOLS, ARB_<VENUE>_WS_URL) into Kafka;
+        stablecoin-quoted markets are converted at a live rate where a configured venue lists
+        one (USDT-USD ...), else at ARB_USDT_USD / ARB_USDC_USD.
 replay  publish the recorded fixtures through the same parsers, aligned, scaled and optionally
         shocked (see services/producer/replay.py: any spread it shows is an artefact).
 
@@ -26,8 +28,9 @@ from services.common.exceptions import ConfigError
 from services.common.kafka import ensure_topics
 from services.common.logging import configure_logging
 from services.common.metrics import MetricsServer
-from services.producer.connector import fx_to_usd_for
+from services.producer.connector import USDC, USDT, Venue
 from services.producer.feed import Feed, run_feeds
+from services.producer.fx import FX_MARKETS, FxRates
 from services.producer.metrics import ProducerMetrics, default_metrics
 from services.producer.publisher import KafkaPublisher
 from services.producer.replay import (
@@ -60,7 +63,7 @@ def _speed(text: str) -> float | None:
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m services.producer",
-        description="Publish Coinbase and Binance quotes and trades to Kafka crypto-prices.",
+        description="Publish exchange quotes and trades to Kafka crypto-prices.",
     )
     parser.add_argument("mode", nargs="?", choices=("live", "replay"), default="live")
     parser.add_argument("--speed", type=_speed, default=1.0, metavar="max|N",
@@ -109,6 +112,48 @@ def run_replay(
     return 0 if remaining == 0 and publisher.failed == 0 and publisher.dropped == 0 else 1
 
 
+def configured_venues(settings: ProducerSettings) -> list[Venue]:
+    """The venues of ARB_VENUES with their ARB_<VENUE>_SYMBOLS, checked (ConfigError)."""
+    venues = []
+    for name in settings.venues:
+        venue = get_venue(name, settings.symbol_maps.get(name))
+        venue.check_markets(venue.venue_symbols(settings.symbols))
+        venues.append(venue)
+    return venues
+
+
+def build_feeds(
+    settings: ProducerSettings, publisher: KafkaPublisher, metrics: ProducerMetrics,
+) -> list[Feed]:
+    """One feed per venue, sharing one table of stablecoin rates.
+
+    A rate market (USDT-USD ...) is subscribed on every venue that lists it, but only when some
+    configured market is quoted in that stablecoin.
+    """
+    venues = configured_venues(settings)
+    needed = {v.market_quote_ccy(s) for v in venues for s in v.venue_symbols(settings.symbols)}
+    rate_markets = [m for m, ccy in FX_MARKETS.items() if ccy in needed]
+    fx = FxRates({USDT: settings.usdt_usd, USDC: settings.usdc_usd}, settings.fx_max_age_ms)
+    for market in rate_markets:
+        sources = [v.name for v in venues if market in v.fx_symbols]
+        log.info("fx_rate_sources", market=market, live_from=sources,
+                 fallback=fx.fallback[FX_MARKETS[market]])
+    return [
+        Feed(
+            venue, settings.symbols, publisher,
+            url=settings.ws_urls.get(venue.name),
+            fx=fx,
+            rate_markets=rate_markets,
+            refresh_ms=settings.refresh_ms,
+            stale_ms=settings.stale_ms,
+            watchdog_ms=settings.watchdog_ms,
+            rollover_margin_s=settings.rollover_margin_s,
+            metrics=metrics,
+        )
+        for venue in venues
+    ]
+
+
 async def run_live(
     settings: ProducerSettings,
     publisher: KafkaPublisher,
@@ -116,16 +161,7 @@ async def run_live(
     feeds: list[Feed],
 ) -> int:
     """Run every configured venue until SIGINT/SIGTERM; ``feeds`` is filled for /healthz."""
-    for name in settings.venues:
-        venue = get_venue(name)
-        feeds.append(Feed(
-            venue, settings.symbols, publisher,
-            url=settings.ws_urls.get(name),
-            fx_to_usd=fx_to_usd_for(venue.quote_ccy, settings.usdt_usd),
-            refresh_ms=settings.refresh_ms,
-            stale_ms=settings.stale_ms,
-            metrics=metrics,
-        ))
+    feeds.extend(build_feeds(settings, publisher, metrics))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -133,8 +169,8 @@ async def run_live(
 
     async def serve_callbacks() -> None:  # delivery callbacks run inside poll()
         while True:
-            publisher.poll(0)
-            await asyncio.sleep(0.1)
+            publisher.service()
+            await asyncio.sleep(0.05)
 
     poller = asyncio.create_task(serve_callbacks())
     try:
@@ -153,8 +189,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = ProducerSettings.from_env()
         kafka = KafkaSettings.from_env()
-        for name in settings.venues:
-            get_venue(name).venue_symbols(settings.symbols)
+        configured_venues(settings)
     except ConfigError as exc:
         log.error("config_invalid", error=str(exc))
         return 2
@@ -174,7 +209,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             ensure_topics(kafka.bootstrap_servers, [kafka.prices_topic], kafka.partitions)
         except KafkaException as exc:
             log.warning("topic_check_failed", topic=kafka.prices_topic, error=str(exc))
-        publisher = KafkaPublisher(kafka.bootstrap_servers, kafka.prices_topic, metrics)
+        publisher = KafkaPublisher(
+            kafka.bootstrap_servers, kafka.prices_topic, metrics,
+            trade_backlog=settings.trade_backlog,
+            queue_max_messages=settings.kafka_queue_max_messages,
+            block=args.mode == "replay",  # no socket to protect: wait for room, drop nothing
+        )
         if args.mode == "replay":
             stop = threading.Event()
             for sig in (signal.SIGINT, signal.SIGTERM):

@@ -6,16 +6,21 @@ One recorded frame (binance.jsonl, BTCUSDT)::
      "b":"61837.63000000","B":"3.78826000","a":"61837.64000000","A":"1.54698000"}}
 
 - ``stream``: which subscription this frame belongs to (combined-stream envelope).
-- ``u``: order-book update id; ``s``: symbol.
+- ``u``: order-book update id, increasing per symbol but with holes (the channel shows only top
+  of book changes): an older one is dropped as out of order. ``s``: symbol.
 - ``b``/``B``: best bid price / quantity; ``a``/``A``: best ask price / quantity. Decimal
-  strings in the quote currency, USDT, which is converted to USD with a caller-given rate.
+  strings in the quote currency, USDT, which is converted to USD at the live or fallback rate.
 
-Trade frames: ``e`` "trade", ``E`` event time (ms), ``t`` trade id, ``p`` price, ``q``
-quantity, ``T`` trade time (ms, -> ``exchange_ts_ms``), ``m`` true when the buyer was the
-maker, so the taker sold.
+Trade frames: ``e`` "trade", ``E`` event time (ms), ``t`` trade id (consecutive per symbol: a
+jump is a lost trade), ``p`` price, ``q`` quantity, ``T`` trade time (ms, -> ``exchange_ts_ms``),
+``m`` true when the buyer was the maker, so the taker sold.
 
 Quirks: spot bookTicker has no event time at all, so its quotes carry ``exchange_ts_ms`` null.
 No subscribe message is needed: the streams are named in the URL path, symbols lower-case.
+Binance closes every connection after 24 h (``max_connection_s``): the feed opens a replacement
+before that and overlaps the two, so the handover loses nothing. Binance pings every 20 s at
+the WebSocket level and drops a client that does not pong within a minute; the WebSocket
+library answers those pings while the feed reads.
 """
 
 from __future__ import annotations
@@ -24,17 +29,22 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from services.common.exceptions import RecordError
-from services.common.messages import Quote, Trade, validate_quote, validate_trade
+from services.common.messages import Quote, Trade
 from services.producer.connector import (
     USDT,
+    FxToUsd,
+    Parsed,
     PriceRecord,
+    SeqSpan,
     Venue,
     canonical,
+    check_book,
     decode,
     epoch_ms,
-    price,
-    required,
-    size,
+    positive,
+    rate_for,
+    seq_number,
+    suffix_ccy,
 )
 
 NAME = "binance"
@@ -42,73 +52,105 @@ WS_URL = "wss://stream.binance.com:9443"
 CHANNELS = ("bookTicker", "trade")
 SYMBOLS: dict[str, str] = {"BTC-USD": "BTCUSDT", "ETH-USD": "ETHUSDT"}
 QUOTE_CCY = USDT
+#: Binance closes a connection 24 h after it opened
+MAX_CONNECTION_S = 24 * 3600.0
 
 #: Event types that carry nothing for crypto-prices but still prove the connection is alive.
 CONTROL_KINDS = frozenset({"depthUpdate", "aggTrade", "kline", "subscription_reply"})
+#: Quote assets, longest first so FDUSD is not read as USD.
+_QUOTE_ASSETS = ("FDUSD", "USDT", "USDC", "TUSD", "BUSD", "USD", "EUR", "TRY", "BTC", "ETH",
+                 "BNB")
+_CCY: dict[str, str] = {}
+
+_Records = tuple[list[PriceRecord], list[SeqSpan | None]]
 
 
-def connect_url(base_url: str, venue_symbols: Sequence[str]) -> str:
+def quote_ccy_of(venue_symbol: str) -> str:
+    """``BTCUSDT`` -> USDT, ``BTCUSDC`` -> USDC ('' when not recognised)."""
+    ccy = _CCY.get(venue_symbol)
+    if ccy is None:
+        ccy = _CCY[venue_symbol] = suffix_ccy(venue_symbol, _QUOTE_ASSETS)
+    return ccy
+
+
+def connect_url(base_url: str, venue_symbols: Sequence[str],
+                quote_only: Sequence[str] = ()) -> str:
     """Combined-stream URL, e.g. ``.../stream?streams=btcusdt@bookTicker/btcusdt@trade``."""
-    streams = "/".join(f"{s.lower()}@{ch}" for s in venue_symbols for ch in CHANNELS)
-    return f"{base_url.rstrip('/')}/stream?streams={streams}"
+    streams = [f"{s.lower()}@{ch}" for s in venue_symbols for ch in CHANNELS]
+    streams += [f"{s.lower()}@bookTicker" for s in quote_only]
+    return f"{base_url.rstrip('/')}/stream?streams={'/'.join(streams)}"
 
 
-def subscribe_messages(venue_symbols: Sequence[str]) -> list[str]:
+def subscribe_messages(venue_symbols: Sequence[str], quote_only: Sequence[str] = ()) -> list[str]:
     """Nothing to send: the URL path already names the streams."""
-    del venue_symbols
+    del venue_symbols, quote_only
     return []
 
 
 def parse_book_ticker(
-    msg: Mapping[str, Any], recv_ts_ms: int, symbol_map: Mapping[str, str], fx_to_usd: float,
-) -> list[PriceRecord]:
+    msg: Mapping[str, Any], recv_ts_ms: int, symbol_map: Mapping[str, str], fx_to_usd: FxToUsd,
+) -> _Records:
     """A bookTicker payload -> one quote; the venue sends no time for it."""
-    venue_symbol = required(msg, "s")
-    symbol = canonical(symbol_map, venue_symbol)
+    venue_symbol = msg.get("s")
+    symbol = canonical(symbol_map, venue_symbol, "s")
+    ccy = quote_ccy_of(venue_symbol)
+    fx = rate_for(fx_to_usd, ccy)
+    bid = positive(msg.get("b"), "b", "bad_price") * fx
+    ask = positive(msg.get("a"), "a", "bad_price") * fx
+    check_book(bid, ask)
     quote = Quote(
         exchange=NAME,
         symbol=symbol,
         venue_symbol=venue_symbol,
-        bid=price(msg, "b") * fx_to_usd,
-        bid_size=size(msg, "B"),
-        ask=price(msg, "a") * fx_to_usd,
-        ask_size=size(msg, "A"),
-        quote_ccy=QUOTE_CCY,
-        fx_to_usd=fx_to_usd,
+        bid=bid,
+        bid_size=positive(msg.get("B"), "B", "bad_size"),
+        ask=ask,
+        ask_size=positive(msg.get("A"), "A", "bad_size"),
+        quote_ccy=ccy,
+        fx_to_usd=fx,
         ts_ms=recv_ts_ms,
         recv_ts_ms=recv_ts_ms,
         exchange_ts_ms=None,
     )
-    return [validate_quote(quote)]
+    seq = seq_number(msg.get("u"))
+    return [quote], [None if seq is None else (seq, seq)]
 
 
 def parse_trade(
-    msg: Mapping[str, Any], recv_ts_ms: int, symbol_map: Mapping[str, str], fx_to_usd: float,
-) -> list[PriceRecord]:
+    msg: Mapping[str, Any], recv_ts_ms: int, symbol_map: Mapping[str, str], fx_to_usd: FxToUsd,
+) -> _Records:
     """A trade payload -> one trade; ``m`` (buyer is maker) means the taker sold."""
-    venue_symbol = required(msg, "s")
-    symbol = canonical(symbol_map, venue_symbol)
-    buyer_is_maker = required(msg, "m")
-    if not isinstance(buyer_is_maker, bool):
+    venue_symbol = msg.get("s")
+    symbol = canonical(symbol_map, venue_symbol, "s")
+    buyer_is_maker = msg.get("m")
+    if buyer_is_maker.__class__ is not bool:
+        if buyer_is_maker is None:
+            raise RecordError("missing_field", "m")
         raise RecordError("bad_field", f"m={buyer_is_maker!r}")
+    trade_id = msg.get("t")
+    if trade_id is None:
+        raise RecordError("missing_field", "t")
+    ccy = quote_ccy_of(venue_symbol)
+    fx = rate_for(fx_to_usd, ccy)
     trade = Trade(
         exchange=NAME,
         symbol=symbol,
         venue_symbol=venue_symbol,
-        price=price(msg, "p") * fx_to_usd,
-        size=size(msg, "q"),
+        price=positive(msg.get("p"), "p", "bad_price") * fx,
+        size=positive(msg.get("q"), "q", "bad_size"),
         side="sell" if buyer_is_maker else "buy",
-        trade_id=str(required(msg, "t")),
-        quote_ccy=QUOTE_CCY,
-        fx_to_usd=fx_to_usd,
+        trade_id=str(trade_id),
+        quote_ccy=ccy,
+        fx_to_usd=fx,
         ts_ms=recv_ts_ms,
         recv_ts_ms=recv_ts_ms,
         exchange_ts_ms=epoch_ms(msg, "T"),
     )
-    return [validate_trade(trade)]
+    seq = seq_number(trade_id)
+    return [trade], [None if seq is None else (seq, seq)]
 
 
-_Parser = Callable[[Mapping[str, Any], int, Mapping[str, str], float], list[PriceRecord]]
+_Parser = Callable[[Mapping[str, Any], int, Mapping[str, str], FxToUsd], _Records]
 PARSERS: dict[str, _Parser] = {
     "bookTicker": parse_book_ticker,
     "trade": parse_trade,
@@ -118,8 +160,9 @@ PARSERS: dict[str, _Parser] = {
 def _kind(payload: Mapping[str, Any]) -> str | None:
     """Event type: ``e`` when present; bookTicker has none but is recognisable by its keys."""
     if "e" in payload:
-        return payload["e"] if isinstance(payload["e"], str) else None
-    if {"u", "s", "b", "a"} <= payload.keys():
+        kind = payload["e"]
+        return kind if kind.__class__ is str else None
+    if "u" in payload and "b" in payload and "a" in payload and "s" in payload:
         return "bookTicker"
     if "result" in payload and "id" in payload:
         return "subscription_reply"
@@ -131,25 +174,27 @@ def parse_frame(
     recv_ts_ms: int,
     *,
     symbol_map: Mapping[str, str] | None = None,
-    fx_to_usd: float = 1.0,
-) -> tuple[str, list[PriceRecord]]:
-    """One text frame (combined ``{"stream","data"}`` or a raw stream) -> (kind, records)."""
+    fx_to_usd: FxToUsd = 1.0,
+) -> Parsed:
+    """One text frame (combined ``{"stream","data"}`` or a raw stream) -> Parsed."""
     msg = decode(raw)
-    if not isinstance(msg, dict):
+    if msg.__class__ is not dict:
         raise RecordError("unknown_type", type(msg).__name__)
-    if "code" in msg and "msg" in msg:
-        raise RecordError("venue_error", f"{msg['code']}: {msg['msg']}")
     payload = msg.get("data", msg) if "stream" in msg else msg
-    if not isinstance(payload, dict):
+    if payload.__class__ is not dict:
         raise RecordError("unknown_type", type(payload).__name__)
     kind = _kind(payload)
-    if kind in CONTROL_KINDS:
-        return kind, []
     parser = PARSERS.get(kind) if kind is not None else None
     if parser is None:
-        raise RecordError("unknown_type", repr(kind if kind is not None else msg.get("stream")))
-    symbols = VENUE.symbol_map() if symbol_map is None else symbol_map
-    return kind, parser(payload, recv_ts_ms, symbols, fx_to_usd)
+        if kind in CONTROL_KINDS:
+            return Parsed(kind, [])
+        if "code" in msg and "msg" in msg:
+            raise RecordError("venue_error", f"{msg['code']}: {msg['msg']}")
+        raise RecordError("unknown_type",
+                          repr(kind if kind is not None else msg.get("stream"))[:80])
+    symbols = _DEFAULT_MAP if symbol_map is None else symbol_map
+    records, seqs = parser(payload, recv_ts_ms, symbols, fx_to_usd)
+    return Parsed(kind, records, seqs)
 
 
 def parse_message(
@@ -157,10 +202,10 @@ def parse_message(
     recv_ts_ms: int,
     *,
     symbol_map: Mapping[str, str] | None = None,
-    fx_to_usd: float = 1.0,
+    fx_to_usd: FxToUsd = 1.0,
 ) -> list[PriceRecord]:
     """One text frame -> quote/trade records ([] for control frames), or RecordError."""
-    return parse_frame(raw, recv_ts_ms, symbol_map=symbol_map, fx_to_usd=fx_to_usd)[1]
+    return parse_frame(raw, recv_ts_ms, symbol_map=symbol_map, fx_to_usd=fx_to_usd).records
 
 
 VENUE = Venue(
@@ -172,4 +217,7 @@ VENUE = Venue(
     connect_url=connect_url,
     subscribe_messages=subscribe_messages,
     parse_frame=parse_frame,
+    quote_ccy_of=quote_ccy_of,
+    max_connection_s=MAX_CONNECTION_S,
 )
+_DEFAULT_MAP = VENUE.symbol_map()

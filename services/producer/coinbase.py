@@ -14,12 +14,17 @@ One recorded frame (coinbase_exchange_2021.jsonl, SKL-USD)::
 - ``price``/``last_size``/``side``/``trade_id``: the match that triggered this ticker. Trades come
   from ``match`` frames instead, so these are ignored here.
 - ``time``: the venue's time of the match (RFC 3339, microseconds) -> ``exchange_ts_ms``.
-- ``sequence``: per-product sequence number, shared with the level2 and matches channels.
+- ``sequence``: per-product sequence number shared with the level2 and full channels, so on the
+  ticker channel it only increases (with holes): an older one is dropped as out of order.
+
+Match frames (``match``, and ``last_match`` once right after subscribing) carry ``trade_id``,
+consecutive per product: a jump is a lost trade (``sequence_gap``).
 
 Quirks: a ticker is sent on every match, not on every book change, so it is not a tick-by-tick
 BBO. In ``match``/``last_match`` frames ``side`` is the **maker's** side (a "sell" prints at the
-ask), so the taker's side is the opposite. ``last_match`` is the latest trade, sent once right
-after subscribing; it is parsed like a match (downstream readers may dedup by ``trade_id``).
+ask), so the taker's side is the opposite. The ``heartbeat`` channel sends one frame per product
+per second, which keeps a quiet market visibly live. ``USDT-USD`` is Coinbase's USDT market:
+its ticker is subscribed (quotes only) when another venue needs a live USDT rate.
 """
 
 from __future__ import annotations
@@ -29,17 +34,21 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from services.common.exceptions import RecordError
-from services.common.messages import Quote, Trade, validate_quote, validate_trade
+from services.common.messages import Quote, Trade
 from services.producer.connector import (
     USD,
+    FxToUsd,
+    Parsed,
     PriceRecord,
+    SeqSpan,
     Venue,
     canonical,
+    check_book,
     decode,
-    price,
-    required,
+    positive,
+    rate_for,
     rfc3339_to_ms,
-    size,
+    seq_number,
 )
 
 NAME = "coinbase"
@@ -47,6 +56,7 @@ WS_URL = "wss://ws-feed.exchange.coinbase.com"
 #: heartbeat: one frame per product per second, so a quiet market still proves the link is live
 CHANNELS = ("heartbeat", "ticker", "matches")
 SYMBOLS: dict[str, str] = {"BTC-USD": "BTC-USD", "ETH-USD": "ETH-USD"}
+FX_SYMBOLS: dict[str, str] = {"USDT-USD": "USDT-USD"}
 QUOTE_CCY = USD
 
 #: Frames that carry nothing for crypto-prices but still prove the connection is alive.
@@ -54,71 +64,98 @@ CONTROL_KINDS = frozenset({"subscriptions", "heartbeat", "status", "snapshot", "
 #: The maker's side -> the taker's side.
 _TAKER_SIDE = {"buy": "sell", "sell": "buy"}
 
+_Records = tuple[list[PriceRecord], list[SeqSpan | None]]
 
-def connect_url(base_url: str, venue_symbols: Sequence[str]) -> str:
+
+def quote_ccy_of(venue_symbol: str) -> str:
+    """``BTC-USD`` -> USD, ``BTC-USDT`` -> USDT."""
+    return venue_symbol.rpartition("-")[2]
+
+
+def connect_url(base_url: str, venue_symbols: Sequence[str],
+                quote_only: Sequence[str] = ()) -> str:
     """Coinbase takes its subscriptions as messages, so the URL is the base URL."""
-    del venue_symbols
+    del venue_symbols, quote_only
     return base_url
 
 
-def subscribe_messages(venue_symbols: Sequence[str]) -> list[str]:
-    """One subscribe message per channel, as the recorder sent them."""
-    return [
-        json.dumps({"type": "subscribe", "product_ids": list(venue_symbols), "channels": [ch]})
-        for ch in CHANNELS
-    ]
+def subscribe_messages(venue_symbols: Sequence[str], quote_only: Sequence[str] = ()) -> list[str]:
+    """One subscribe message per channel, as the recorder sent them; no trades for rate markets."""
+    messages = []
+    for channel in CHANNELS:
+        products = list(venue_symbols) if channel == "matches" else [*venue_symbols, *quote_only]
+        messages.append(json.dumps(
+            {"type": "subscribe", "product_ids": products, "channels": [channel]}))
+    return messages
 
 
 def parse_ticker(
-    msg: Mapping[str, Any], recv_ts_ms: int, symbol_map: Mapping[str, str], fx_to_usd: float,
-) -> list[PriceRecord]:
+    msg: Mapping[str, Any], recv_ts_ms: int, symbol_map: Mapping[str, str], fx_to_usd: FxToUsd,
+) -> _Records:
     """A ticker frame -> one quote at the receive time."""
-    venue_symbol = required(msg, "product_id")
-    symbol = canonical(symbol_map, venue_symbol)
+    venue_symbol = msg.get("product_id")
+    symbol = canonical(symbol_map, venue_symbol, "product_id")
+    ccy = quote_ccy_of(venue_symbol)
+    fx = rate_for(fx_to_usd, ccy)
+    bid = positive(msg.get("best_bid"), "best_bid", "bad_price") * fx
+    ask = positive(msg.get("best_ask"), "best_ask", "bad_price") * fx
+    check_book(bid, ask)
+    bid_size = msg.get("best_bid_size")
+    ask_size = msg.get("best_ask_size")
     quote = Quote(
         exchange=NAME,
         symbol=symbol,
         venue_symbol=venue_symbol,
-        bid=price(msg, "best_bid") * fx_to_usd,
-        bid_size=size(msg, "best_bid_size", optional=True),
-        ask=price(msg, "best_ask") * fx_to_usd,
-        ask_size=size(msg, "best_ask_size", optional=True),
-        quote_ccy=QUOTE_CCY,
-        fx_to_usd=fx_to_usd,
+        bid=bid,
+        bid_size=None if bid_size is None else positive(bid_size, "best_bid_size", "bad_size"),
+        ask=ask,
+        ask_size=None if ask_size is None else positive(ask_size, "best_ask_size", "bad_size"),
+        quote_ccy=ccy,
+        fx_to_usd=fx,
         ts_ms=recv_ts_ms,
         recv_ts_ms=recv_ts_ms,
-        exchange_ts_ms=rfc3339_to_ms(required(msg, "time")),
+        exchange_ts_ms=rfc3339_to_ms(msg.get("time")),
     )
-    return [validate_quote(quote)]
+    seq = seq_number(msg.get("sequence"))
+    return [quote], [None if seq is None else (seq, seq)]
 
 
 def parse_match(
-    msg: Mapping[str, Any], recv_ts_ms: int, symbol_map: Mapping[str, str], fx_to_usd: float,
-) -> list[PriceRecord]:
+    msg: Mapping[str, Any], recv_ts_ms: int, symbol_map: Mapping[str, str], fx_to_usd: FxToUsd,
+) -> _Records:
     """A match (or last_match) frame -> one trade with the taker's side."""
-    venue_symbol = required(msg, "product_id")
-    symbol = canonical(symbol_map, venue_symbol)
-    maker_side = required(msg, "side")
-    if maker_side not in _TAKER_SIDE:
+    venue_symbol = msg.get("product_id")
+    symbol = canonical(symbol_map, venue_symbol, "product_id")
+    maker_side = msg.get("side")
+    taker_side = _TAKER_SIDE.get(maker_side) if maker_side.__class__ is str else None
+    if taker_side is None:
+        if maker_side is None:
+            raise RecordError("missing_field", "side")
         raise RecordError("bad_field", f"side={maker_side!r}")
+    trade_id = msg.get("trade_id")
+    if trade_id is None:
+        raise RecordError("missing_field", "trade_id")
+    ccy = quote_ccy_of(venue_symbol)
+    fx = rate_for(fx_to_usd, ccy)
     trade = Trade(
         exchange=NAME,
         symbol=symbol,
         venue_symbol=venue_symbol,
-        price=price(msg, "price") * fx_to_usd,
-        size=size(msg, "size"),
-        side=_TAKER_SIDE[maker_side],
-        trade_id=str(required(msg, "trade_id")),
-        quote_ccy=QUOTE_CCY,
-        fx_to_usd=fx_to_usd,
+        price=positive(msg.get("price"), "price", "bad_price") * fx,
+        size=positive(msg.get("size"), "size", "bad_size"),
+        side=taker_side,
+        trade_id=str(trade_id),
+        quote_ccy=ccy,
+        fx_to_usd=fx,
         ts_ms=recv_ts_ms,
         recv_ts_ms=recv_ts_ms,
-        exchange_ts_ms=rfc3339_to_ms(required(msg, "time")),
+        exchange_ts_ms=rfc3339_to_ms(msg.get("time")),
     )
-    return [validate_trade(trade)]
+    seq = seq_number(trade_id)
+    return [trade], [None if seq is None else (seq, seq)]
 
 
-_Parser = Callable[[Mapping[str, Any], int, Mapping[str, str], float], list[PriceRecord]]
+_Parser = Callable[[Mapping[str, Any], int, Mapping[str, str], FxToUsd], _Records]
 PARSERS: dict[str, _Parser] = {
     "ticker": parse_ticker,
     "match": parse_match,
@@ -131,22 +168,24 @@ def parse_frame(
     recv_ts_ms: int,
     *,
     symbol_map: Mapping[str, str] | None = None,
-    fx_to_usd: float = 1.0,
-) -> tuple[str, list[PriceRecord]]:
-    """One text frame -> (its ``type``, records); control frames give no records."""
+    fx_to_usd: FxToUsd = 1.0,
+) -> Parsed:
+    """One text frame -> (its ``type``, records, sequence numbers); control frames give none."""
     msg = decode(raw)
-    if not isinstance(msg, dict):
+    if msg.__class__ is not dict:
         raise RecordError("unknown_type", type(msg).__name__)
     kind = msg.get("type")
-    if kind == "error":
-        raise RecordError("venue_error", f"{msg.get('message')}: {msg.get('reason')}")
-    if kind in CONTROL_KINDS:
-        return kind, []
-    parser = PARSERS.get(kind) if isinstance(kind, str) else None
+    parser = PARSERS.get(kind) if kind.__class__ is str else None
     if parser is None:
-        raise RecordError("unknown_type", repr(kind))
-    symbols = VENUE.symbol_map() if symbol_map is None else symbol_map
-    return kind, parser(msg, recv_ts_ms, symbols, fx_to_usd)
+        if kind.__class__ is str:
+            if kind in CONTROL_KINDS:
+                return Parsed(kind, [])
+            if kind == "error":
+                raise RecordError("venue_error", f"{msg.get('message')}: {msg.get('reason')}")
+        raise RecordError("unknown_type", repr(kind)[:80])
+    symbols = _DEFAULT_MAP if symbol_map is None else symbol_map
+    records, seqs = parser(msg, recv_ts_ms, symbols, fx_to_usd)
+    return Parsed(kind, records, seqs)
 
 
 def parse_message(
@@ -154,10 +193,10 @@ def parse_message(
     recv_ts_ms: int,
     *,
     symbol_map: Mapping[str, str] | None = None,
-    fx_to_usd: float = 1.0,
+    fx_to_usd: FxToUsd = 1.0,
 ) -> list[PriceRecord]:
     """One text frame -> quote/trade records ([] for control frames), or RecordError."""
-    return parse_frame(raw, recv_ts_ms, symbol_map=symbol_map, fx_to_usd=fx_to_usd)[1]
+    return parse_frame(raw, recv_ts_ms, symbol_map=symbol_map, fx_to_usd=fx_to_usd).records
 
 
 VENUE = Venue(
@@ -169,4 +208,7 @@ VENUE = Venue(
     connect_url=connect_url,
     subscribe_messages=subscribe_messages,
     parse_frame=parse_frame,
+    quote_ccy_of=quote_ccy_of,
+    fx_symbols=FX_SYMBOLS,
 )
+_DEFAULT_MAP = VENUE.symbol_map()

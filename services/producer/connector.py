@@ -1,8 +1,13 @@
 """What every venue connector provides, and the conversions all parsers share.
 
-A connector (``coinbase.py``, ``binance.py``) is data plus pure functions: no sockets, no
-clocks, no Kafka. The feed loop and the replay only ever see a :class:`Venue`, so no code
-outside a connector branches on the venue's name.
+A connector (``coinbase.py``, ``binance.py``, ``kraken.py``, ``okx.py``) is data plus pure
+functions: no sockets, no clocks, no Kafka. The feed loop and the replay only ever see a
+:class:`Venue`, so no code outside a connector branches on the venue's name.
+
+Prices become floats here, with ``float(text)``: it rounds a decimal string correctly, exactly as
+``float(Decimal(text))`` would, at a fraction of the cost (the parsers run for every frame). Every
+number is checked to be finite and strictly positive, so NaN, infinities, zero and negatives never
+reach a record.
 """
 
 from __future__ import annotations
@@ -11,23 +16,41 @@ import json
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from services.common.exceptions import ConfigError, RecordError
 from services.common.messages import Quote, Trade
 
 PriceRecord = Quote | Trade
 
-#: Stablecoins quoted as USD at a caller-given rate; everything else must be USD itself.
 USD = "USD"
 USDT = "USDT"
+USDC = "USDC"
+#: Quote currencies a market may have: USD itself, or a stablecoin converted at a live rate.
+SUPPORTED_QUOTE_CCYS = frozenset({USD, USDT, USDC})
+
+#: A parser's ``fx_to_usd``: one rate for every non-USD quote currency, or a rate per currency.
+FxToUsd = float | Mapping[str, float]
+#: Sequence numbers a venue sent for one record, first and last (equal unless the record
+#: aggregates several venue events, like an OKX trade with ``count`` > 1).
+SeqSpan = tuple[int, int]
+
+
+class Parsed(NamedTuple):
+    """What one text frame gave: its kind (the metric's ``channel``) and its records."""
+
+    kind: str
+    records: list[PriceRecord]
+    #: per record, the venue's sequence numbers for it, or None; see ``sequence.py``. For a
+    #: trade they are its trade ids (consecutive per symbol), for a quote an update id that
+    #: only increases.
+    seqs: list[SeqSpan | None] | None = None
 
 
 class FrameParser(Protocol):
-    """``(raw, recv_ts_ms, symbol_map=, fx_to_usd=) -> (kind, records)``."""
+    """``(raw, recv_ts_ms, symbol_map=, fx_to_usd=) -> Parsed``, or RecordError."""
 
     def __call__(
         self,
@@ -35,8 +58,8 @@ class FrameParser(Protocol):
         recv_ts_ms: int,
         *,
         symbol_map: Mapping[str, str] | None = None,
-        fx_to_usd: float = 1.0,
-    ) -> tuple[str, list[PriceRecord]]: ...
+        fx_to_usd: FxToUsd = 1.0,
+    ) -> Parsed: ...
 
 
 @dataclass(frozen=True)
@@ -48,18 +71,29 @@ class Venue:
     channels: tuple[str, ...]
     #: canonical symbol (BTC-USD) -> the venue's own spelling (BTCUSDT)
     symbols: Mapping[str, str]
+    #: quote currency of the default markets in ``symbols``
     quote_ccy: str
-    #: (base url, venue symbols) -> URL to open; Binance puts its streams in the path
-    connect_url: Callable[[str, Sequence[str]], str]
-    #: venue symbols -> text frames to send right after connecting
-    subscribe_messages: Callable[[Sequence[str]], list[str]]
+    #: (base url, venue symbols, quote-only venue symbols) -> URL to open
+    connect_url: Callable[..., str]
+    #: (venue symbols, quote-only venue symbols) -> text frames to send right after connecting
+    subscribe_messages: Callable[..., list[str]]
     parse_frame: FrameParser
+    #: venue symbol -> its quote currency (e.g. BTCUSDC -> USDC); None: always ``quote_ccy``
+    quote_ccy_of: Callable[[str], str] | None = None
+    #: USD rate markets the venue lists: canonical (USDT-USD) -> venue symbol (quotes only)
+    fx_symbols: Mapping[str, str] = field(default_factory=dict)
+    #: an application-level keepalive the venue wants when the client has heard nothing
+    ping_message: str | None = None
+    ping_after_s: float | None = None
+    #: the venue closes connections older than this (Binance: 24 h); None = no limit
+    max_connection_s: float | None = None
 
     def venue_symbols(self, canonical: Sequence[str]) -> list[str]:
         """Map canonical symbols to this venue's; an unknown one is a configuration error."""
         missing = [s for s in canonical if s not in self.symbols]
         if missing:
-            raise ConfigError(f"ARB_SYMBOLS: {', '.join(missing)} not listed on {self.name}")
+            raise ConfigError(f"ARB_SYMBOLS: {', '.join(missing)} not listed on {self.name} "
+                              f"(map it with ARB_{self.name.upper()}_SYMBOLS)")
         return [self.symbols[s] for s in canonical]
 
     def symbol_map(self, canonical: Sequence[str] | None = None) -> dict[str, str]:
@@ -67,14 +101,49 @@ class Venue:
         wanted = self.symbols.keys() if canonical is None else canonical
         return {self.symbols[s]: s for s in wanted if s in self.symbols}
 
+    def market_quote_ccy(self, venue_symbol: str) -> str:
+        """The quote currency of one of this venue's markets."""
+        return self.quote_ccy if self.quote_ccy_of is None else self.quote_ccy_of(venue_symbol)
 
-def fx_to_usd_for(quote_ccy: str, usdt_usd: float) -> float:
-    """USD is 1.0; USDT uses the caller's rate (ARB_USDT_USD). Others are not supported yet."""
+    def check_markets(self, venue_symbols: Sequence[str]) -> None:
+        """Every market must be quoted in USD or a stablecoin this producer can convert."""
+        for symbol in venue_symbols:
+            ccy = self.market_quote_ccy(symbol)
+            if ccy not in SUPPORTED_QUOTE_CCYS:
+                raise ConfigError(
+                    f"ARB_{self.name.upper()}_SYMBOLS: {symbol} is quoted in {ccy or '?'}; "
+                    f"supported: {', '.join(sorted(SUPPORTED_QUOTE_CCYS))}")
+
+
+def fx_to_usd_for(quote_ccy: str, usdt_usd: float, usdc_usd: float | None = None) -> float:
+    """A fixed rate: USD is 1.0, USDT (and USDC) use the caller's rates (ARB_USDT_USD ...)."""
     if quote_ccy == USD:
         return 1.0
     if quote_ccy == USDT:
         return usdt_usd
+    if quote_ccy == USDC:
+        return usdt_usd if usdc_usd is None else usdc_usd
     raise ConfigError(f"no USD rate for quote currency {quote_ccy!r}")
+
+
+def rate_for(fx_to_usd: FxToUsd, quote_ccy: str) -> float:
+    """The rate to USD for ``quote_ccy``: 1.0 for USD, else the table's (``no_fx_rate``)."""
+    if quote_ccy == USD:
+        return 1.0
+    if isinstance(fx_to_usd, float | int):
+        return float(fx_to_usd)
+    rate = fx_to_usd.get(quote_ccy)
+    if rate is None:
+        raise RecordError("no_fx_rate", quote_ccy)
+    return rate
+
+
+def suffix_ccy(venue_symbol: str, known: Sequence[str]) -> str:
+    """The quote currency spelled at the end of a concatenated symbol (BTCUSDT -> USDT)."""
+    for ccy in known:
+        if venue_symbol.endswith(ccy) and len(venue_symbol) > len(ccy):
+            return ccy
+    return ""
 
 
 def decode(raw: str | bytes) -> Any:
@@ -93,44 +162,104 @@ def required(msg: Mapping[str, Any], key: str) -> Any:
     return value
 
 
-def _number(value: Any, key: str, reason: str) -> float:
-    if isinstance(value, bool):
+_INF = math.inf
+
+
+def positive(value: Any, key: str, reason: str) -> float:
+    """A venue number (decimal string or JSON number) as a finite float > 0, else ``reason``.
+
+    Absent (None) is ``missing_field``; booleans, NaN, infinities, zero and negatives are
+    ``reason`` (``bad_price`` or ``bad_size``).
+    """
+    cls = value.__class__
+    if cls is str:
+        try:
+            number = float(value)
+        except ValueError:
+            raise RecordError(reason, f"{key}={value!r}") from None
+    elif cls is float or cls is int:
+        number = float(value)
+    elif value is None:
+        raise RecordError("missing_field", key)
+    else:
         raise RecordError(reason, f"{key}={value!r}")
-    try:
-        number = float(Decimal(value) if isinstance(value, str) else value)
-    except (InvalidOperation, ValueError, TypeError) as exc:
-        raise RecordError(reason, f"{key}={value!r}") from exc
-    if not math.isfinite(number) or number <= 0:
-        raise RecordError(reason, f"{key}={value!r}")
-    return number
+    if 0.0 < number < _INF:  # False for NaN too
+        return number
+    raise RecordError(reason, f"{key}={value!r}")
 
 
 def price(msg: Mapping[str, Any], key: str) -> float:
     """A venue decimal string as a strictly positive finite float, else ``bad_price``."""
-    return _number(required(msg, key), key, "bad_price")
+    return positive(msg.get(key), key, "bad_price")
 
 
 def size(msg: Mapping[str, Any], key: str, *, optional: bool = False) -> float | None:
     """A venue decimal size, strictly positive; ``optional`` allows it to be absent."""
-    if optional and msg.get(key) is None:
+    value = msg.get(key)
+    if optional and value is None:
         return None
-    return _number(required(msg, key), key, "bad_size")
+    return positive(value, key, "bad_size")
 
 
-def canonical(symbol_map: Mapping[str, str], venue_symbol: Any) -> str:
+def canonical(symbol_map: Mapping[str, str], venue_symbol: Any, key: str = "symbol") -> str:
     """The canonical symbol for a venue symbol we asked for, else ``unknown_symbol``."""
-    if not isinstance(venue_symbol, str) or venue_symbol not in symbol_map:
+    symbol = symbol_map.get(venue_symbol) if venue_symbol.__class__ is str else None
+    if symbol is None:
+        if venue_symbol is None:
+            raise RecordError("missing_field", key)
         raise RecordError("unknown_symbol", repr(venue_symbol))
-    return symbol_map[venue_symbol]
+    return symbol
+
+
+def check_book(bid: float, ask: float) -> None:
+    """A best bid at or above the best ask is a crossed book, never a quote."""
+    if bid >= ask:
+        raise RecordError("crossed_book", f"bid={bid} ask={ask}")
+
+
+def seq_number(value: Any) -> int | None:
+    """A venue sequence number or id as an int (JSON number or digit string), else None."""
+    if value.__class__ is int:
+        return value
+    if value.__class__ is str and value.isascii() and value.isdigit():
+        return int(value)
+    return None
 
 
 _RFC3339 = re.compile(
     r"^(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(?:\.(\d+))?([Zz]|[+-]\d{2}:\d{2})$",
 )
+_UTC_SECOND = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}$")
+#: "YYYY-MM-DDTHH:MM:SS" -> epoch seconds; consecutive messages mostly share the second.
+_SECONDS: dict[str, int] = {}
+
+
+def _utc_seconds(head: str, value: str, key: str) -> int:
+    seconds = _SECONDS.get(head)
+    if seconds is None:
+        if _UTC_SECOND.match(head) is None:
+            raise RecordError("bad_time", f"{key}={value!r}")
+        try:
+            seconds = int(datetime.fromisoformat(head + "+00:00").timestamp())
+        except ValueError as exc:
+            raise RecordError("bad_time", f"{key}={value!r}") from exc
+        if len(_SECONDS) >= 4096:
+            _SECONDS.clear()
+        _SECONDS[head] = seconds
+    return seconds
 
 
 def rfc3339_to_ms(value: Any, key: str = "time") -> int:
     """RFC 3339 with any number of fraction digits (Coinbase sends 6 or 9) -> epoch ms."""
+    if value.__class__ is str and len(value) >= 20 and value[-1] == "Z":
+        fraction = value[20:-1]
+        if len(value) == 20 or (value[19] == "." and fraction.isascii() and fraction.isdigit()):
+            seconds = _utc_seconds(value[:19], value, key)
+            return seconds * 1000 + (int(fraction[:3].ljust(3, "0")) if fraction else 0)
+    return _rfc3339_slow(value, key)
+
+
+def _rfc3339_slow(value: Any, key: str) -> int:
     if not isinstance(value, str):
         raise RecordError("bad_time", f"{key}={value!r}")
     match = _RFC3339.match(value)
@@ -147,8 +276,21 @@ def rfc3339_to_ms(value: Any, key: str = "time") -> int:
 
 
 def epoch_ms(msg: Mapping[str, Any], key: str) -> int:
-    """An integer epoch-ms field (Binance ``T``/``E``), else ``bad_time``."""
-    value = required(msg, key)
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+    """An epoch-ms field, JSON integer (Binance ``T``) or digit string (OKX ``ts``)."""
+    value = msg.get(key)
+    if value is None:
+        raise RecordError("missing_field", key)
+    number = seq_number(value)
+    if number is None or number <= 0:
         raise RecordError("bad_time", f"{key}={value!r}")
-    return value
+    return number
+
+
+def seconds_text_to_ms(value: Any, key: str = "time") -> int:
+    """``"1618678142.557535"`` (seconds with a fraction, as text) -> epoch ms, no float error."""
+    if value.__class__ is str:
+        whole, _, fraction = value.partition(".")
+        if (whole.isascii() and whole.isdigit() and (not fraction or (
+                fraction.isascii() and fraction.isdigit()))):
+            return int(whole) * 1000 + int(fraction[:3].ljust(3, "0"))
+    raise RecordError("bad_time", f"{key}={value!r}")

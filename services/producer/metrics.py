@@ -1,5 +1,11 @@
 """The producer's Prometheus metrics, named exactly as in DESIGN.md (prefix ``arb_``).
 
+Besides DESIGN.md's list, three families show what a slow or absent broker costs:
+``arb_quotes_dropped_total`` and ``arb_trades_dropped_total`` (records dropped before Kafka, by
+reason: a quote superseded by a newer one of the same venue and symbol while waiting, a trade
+pushed out of the full backlog) and ``arb_kafka_backlog_records`` (records waiting in the
+producer's own bounded buffer, in front of librdkafka's queue).
+
 One :class:`ProducerMetrics` per registry: the process uses the default registry, tests pass a
 fresh :class:`~prometheus_client.CollectorRegistry` so their counts start at zero.
 """
@@ -57,8 +63,23 @@ class ProducerMetrics:
         )
         self.kafka_produce_errors = Counter(
             "arb_kafka_produce_errors_total",
-            "Records that failed delivery or were dropped because the local queue was full.",
+            "Records the broker did not acknowledge in time (delivery failed).",
             ["topic"], registry=registry,
+        )
+        self.quotes_dropped = Counter(
+            "arb_quotes_dropped_total",
+            "Quotes dropped before Kafka: superseded by a newer quote while the broker lagged.",
+            ["exchange", "reason"], registry=registry,
+        )
+        self.trades_dropped = Counter(
+            "arb_trades_dropped_total",
+            "Trades dropped before Kafka: the oldest, when the backlog was full.",
+            ["exchange", "reason"], registry=registry,
+        )
+        self.kafka_backlog = Gauge(
+            "arb_kafka_backlog_records",
+            "Records waiting in the producer's bounded buffer for room in librdkafka's queue.",
+            registry=registry,
         )
         self.kafka_delivery_latency = Histogram(
             "arb_kafka_delivery_latency_seconds", "produce() call to broker acknowledgement.",

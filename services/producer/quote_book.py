@@ -35,13 +35,19 @@ class QuoteBook:
         self.stale_ms = stale_ms
         self._entries: dict[_Key, _Entry] = {}
         self._last_message_ms: dict[str, int] = {}
+        #: exchanges with dormant quotes, so that a frame only looks at entries when it must
+        self._dormant: set[str] = set()
 
     def on_message(self, exchange: str, now_ms: int) -> None:
         """Any frame from ``exchange`` proves it is live; dormant quotes resume refreshing."""
-        self._last_message_ms[exchange] = max(now_ms, self._last_message_ms.get(exchange, now_ms))
-        for (ex, _), entry in self._entries.items():
-            if ex == exchange and entry.next_due_ms is None:
-                entry.next_due_ms = now_ms + self.refresh_ms
+        last_ms = self._last_message_ms.get(exchange)
+        if last_ms is None or now_ms > last_ms:
+            self._last_message_ms[exchange] = now_ms
+        if exchange in self._dormant:
+            self._dormant.discard(exchange)
+            for (ex, _), entry in self._entries.items():
+                if ex == exchange and entry.next_due_ms is None:
+                    entry.next_due_ms = now_ms + self.refresh_ms
 
     def on_quote(self, quote: Quote) -> None:
         """A fresh update replaces the last quote and restarts its refresh timer."""
@@ -53,6 +59,7 @@ class QuoteBook:
         for key in [k for k in self._entries if k[0] == exchange]:
             del self._entries[key]
         self._last_message_ms.pop(exchange, None)
+        self._dormant.discard(exchange)
 
     def is_live(self, exchange: str, now_ms: int) -> bool:
         last = self._last_message_ms.get(exchange)
@@ -85,4 +92,5 @@ class QuoteBook:
                 entry.next_due_ms = now_ms + self.refresh_ms
             else:
                 entry.next_due_ms = None
+                self._dormant.add(entry.quote.exchange)
         return out

@@ -16,6 +16,8 @@ from services.producer.replay import Frame, load_frames
 
 BINANCE_FILE = "binance.jsonl"
 COINBASE_FILE = "coinbase_exchange_2021.jsonl"
+KRAKEN_FILE = "kraken.jsonl"
+OKX_FILE = "okx.jsonl"
 
 
 def binance_kind(frame: Frame) -> str:
@@ -50,6 +52,16 @@ def binance_frames(fixtures_dir: Path) -> tuple[Frame, ...]:
 @pytest.fixture
 def coinbase_frames(fixtures_dir: Path) -> tuple[Frame, ...]:
     return load_frames(fixtures_dir / COINBASE_FILE)
+
+
+@pytest.fixture
+def kraken_frames(fixtures_dir: Path) -> tuple[Frame, ...]:
+    return load_frames(fixtures_dir / KRAKEN_FILE)
+
+
+@pytest.fixture
+def okx_frames(fixtures_dir: Path) -> tuple[Frame, ...]:
+    return load_frames(fixtures_dir / OKX_FILE)
 
 
 @pytest.fixture

@@ -300,7 +300,7 @@ def consume_all(bootstrap: str, topic: str, expected: int, timeout_s: float = 30
 def test_replay_into_a_real_broker(broker, plan, unique, metrics) -> None:
     topic = f"crypto-prices-{unique}"
     ensure_topics(broker.bootstrap_servers, [topic], partitions=1)
-    publisher = KafkaPublisher(broker.bootstrap_servers, topic, metrics)
+    publisher = KafkaPublisher(broker.bootstrap_servers, topic, metrics, block=True)
 
     sent = publish_replay(plan.records, publisher, speed=None)
     remaining = publisher.flush(30)
