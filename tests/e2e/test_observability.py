@@ -103,16 +103,16 @@ class Service:
         return self
 
     def stop(self) -> None:
-        """SIGTERM to the whole group, SIGKILL after the grace period; safe to call twice."""
-        if self.proc is not None and self.proc.poll() is None:
+        """SIGTERM to the service (the Flink driver then stops its JVM itself), then SIGKILL to
+        whatever is left of its process group after the grace period; safe to call twice."""
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self.proc.send_signal(signal.SIGTERM)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self.proc.wait(timeout=STOP_GRACE_S)
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=STOP_GRACE_S)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
         if self._log is not None:
             self._log.close()
             self._log = None
