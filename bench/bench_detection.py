@@ -53,6 +53,7 @@ def job_env(bootstrap: str, prefix: str, **extra: str) -> dict[str, str]:
         "ARB_FLINK_METRICS_PORT": "0",
         "ARB_CHECKPOINT_INTERVAL_MS": "0",
         "ARB_FLINK_GROUP_ID": prefix,
+        "ARB_WATERMARK_EMIT": os.environ.get("ARB_BENCH_WATERMARK_EMIT", "on-event"),
     })
     env.update(extra)
     return env
@@ -195,9 +196,13 @@ def main() -> None:
                         help="latency: replay time per mode")
     parser.add_argument("--skip-latency", action="store_true")
     parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument("--watermark-emit", choices=("on-event", "on-periodic"),
+                        default="on-event", help="ARB_WATERMARK_EMIT for every run")
     args = parser.parse_args()
+    os.environ["ARB_BENCH_WATERMARK_EMIT"] = args.watermark_emit
     workdir = Path(tempfile.mkdtemp(prefix="bench-detection-"))
-    print(f"cores: {os.cpu_count()}, logs: {workdir}")
+    print(f"cores: {os.cpu_count()}, load average: {os.getloadavg()[0]:.1f}, "
+          f"watermark emission: {args.watermark_emit}, logs: {workdir}")
     with LocalBroker(port=free_port()) as broker:
         if not args.skip_throughput:
             print("\n== throughput (bounded job over preloaded records, default mode) ==")

@@ -6,6 +6,7 @@ what a job submitter runs against a Flink cluster in compose.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 import sys
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 
+#: Where PyFlink keeps Flink's optional plugins (the Prometheus reporter among them).
+PYFLINK_PLUGINS = Path(importlib.util.find_spec("pyflink").origin).parent / "plugins"
 SPREADS_TABLE = "spreads_sink"
 ALERTS_TABLE = "alerts_sink"
 
@@ -116,13 +119,17 @@ def table_environment(
 ) -> TableEnvironment:
     from pyflink.table import EnvironmentSettings, TableEnvironment
 
-    # A Flink cluster image has the connector in its lib/ (FLINK_LIB_DIR set before PyFlink
-    # starts, which sets it itself otherwise); a local MiniCluster gets the extracted jars.
+    # A Flink cluster image has the connector in its lib/ and the reporter in its plugins/
+    # (FLINK_LIB_DIR set before PyFlink starts, which sets it itself otherwise); a local
+    # MiniCluster loads no plugins, so it gets the connector and the reporter as job jars.
     jars_in_lib = bool(os.environ.get("FLINK_LIB_DIR"))
     env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
     conf = env.get_config()
     if not jars_in_lib:
-        conf.set("pipeline.jars", ";".join(p.resolve().as_uri() for p in ensure_jars()))
+        jars = ensure_jars()
+        if metrics_port:
+            jars += sorted(PYFLINK_PLUGINS.glob("metrics-prometheus/*.jar"))
+        conf.set("pipeline.jars", ";".join(p.resolve().as_uri() for p in jars))
     conf.set("pipeline.name", job_name)
     conf.set("parallelism.default", str(settings.parallelism))
     conf.set("table.local-time-zone", "UTC")
@@ -134,8 +141,7 @@ def table_environment(
     # has several hash exchanges and each would otherwise add up to a tenth of a second.
     conf.set("execution.buffer-timeout.interval", "5 ms")
     if metrics_port:
-        # Flink finds the reporter in pyflink/plugins; set here, not in a copied config.yaml,
-        # which a local MiniCluster does not read.
+        # Set here, not in a copied config.yaml, which a local MiniCluster does not read.
         conf.set("metrics.reporter.prom.factory.class",
                  "org.apache.flink.metrics.prometheus.PrometheusReporterFactory")
         conf.set("metrics.reporter.prom.port", str(metrics_port))

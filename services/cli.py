@@ -38,6 +38,8 @@ class Child:
     argv: list[str]
     env: dict[str, str]
     may_finish: bool = False  # a finite replay ends on its own; that is not a failure
+    optional: bool = False  # its exit, whatever the code, stops nothing else
+    reported: bool = False
     proc: subprocess.Popen[bytes] | None = None
     pump: threading.Thread | None = field(default=None, repr=False)
 
@@ -112,13 +114,35 @@ def dashboard_argv() -> list[str]:
     )
 
 
-def prometheus_argv() -> list[str] | None:
+#: The scrape targets of prometheus/prometheus.yml and the variables that move them.
+SCRAPE_PORTS = {
+    "8001": "ARB_PRODUCER_METRICS_PORT", "8002": "ARB_ALERTER_METRICS_PORT",
+    "8003": "ARB_DASHBOARD_METRICS_PORT", "9249": "ARB_FLINK_METRICS_PORT",
+    "9090": "ARB_PROMETHEUS_PORT",
+}
+
+
+def local_prometheus_config(env: dict[str, str]) -> Path:
+    """prometheus/prometheus.yml with its targets moved to the ports this run uses, written
+    under var/ (with the rule files referenced by absolute path)."""
+    text = (REPO / "prometheus" / "prometheus.yml").read_text()
+    for default, variable in SCRAPE_PORTS.items():
+        port = env.get(variable) or default
+        text = text.replace(f'"127.0.0.1:{default}"', f'"127.0.0.1:{port}"')
+    text = text.replace("  - rules/*.yml", f"  - {REPO / 'prometheus' / 'rules'}/*.yml")
+    out = VAR / "prometheus.yml"
+    out.write_text(text)
+    return out
+
+
+def prometheus_argv(env: dict[str, str]) -> list[str] | None:
     binary = shutil.which("prometheus")
     if binary is None:
         return None
-    return [binary, f"--config.file={REPO / 'prometheus' / 'prometheus.yml'}",
-            f"--storage.tsdb.path={VAR / 'prometheus'}", "--web.listen-address=0.0.0.0:9090",
-            "--log.level=warn"]
+    port = env.get("ARB_PROMETHEUS_PORT") or "9090"
+    return [binary, f"--config.file={local_prometheus_config(env)}",
+            f"--storage.tsdb.path={VAR / 'prometheus'}",
+            f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"]
 
 
 def _broker_port(kafka: KafkaSettings) -> tuple[str, int]:
@@ -151,9 +175,10 @@ def start(args: argparse.Namespace) -> int:
         Child("dashboard", dashboard_argv(), env),
         Child("producer", producer_argv(args), env, may_finish=args.replay and args.no_loop),
     ]
-    prom = None if args.no_prometheus else prometheus_argv()
+    prom = None if args.no_prometheus else prometheus_argv(env)
     if prom:
-        children.append(Child("prometheus", prom, env))
+        # Optional: if it cannot run (say, its port is taken) the pipeline goes on without it.
+        children.append(Child("prometheus", prom, env, optional=True))
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     exit_code = 0
@@ -168,6 +193,12 @@ def start(args: argparse.Namespace) -> int:
             for child in children:
                 code = child.proc.poll() if child.proc else None
                 if code is None or (code == 0 and child.may_finish):
+                    continue
+                if child.optional:
+                    if not child.reported:
+                        print(f"arb: {child.name} exited with code {code}; carrying on "
+                              "without it", flush=True)
+                        child.reported = True
                     continue
                 print(f"arb: {child.name} exited with code {code}; stopping everything",
                       flush=True)
