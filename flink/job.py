@@ -31,6 +31,7 @@ log = structlog.get_logger(__name__)
 PYFLINK_PLUGINS = Path(importlib.util.find_spec("pyflink").origin).parent / "plugins"
 SPREADS_TABLE = "spreads_sink"
 ALERTS_TABLE = "alerts_sink"
+EPISODES_TABLE = "episodes_sink"
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,9 @@ def plan(settings: DetectionSettings, kafka: KafkaSettings) -> JobPlan:
             detection.source_statement(settings, source_options(settings, kafka)),
             detection.sink_statement(SPREADS_TABLE, sink_options(kafka.spreads_topic, kafka)),
             detection.sink_statement(ALERTS_TABLE, sink_options(kafka.alerts_topic, kafka)),
+            detection.episode_sink_statement(
+                EPISODES_TABLE, sink_options(kafka.episodes_topic, kafka),
+            ),
         ],
         views=detection.view_statements(settings),
         inserts=detection.insert_statements(settings),

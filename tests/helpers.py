@@ -58,6 +58,8 @@ def flink_env(bootstrap: str, topics: Mapping[str, str], **extra: str) -> dict[s
         "ARB_PRICES_TOPIC": topics["prices"],
         "ARB_SPREADS_TOPIC": topics["spreads"],
         "ARB_ALERTS_TOPIC": topics["alerts"],
+        # Tests that do not name an episodes topic get one beside their alerts topic.
+        "ARB_EPISODES_TOPIC": topics.get("episodes", f"{topics['alerts']}-episodes"),
         "ARB_STARTUP_MODE": "earliest-offset",
         "ARB_FLINK_METRICS_PORT": "0",
         "ARB_CHECKPOINT_INTERVAL_MS": "0",

@@ -1,1 +1,1 @@
-INSERT INTO spreads_sink SELECT * FROM pair_spreads
+INSERT INTO spreads_sink SELECT $spread_columns FROM pair_spreads

@@ -1,5 +1,7 @@
 -- Every ordered pair of distinct venues in the same window: buy at b's ask, sell at s's bid.
 -- The arithmetic mirrors services.common.spread.pair_spread operation for operation.
+-- pair_time (window end - 1 ms) is the pair's event time for the episode pipeline; it is not a
+-- sink column, so the inserts name their columns.
 CREATE TEMPORARY VIEW pair_spreads AS
 SELECT
   1 AS v,
@@ -21,7 +23,8 @@ SELECT
     AS est_profit_usd,
   $window_end_ms - LEAST(b.recv_ts_ms, s.recv_ts_ms) AS quote_age_ms,
   GREATEST(b.recv_ts_ms, s.recv_ts_ms) AS newest_recv_ts_ms,
-  $now_ms AS detected_ts_ms
+  $now_ms AS detected_ts_ms,
+  b.window_time AS pair_time
 FROM window_quotes AS b
 JOIN window_quotes AS s
   ON b.symbol = s.symbol

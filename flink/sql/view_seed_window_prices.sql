@@ -12,7 +12,8 @@ SELECT
   MAX(recv_ts_ms) AS recv_ts_ms,
   $fee_case AS fee_bps,
   window_start,
-  window_end
+  window_end,
+  window_time
 FROM TABLE(TUMBLE(TABLE prices, DESCRIPTOR(event_time), INTERVAL '$window_seconds' SECOND))
 WHERE v = 1
   AND `type` = 'trade'
@@ -27,4 +28,4 @@ WHERE v = 1
   AND size >= 0
   AND side IN ('buy', 'sell')
   AND trade_id IS NOT NULL
-GROUP BY symbol, exchange, window_start, window_end
+GROUP BY symbol, exchange, window_start, window_end, window_time

@@ -89,6 +89,45 @@ class Spread:
     v: int = SCHEMA_VERSION
 
 
+@dataclass(frozen=True, slots=True)
+class Episode:
+    """One ``arbitrage-episodes`` record: consecutive alert windows of one symbol and direction.
+
+    Written twice per episode with the same ``id``: when it opens (``is_open``, first window
+    only) and when it closes (every window). Times are event time, epoch ms: ``start_ms`` is the
+    first alert window's start, ``end_ms`` the last one's end, ``duration_ms`` = end - start;
+    ``confirmed_ms`` = last window end - first window end is how long the spread was seen to
+    last. ``capturable``: ``confirmed_ms >= required_ms`` (slower venue's p99 feed latency +
+    execution time). See services.common.episodes.
+    """
+
+    id: str
+    symbol: str
+    buy_exchange: str
+    sell_exchange: str
+    start_ms: int
+    first_window_end_ms: int
+    end_ms: int
+    duration_ms: int
+    windows: int
+    confirmed_ms: int
+    peak_net_spread_bps: float
+    mean_net_spread_bps: float
+    peak_spread_usd: float
+    peak_est_profit_usd: float | None
+    required_ms: int
+    capturable: bool
+    is_open: bool
+    newest_recv_ts_ms: int
+    detected_ts_ms: int | None = None
+    v: int = SCHEMA_VERSION
+
+    @property
+    def direction(self) -> tuple[str, str, str]:
+        """(symbol, buy venue, sell venue): what an episode is an episode of."""
+        return (self.symbol, self.buy_exchange, self.sell_exchange)
+
+
 PriceRecord = Quote | Trade
 
 
@@ -97,7 +136,13 @@ def spread_id(symbol: str, window_end_ms: int, buy_exchange: str, sell_exchange:
     return f"{symbol}|{window_end_ms}|{buy_exchange}|{sell_exchange}"
 
 
-def to_json(record: Quote | Trade | Spread) -> bytes:
+def episode_id(symbol: str, buy_exchange: str, sell_exchange: str, first_window_end_ms: int,
+               ) -> str:
+    """Deterministic: a replayed episode gets the same id, so readers can deduplicate."""
+    return f"{symbol}|{buy_exchange}|{sell_exchange}|{first_window_end_ms}"
+
+
+def to_json(record: Quote | Trade | Spread | Episode) -> bytes:
     """Serialize compactly; None stays null so readers see every field of the schema."""
     return json.dumps(asdict(record), separators=(",", ":"), allow_nan=False).encode()
 
@@ -252,5 +297,38 @@ def parse_spread(raw: bytes | str) -> Spread:
         est_profit_usd=_num(obj, "est_profit_usd", optional=True),
         quote_age_ms=_int(obj, "quote_age_ms"),
         newest_recv_ts_ms=_int(obj, "newest_recv_ts_ms", optional=True) or window_end_ms,
+        detected_ts_ms=_int(obj, "detected_ts_ms", optional=True),
+    )
+
+
+def _flag(obj: dict[str, Any], key: str) -> bool:
+    value = obj.get(key)
+    if not isinstance(value, bool):
+        raise RecordError("bad_field", key)
+    return value
+
+
+def parse_episode(raw: bytes | str) -> Episode:
+    """Parse one ``arbitrage-episodes`` record."""
+    obj = _load(raw)
+    return Episode(
+        id=_str(obj, "id"),
+        symbol=_str(obj, "symbol"),
+        buy_exchange=_str(obj, "buy_exchange"),
+        sell_exchange=_str(obj, "sell_exchange"),
+        start_ms=_int(obj, "start_ms"),
+        first_window_end_ms=_int(obj, "first_window_end_ms"),
+        end_ms=_int(obj, "end_ms"),
+        duration_ms=_int(obj, "duration_ms"),
+        windows=_int(obj, "windows"),
+        confirmed_ms=_int(obj, "confirmed_ms"),
+        peak_net_spread_bps=_num(obj, "peak_net_spread_bps"),
+        mean_net_spread_bps=_num(obj, "mean_net_spread_bps"),
+        peak_spread_usd=_num(obj, "peak_spread_usd"),
+        peak_est_profit_usd=_num(obj, "peak_est_profit_usd", optional=True),
+        required_ms=_int(obj, "required_ms"),
+        capturable=_flag(obj, "capturable"),
+        is_open=_flag(obj, "is_open"),
+        newest_recv_ts_ms=_int(obj, "newest_recv_ts_ms"),
         detected_ts_ms=_int(obj, "detected_ts_ms", optional=True),
     )

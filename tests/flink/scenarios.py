@@ -80,3 +80,40 @@ def window_records() -> list[bytes]:
         # W9: a last record moves the watermark past W7 in an unbounded run.
         quote("coinbase", "BTC-USD", 60000, 60001, 9500),
     ]
+
+
+#: Gross spread (sell bid - buy ask, $) per window of the episode scenario: positive = buy
+#: Coinbase, sell Binance; negative = the other way round. Fees are 60 + 10 = 70 bps, so on a
+#: $60,001 ask a spread alerts (>= $50 and net >= 0 bps) from $420.01 up. Windows not listed
+#: have a $100 spread: no alert.
+EPISODE_SPREADS_USD = {
+    1: 500, 2: 800, 3: 650,  # episode A opens ...
+    5: 450,  # ... one quiet window (W4) is within a 2-window gap: still episode A
+    9: 700, 10: 520,  # three quiet windows (W6-W8): a new episode B
+    12: -600,  # the reverse direction, one window only: episode C
+}
+EPISODE_BASE_ASK = 60001.0
+
+
+def episode_scenario_records() -> list[bytes]:
+    """Coinbase and Binance BTC-USD quotes in windows W0..W14 (both venues in every window),
+    plus an ETH-USD episode in W2-W3 overlapping episode A in time."""
+    records = []
+    for w in range(15):
+        spread = EPISODE_SPREADS_USD.get(w, 100)
+        at = w * 1000
+        cb_bid, cb_ask = EPISODE_BASE_ASK - 1, EPISODE_BASE_ASK
+        if spread >= 0:  # buy Coinbase at its ask, sell Binance at its bid
+            bn_bid = cb_ask + spread
+            bn_ask = bn_bid + 1
+        else:  # buy Binance at its ask, sell Coinbase at its bid
+            bn_ask = EPISODE_BASE_ASK
+            bn_bid = bn_ask - 1
+            cb_bid, cb_ask = bn_ask - spread, bn_ask - spread + 1
+        records.append(quote("coinbase", "BTC-USD", cb_bid, cb_ask, at + 100))
+        records.append(quote("binance", "BTC-USD", bn_bid, bn_ask, at + 600))
+        eth_spread = 60 if w in (2, 3) else 1  # 60 / 3000.5 = 200 bps gross, 130 net
+        records.append(quote("coinbase", "ETH-USD", 3000, 3000.5, at + 200))
+        records.append(quote("binance", "ETH-USD", 3000.5 + eth_spread, 3001 + eth_spread,
+                             at + 700))
+    return records

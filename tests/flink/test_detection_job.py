@@ -83,11 +83,14 @@ def test_scenarios_match_reference(broker, unique: str, output_dir: Path) -> Non
 @pytest.mark.parametrize("mode", ["arb", "seed"])
 def test_recorded_data_match_reference(mode: str, broker, unique: str, output_dir: Path,
                                        fixtures_dir: Path) -> None:
-    """The aligned real Coinbase and Binance recordings, in both modes, demo threshold."""
-    from services.common.messages import to_json
+    """The aligned real Coinbase and Binance recordings, in both modes, demo threshold; the
+    episodes of their alerts too."""
+    from services.common.episodes import episode_records
+    from services.common.messages import parse_episode, to_json
     from services.producer.replay import build_replay
+    from tests.flink.test_episodes_job import assert_same_episodes
 
-    topics = {k: f"{k}-{unique}" for k in ("prices", "spreads", "alerts")}
+    topics = {k: f"{k}-{unique}" for k in ("prices", "spreads", "alerts", "episodes")}
     ensure_topics(broker.bootstrap_servers, topics.values(), partitions=1)
     records = [to_json(r) for r in build_replay(fixtures_dir, start_ms=T0)]
     produce_raw(broker.bootstrap_servers, topics["prices"], records)
@@ -97,11 +100,17 @@ def test_recorded_data_match_reference(mode: str, broker, unique: str, output_di
 
     spreads = [parse_spread(v) for v, _ in read_topic(broker.bootstrap_servers, topics["spreads"])]
     alerts = [parse_spread(v) for v, _ in read_topic(broker.bootstrap_servers, topics["alerts"])]
-    expected = detect(records, DetectionSettings.from_env(env))
+    settings = DetectionSettings.from_env(env)
+    expected = detect(records, settings)
     assert len(expected.spreads) >= (80 if mode == "arb" else 8)
     assert expected.alerts, "demo threshold should make the aligned noise alert"
     assert_same_spreads(spreads, expected.spreads)
     assert_same_spreads(alerts, expected.alerts)
+    episodes = [parse_episode(v) for v, _ in
+                read_topic(broker.bootstrap_servers, topics["episodes"])]
+    expected_episodes = episode_records(expected.alerts, settings)
+    assert any(e.windows > 1 for e in expected_episodes), "no episode spans several windows"
+    assert_same_episodes(episodes, expected_episodes)
     if mode == "seed":
         assert all(s.window_end_ms - s.window_start_ms == 10_000 for s in spreads)
         assert all(s.buy_size is None and s.max_size is None for s in spreads)

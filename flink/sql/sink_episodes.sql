@@ -1,0 +1,25 @@
+-- arbitrage-episodes: one record when an episode opens (is_open = TRUE) and one when it closes.
+CREATE TABLE $table (
+  v INT,
+  id STRING,
+  symbol STRING,
+  buy_exchange STRING,
+  sell_exchange STRING,
+  start_ms BIGINT,
+  first_window_end_ms BIGINT,
+  end_ms BIGINT,
+  duration_ms BIGINT,
+  windows BIGINT,
+  confirmed_ms BIGINT,
+  peak_net_spread_bps DOUBLE,
+  mean_net_spread_bps DOUBLE,
+  peak_spread_usd DOUBLE,
+  peak_est_profit_usd DOUBLE,
+  required_ms BIGINT,
+  capturable BOOLEAN,
+  is_open BOOLEAN,
+  newest_recv_ts_ms BIGINT,
+  detected_ts_ms BIGINT
+) WITH (
+$sink_options
+)
