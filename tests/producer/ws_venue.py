@@ -141,7 +141,7 @@ class BroadcastVenue(_ServerThread):
     subscribe_count: int = 0
     max_connection_s: float | None = None
     connections: int = 0
-    #: connections the server closed because they reached ``max_connection_s``
+    #: connections the server closed because they reached ``max_connection_s`` while playing
     expired: int = 0
     sent: int = 0
     done: bool = False
@@ -181,7 +181,7 @@ class BroadcastVenue(_ServerThread):
                     await asyncio.wait_for(ws.wait_closed(), self.max_connection_s)
                 except TimeoutError:
                     self._open.discard(ws)
-                    self.expired += 1
+                    self.expired += 0 if self.done else 1
                     await ws.close(code=1001, reason="connection age limit")
         finally:
             self._open.discard(ws)
