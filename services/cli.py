@@ -254,10 +254,14 @@ def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[str
     sub.add_parser("producer", help="exchange producer (arguments go to it: live | replay ...)")
     sub.add_parser("alerter", help="Discord alerter and history recorder")
     sub.add_parser("dashboard", help="the Streamlit alert history")
+    sub.add_parser("report", help="replay recorded data through the pipeline at maximum speed "
+                                  "into an HTML report and a CSV of episodes (arguments go to "
+                                  "it: --fixtures-dir DIR --out DIR --shock SPEC --demo)")
     return parser.parse_known_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    caller_dir = Path.cwd()
     os.chdir(REPO)
     load_dotenv(REPO / ".env")
     args, rest = parse_args(argv)
@@ -272,6 +276,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _exec(_python("-m", "services.producer", *rest))
         if args.command == "alerter":
             return _exec(_python("-m", "services.alerter"))
+        if args.command == "report":  # paths in its arguments are the caller's
+            return subprocess.call(_python("-m", "services.report", *rest),  # noqa: S603
+                                   cwd=caller_dir)
         return _exec(dashboard_argv())
     except ArbError as exc:
         print(f"arb: {exc}", file=sys.stderr)
