@@ -163,6 +163,7 @@ def required(msg: Mapping[str, Any], key: str) -> Any:
 
 
 _INF = math.inf
+_MAX_EXACT = 2**1023  # below this every int converts to a finite float
 
 
 def positive(value: Any, key: str, reason: str) -> float:
@@ -177,8 +178,11 @@ def positive(value: Any, key: str, reason: str) -> float:
             number = float(value)
         except ValueError:
             raise RecordError(reason, f"{key}={value!r}") from None
-    elif cls is float or cls is int:
-        number = float(value)
+    elif cls is float:
+        number = value
+    elif cls is int:
+        # An integer literal beyond a double's range (JSON allows any length) is not a price.
+        number = float(value) if -_MAX_EXACT < value < _MAX_EXACT else _INF
     elif value is None:
         raise RecordError("missing_field", key)
     else:
