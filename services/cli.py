@@ -106,12 +106,9 @@ def producer_argv(args: argparse.Namespace) -> list[str]:
 
 
 def dashboard_argv() -> list[str]:
-    port = os.environ.get("ARB_DASHBOARD_PORT", "8501")
-    return _python(
-        "-m", "streamlit", "run", str(REPO / "services" / "dashboard" / "app.py"),
-        "--server.port", port, "--server.headless", "true",
-        "--browser.gatherUsageStats", "false",
-    )
+    """The Streamlit server through its own entry point, so /metrics and the shared Kafka
+    reader are up before the first browser connects."""
+    return _python("-m", "services.dashboard")
 
 
 #: The scrape targets of prometheus/prometheus.yml and the variables that move them.

@@ -435,6 +435,12 @@ def publish_replay(
             metrics.feed_last_message.labels(rec.exchange).set(time.time())
             if not getattr(rec, "refresh", False):  # in a replay the channel is the record type
                 metrics.feed_messages.labels(rec.exchange, rec.type).inc()
+                # The recorded receive-minus-venue gap, as the live feed measures it (a refresh
+                # repeats an earlier update's times, so it is no new observation).
+                if rec.exchange_ts_ms is not None:
+                    metrics.feed_latency.labels(rec.exchange).observe(
+                        (rec.recv_ts_ms - rec.exchange_ts_ms) / 1000,
+                    )
             if isinstance(rec, Quote):
                 metrics.best_bid.labels(rec.exchange, rec.symbol).set(rec.bid)
                 metrics.best_ask.labels(rec.exchange, rec.symbol).set(rec.ask)

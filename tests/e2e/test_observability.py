@@ -46,9 +46,7 @@ from tests.support.discord_standin import DiscordStandIn
 pytestmark = pytest.mark.integration
 
 #: Scrape jobs of prometheus/prometheus.yml that this test runs, besides Prometheus itself.
-#: Its `dashboard` job is left out: the Streamlit dashboard serves no /metrics yet, and no panel
-#: or rule reads a series only the dashboard exports (consumer lag comes from the alerter too).
-SERVICES = ("producer", "alerter", "flink")
+SERVICES = ("producer", "alerter", "flink", "dashboard")
 
 #: Panel targets that may legitimately show no data on a healthy replay, by panel title and
 #: refId: counters whose series appear with their first event, and no event happens here.
@@ -193,8 +191,8 @@ def running_stack(
     broker: LocalBroker, fixtures_dir: Path, output_dir: Path, tmp_path: Path,
     ports: Mapping[str, int], webhook_url: str,
 ) -> Iterator[list[Service]]:
-    """Topics, then the Flink job, the alerter and the replay; all stopped on the way out,
-    producer first (as ``arb start`` does), whatever happened."""
+    """Topics, then the Flink job, the alerter, the dashboard and the replay; all stopped on
+    the way out, producer first (as ``arb start`` does), whatever happened."""
     topics = {k: f"{k}-obs" for k in ("prices", "spreads", "alerts")}
     ensure_topics(broker.bootstrap_servers, topics.values(), partitions=1)
     # Two records the alerter cannot parse: the invalid-records panel gets its series.
@@ -208,6 +206,8 @@ def running_stack(
         ARB_PRODUCER_METRICS_PORT=str(ports["producer"]),
         ARB_FIXTURES_DIR=str(fixtures_dir),
         ARB_ALERTER_METRICS_PORT=str(ports["alerter"]),
+        ARB_DASHBOARD_METRICS_PORT=str(ports["dashboard"]),
+        ARB_DASHBOARD_PORT=str(free_port()),
         ARB_HISTORY_DB=str(tmp_path / "alerts.db"),
         DISCORD_WEBHOOK_URL=webhook_url,
         # Deliveries every few seconds instead of every 30 s, with suppressed ones in between:
@@ -218,6 +218,7 @@ def running_stack(
     services = [
         Service("flink", [py, "-m", "flink.job"], output_dir / "flink.log"),
         Service("alerter", [py, "-m", "services.alerter"], output_dir / "alerter.log"),
+        Service("dashboard", [py, "-m", "services.dashboard"], output_dir / "dashboard.log"),
         Service("producer", [py, "-m", "services.producer", "replay", "--speed", "1", "--loop"],
                 output_dir / "producer.log"),
     ]
