@@ -24,7 +24,7 @@ from typing import Any
 import requests
 import structlog
 
-from services.common.messages import Spread
+from services.common.messages import Episode, Spread
 
 log = structlog.get_logger(__name__)
 
@@ -154,6 +154,79 @@ def build_payload(spread: Spread, dashboard_url: str | None = None) -> dict[str,
         "embeds": [build_embed(spread, dashboard_url)],
         "allowed_mentions": {"parse": []},
     }
+
+
+def _seconds(ms: int) -> str:
+    return f"{ms / 1000:,.1f} s"
+
+
+def _capture(episode: Episode) -> str:
+    verdict = "capturable" if episode.capturable else "not capturable"
+    return (f"{verdict}: seen to last {episode.confirmed_ms:,} ms, needs "
+            f"{episode.required_ms:,} ms (slower venue's p99 feed latency + execution)")
+
+
+def episode_opened_payload(episode: Episode, dashboard_url: str | None = None,
+                           ) -> dict[str, Any]:
+    """The one message when an episode opens: where to buy and sell, what the first window
+    shows, and how long the spread must last to be captured."""
+    content = (
+        f"**{_plain(episode.symbol)}** opportunity opened: buy {_plain(episode.buy_exchange)} "
+        f"-> sell {_plain(episode.sell_exchange)}, net {_bps(episode.peak_net_spread_bps)}, "
+        f"est. profit {_money(episode.peak_est_profit_usd)}"
+    )
+    fields = [
+        {"name": "Buy on", "value": _plain(episode.buy_exchange), "inline": True},
+        {"name": "Sell on", "value": _plain(episode.sell_exchange), "inline": True},
+        {"name": "Spread", "value": _money(episode.peak_spread_usd), "inline": True},
+        {"name": "Net after taker fees", "value": f"**{_bps(episode.peak_net_spread_bps)}**",
+         "inline": True},
+        {"name": "Est. profit", "value": f"**{_money(episode.peak_est_profit_usd)}**",
+         "inline": True},
+        {"name": "To capture", "value": f"must last {episode.required_ms:,} ms",
+         "inline": True},
+        {"name": "First window end", "value": _utc(episode.first_window_end_ms),
+         "inline": True},
+    ]
+    if dashboard_url:
+        fields.append({"name": "Dashboard", "value": f"[history]({dashboard_url})",
+                       "inline": True})
+    embed: dict[str, Any] = {
+        "title": (f"{episode.symbol}: buy {episode.buy_exchange}, sell "
+                  f"{episode.sell_exchange} (opened)")[:256],
+        "color": (COLOUR_PROFITABLE if episode.peak_net_spread_bps > 0
+                  else COLOUR_UNPROFITABLE),
+        "fields": fields,
+        "footer": {"text": f"episode {episode.id} opened"},
+        "timestamp": _iso(episode.first_window_end_ms),
+    }
+    return {"username": USERNAME, "content": content[:MAX_CONTENT_CHARS], "embeds": [embed],
+            "allowed_mentions": {"parse": []}}
+
+
+def episode_closed_payload(episode: Episode, *, opened_posted: bool = True) -> dict[str, Any]:
+    """The short update when an episode closes: how long it lasted, its peak and mean, and
+    whether it could have been captured. When its opening was never posted (the alerter first
+    saw it closed), the venues are named in full."""
+    head = "closed" if opened_posted else "seen closed"
+    content = (
+        f"**{_plain(episode.symbol)}** {_plain(episode.buy_exchange)} -> "
+        f"{_plain(episode.sell_exchange)} {head}: lasted {_seconds(episode.duration_ms)} "
+        f"({episode.windows} window{'s' if episode.windows != 1 else ''}), peak "
+        f"{_bps(episode.peak_net_spread_bps)}, mean {_bps(episode.mean_net_spread_bps)}, "
+        f"peak profit {_money(episode.peak_est_profit_usd)}; {_capture(episode)}"
+    )
+    embed: dict[str, Any] = {
+        "title": (f"{episode.symbol}: buy {episode.buy_exchange}, sell "
+                  f"{episode.sell_exchange} ({head})")[:256],
+        "color": COLOUR_PROFITABLE if episode.capturable else COLOUR_UNPROFITABLE,
+        "description": (f"{_utc(episode.start_ms)} to {_utc(episode.end_ms)}\n"
+                        f"{'capturable' if episode.capturable else 'not capturable'}"),
+        "footer": {"text": f"episode {episode.id} closed"},
+        "timestamp": _iso(episode.end_ms),
+    }
+    return {"username": USERNAME, "content": content[:MAX_CONTENT_CHARS], "embeds": [embed],
+            "allowed_mentions": {"parse": []}}
 
 
 @dataclass(frozen=True, slots=True)

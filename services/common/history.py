@@ -22,7 +22,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from services.common.messages import Spread
+from services.common.messages import Episode, Spread
 
 PENDING = "pending"
 DELIVERED = "delivered"
@@ -31,8 +31,15 @@ NO_WEBHOOK = "no_webhook"
 #: Deliberately not sent: a recent alert for the same symbol and direction was delivered.
 SUPPRESSED = "suppressed"
 STATUSES = (PENDING, DELIVERED, FAILED, NO_WEBHOOK, SUPPRESSED)
-#: Version 1 added the ``suppressed`` status and the ``suppressed_by`` column.
-SCHEMA_VERSION = 1
+#: Version 1 added the ``suppressed`` status and the ``suppressed_by`` column; version 2 the
+#: ``episodes`` table.
+SCHEMA_VERSION = 2
+#: An episode's opening message not posted because the episode had already closed when the
+#: alerter first saw it (a backlog or a replay): its closing message says everything.
+SKIPPED = "skipped"
+#: Which message of an episode: the one when it opens, the short update when it closes.
+OPENED = "opened"
+CLOSED = "closed"
 #: Longest ``last_error`` kept; an error body from a webhook could be large.
 MAX_ERROR_CHARS = 500
 #: How long a connection waits for a lock held by another process before giving up.
@@ -74,6 +81,43 @@ _INDEXES = """
 CREATE INDEX IF NOT EXISTS alerts_newest ON alerts (window_end_ms DESC, received_ts_ms DESC);
 CREATE INDEX IF NOT EXISTS alerts_direction
     ON alerts (symbol, buy_exchange, sell_exchange, window_end_ms);
+"""
+
+
+_EPISODE_COLUMNS = tuple(f.name for f in fields(Episode) if f.name != "v")
+#: Columns a closing record updates (the opening record knows the first window only).
+_EPISODE_STATS = tuple(c for c in _EPISODE_COLUMNS if c not in {
+    "id", "symbol", "buy_exchange", "sell_exchange", "start_ms", "first_window_end_ms"})
+
+_EPISODES_TABLE = """
+CREATE TABLE IF NOT EXISTS episodes (
+    id TEXT PRIMARY KEY,
+    symbol TEXT NOT NULL,
+    buy_exchange TEXT NOT NULL,
+    sell_exchange TEXT NOT NULL,
+    start_ms INTEGER NOT NULL,
+    first_window_end_ms INTEGER NOT NULL,
+    end_ms INTEGER NOT NULL,
+    duration_ms INTEGER NOT NULL,
+    windows INTEGER NOT NULL,
+    confirmed_ms INTEGER NOT NULL,
+    peak_net_spread_bps REAL NOT NULL,
+    mean_net_spread_bps REAL NOT NULL,
+    peak_spread_usd REAL NOT NULL,
+    peak_est_profit_usd REAL,
+    required_ms INTEGER NOT NULL,
+    capturable INTEGER NOT NULL,
+    is_open INTEGER NOT NULL,
+    newest_recv_ts_ms INTEGER NOT NULL,
+    detected_ts_ms INTEGER,
+    opened_status TEXT NOT NULL DEFAULT 'pending',
+    closed_status TEXT NOT NULL DEFAULT 'pending',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    received_ts_ms INTEGER NOT NULL,
+    updated_ts_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS episodes_newest ON episodes (first_window_end_ms DESC);
 """
 
 
@@ -128,6 +172,48 @@ class AlertRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class EpisodeRecord:
+    """One stored episode: the :class:`Episode` fields (its latest state: closed once the
+    closing record arrived) plus the state of its two Discord messages."""
+
+    id: str
+    symbol: str
+    buy_exchange: str
+    sell_exchange: str
+    start_ms: int
+    first_window_end_ms: int
+    end_ms: int
+    duration_ms: int
+    windows: int
+    confirmed_ms: int
+    peak_net_spread_bps: float
+    mean_net_spread_bps: float
+    peak_spread_usd: float
+    peak_est_profit_usd: float | None
+    required_ms: int
+    capturable: bool
+    is_open: bool
+    newest_recv_ts_ms: int
+    detected_ts_ms: int | None
+    opened_status: str
+    closed_status: str
+    attempts: int
+    last_error: str | None
+    received_ts_ms: int
+    updated_ts_ms: int
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> EpisodeRecord:
+        values = {f.name: row[f.name] for f in fields(cls)}
+        values["capturable"] = bool(values["capturable"])
+        values["is_open"] = bool(values["is_open"])
+        return cls(**values)
+
+    def to_episode(self) -> Episode:
+        return Episode(**{name: getattr(self, name) for name in _EPISODE_COLUMNS})
+
+
+@dataclass(frozen=True, slots=True)
 class StoreResult:
     """What :meth:`AlertHistory.record` found: the stored row and whether this call created it."""
 
@@ -152,7 +238,7 @@ def _ensure_schema(conn: sqlite3.Connection) -> None:
     conn.execute("BEGIN IMMEDIATE")
     try:
         version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version < SCHEMA_VERSION:
+        if version < 1:
             if _table_exists(conn, "alerts"):
                 old = [r["name"] for r in conn.execute("PRAGMA table_info(alerts)")]
                 conn.execute(_TABLE.format(name="alerts_migrating"))
@@ -167,6 +253,11 @@ def _ensure_schema(conn: sqlite3.Connection) -> None:
             for statement in _INDEXES.split(";"):
                 if statement.strip():
                     conn.execute(statement)
+        if version < 2:  # a new table: nothing to copy
+            for statement in _EPISODES_TABLE.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+        if version < SCHEMA_VERSION:
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         conn.commit()
     except BaseException:
@@ -305,8 +396,72 @@ class AlertHistory:
     def recent(self, limit: int = 100) -> list[AlertRecord]:
         return recent_alerts(self._conn, limit)
 
+    # -- episodes ------------------------------------------------------------------------------
+    def record_episode(self, episode: Episode, received_ts_ms: int | None = None,
+                       ) -> EpisodeRecord:
+        """Store an episode record: the opening one creates the row, the closing one creates it
+        or brings it to its final numbers. Idempotent; a late opening record never undoes a
+        close."""
+        received_ts_ms = now_ms() if received_ts_ms is None else received_ts_ms
+        values = asdict(episode)
+        columns = (*_EPISODE_COLUMNS, "received_ts_ms", "updated_ts_ms")
+        params = [values[name] for name in _EPISODE_COLUMNS] + [received_ts_ms, received_ts_ms]
+        updates = ", ".join(f"{name} = excluded.{name}" for name in _EPISODE_STATS)
+        with self._conn:
+            self._conn.execute(
+                f"INSERT INTO episodes ({', '.join(columns)}) "  # noqa: S608 - constant names
+                f"VALUES ({', '.join('?' for _ in columns)}) "
+                f"ON CONFLICT(id) DO UPDATE SET {updates}, updated_ts_ms = excluded.updated_ts_ms "
+                "WHERE episodes.is_open = 1 AND excluded.is_open = 0",
+                params,
+            )
+        stored = self.get_episode(episode.id)
+        assert stored is not None  # noqa: S101 - just written
+        return stored
+
+    def get_episode(self, episode_id: str) -> EpisodeRecord | None:
+        row = self._conn.execute("SELECT * FROM episodes WHERE id = ?", (episode_id,)).fetchone()
+        return EpisodeRecord.from_row(row) if row else None
+
+    def mark_episode_message(self, episode_id: str, message: str, status: str,
+                             attempts: int = 0, error: str | None = None) -> EpisodeRecord:
+        """The outcome of an episode's ``opened`` or ``closed`` message."""
+        if message not in (OPENED, CLOSED):
+            raise ValueError(f"message must be {OPENED!r} or {CLOSED!r}")
+        with self._conn:
+            cursor = self._conn.execute(
+                f"UPDATE episodes SET {message}_status = ?, attempts = attempts + ?, "  # noqa: S608 - checked name
+                "last_error = ?, updated_ts_ms = ? WHERE id = ?",
+                (status, attempts, _clip_error(error), now_ms(), episode_id),
+            )
+        if cursor.rowcount != 1:
+            raise KeyError(episode_id)
+        stored = self.get_episode(episode_id)
+        assert stored is not None  # noqa: S101 - updated just now
+        return stored
+
+    def recent_episodes(self, limit: int = 100) -> list[EpisodeRecord]:
+        return recent_episodes(self._conn, limit)
+
     def counts(self) -> dict[str, int]:
         return status_counts(self._conn)
+
+
+def recent_episodes(conn: sqlite3.Connection, limit: int = 100) -> list[EpisodeRecord]:
+    """Newest first by first alert window; none from a store older than version 2."""
+    try:
+        rows = conn.execute(
+            "SELECT * FROM episodes ORDER BY first_window_end_ms DESC, id LIMIT ?", (limit,),
+        ).fetchall()
+    except sqlite3.OperationalError:  # a reader on a store the alerter has not migrated yet
+        return []
+    return [EpisodeRecord.from_row(row) for row in rows]
+
+
+def read_episodes(path: str | Path, limit: int = 100) -> list[EpisodeRecord]:
+    """Newest episodes from a store that may not exist yet (then: none)."""
+    with open_reader(path) as conn:
+        return [] if conn is None else recent_episodes(conn, limit)
 
 
 @dataclass(frozen=True, slots=True)
