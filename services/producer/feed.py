@@ -155,6 +155,7 @@ class Feed:
         self._m_messages: dict[str, Any] = {}
         self._m_errors: dict[str, Any] = {}
         self._m_prices: dict[str, tuple[Any, Any]] = {}
+        self._last_alive_ms: int | None = None
 
     # --- connection lifecycle -----------------------------------------------------------
 
@@ -168,6 +169,7 @@ class Feed:
             refresher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await refresher
+            self.export_gauges()
             self._set_connected(False)
             for task in list(self._closing):
                 task.cancel()
@@ -189,6 +191,7 @@ class Feed:
                     self._ws = None
                 was_connected = self.connected
                 self._set_connected(False)
+                self.export_gauges()  # the last prices before they are forgotten
                 self.book.forget(self.name)
                 if self.fx is not None:
                     self.fx.forget(self.name)
@@ -349,6 +352,16 @@ class Feed:
 
     @staticmethod
     async def _close(ws: ClientConnection) -> None:
+        """Closing handshake for a retired connection. Its frames are read and discarded
+        meanwhile: with reading paused (a full receive queue) the venue's close frame would
+        never be seen and the handshake would last ``close_timeout``."""
+
+        async def discard() -> None:
+            with contextlib.suppress(*NETWORK_ERRORS):
+                async for _ in ws:
+                    pass
+
+        drainer = asyncio.create_task(discard())
         try:
             await ws.close()
         except NETWORK_ERRORS:
@@ -356,6 +369,8 @@ class Feed:
         except asyncio.CancelledError:
             ws.transport.abort()
             raise
+        finally:
+            drainer.cancel()
 
     # --- frames -------------------------------------------------------------------------
 
@@ -402,19 +417,26 @@ class Feed:
                 self._m_latency.observe((rec.recv_ts_ms - rec.exchange_ts_ms) / 1000)
             if rec.__class__ is Quote:
                 self.book.on_quote(rec)
-                gauges = self._m_prices.get(rec.symbol)
-                if gauges is None:
-                    gauges = self._m_prices[rec.symbol] = (
-                        self.metrics.best_bid.labels(self.name, rec.symbol),
-                        self.metrics.best_ask.labels(self.name, rec.symbol))
-                gauges[0].set(rec.bid)
-                gauges[1].set(rec.ask)
             self.sink.publish(rec)
         return True
 
     def _alive(self, now_ms: int) -> None:
-        self._m_last.set(now_ms / 1000)
+        self._last_alive_ms = now_ms
         self.book.on_message(self.name, now_ms)
+
+    def export_gauges(self) -> None:
+        """Last-message time and best prices to their gauges: from the refresh timer (at least
+        every ``refresh_ms``) rather than per frame, which would cost more than the parsing."""
+        if self._last_alive_ms is not None:
+            self._m_last.set(self._last_alive_ms / 1000)
+        for quote in self.book.quotes(self.name):
+            gauges = self._m_prices.get(quote.symbol)
+            if gauges is None:
+                gauges = self._m_prices[quote.symbol] = (
+                    self.metrics.best_bid.labels(self.name, quote.symbol),
+                    self.metrics.best_ask.labels(self.name, quote.symbol))
+            gauges[0].set(quote.bid)
+            gauges[1].set(quote.ask)
 
     def _in_sequence(self, rec: Quote | Trade, span: tuple[int, int]) -> bool:
         """Check the venue's numbers; False drops the record (a duplicate or older update)."""
@@ -453,6 +475,7 @@ class Feed:
             for quote in self.book.due(now_ms):
                 self.sink.publish(quote)
             self._check_stale(now_ms)
+            self.export_gauges()
             next_ms = self.book.next_due_ms()
             wait_ms = refresh_ms if next_ms is None else min(refresh_ms, max(5, next_ms - now_ms))
             await asyncio.sleep(wait_ms / 1000)

@@ -72,6 +72,10 @@ class QuoteBook:
         entry = self._entries.get((exchange, symbol))
         return entry.quote if entry else None
 
+    def quotes(self, exchange: str) -> list[Quote]:
+        """The last quote of every symbol of ``exchange``."""
+        return [e.quote for (ex, _), e in self._entries.items() if ex == exchange]
+
     def next_due_ms(self) -> int | None:
         """Earliest pending refresh time, so a caller can sleep (or step virtual time) to it."""
         dues = [e.next_due_ms for e in self._entries.values() if e.next_due_ms is not None]
