@@ -140,7 +140,9 @@ class Feed:
         self.rollover_after_s = None if max_s is None else (
             max_s - rollover_margin_s if max_s > rollover_margin_s else max_s * 0.9)
         self.overlap_s = overlap_s
-        self.ping_after_s = venue.ping_after_s if ping_after_s is _DEFAULT else ping_after_s
+        ping_s = venue.ping_after_s if ping_after_s is _DEFAULT else ping_after_s
+        #: the pong must be able to arrive before the watchdog gives up on a quiet market
+        self.ping_after_s = None if ping_s is None else min(ping_s, watchdog_ms / 2000)
         self.connected = False
         self.connections = 0
         self.rollovers = 0

@@ -57,8 +57,9 @@ SYMBOLS: dict[str, str] = {"BTC-USD": "BTC-USDT", "ETH-USD": "ETH-USDT"}
 QUOTE_CCY = USDT
 PING = "ping"
 PONG = "pong"
-#: OKX drops a connection after 30 s without traffic; ping well before that
-PING_AFTER_S = 15.0
+#: OKX drops a connection after 30 s without traffic; a quiet market's ping also keeps the
+#: feed's watchdog (ARB_WATCHDOG_MS) fed through the pong
+PING_AFTER_S = 5.0
 
 #: Events that carry no prices but prove the connection is alive.
 CONTROL_EVENTS = frozenset({"subscribe", "unsubscribe", "notice", "channel-conn-count"})
