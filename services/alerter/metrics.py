@@ -11,10 +11,12 @@ from typing import Any
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
 from services.common.kafka_stats import consumer_lags
-from services.common.messages import Spread
+from services.common.messages import Episode, Spread
 from services.common.metrics import LATENCY_BUCKETS_SECONDS
 
 _PAIR = ("symbol", "buy_exchange", "sell_exchange")
+#: Episode durations: one window (1 s by default) up to several minutes.
+EPISODE_DURATION_BUCKETS_SECONDS = (1, 2, 3, 5, 10, 20, 30, 60, 120, 300, 600)
 
 __all__ = ["AlerterMetrics", "consumer_lags"]
 
@@ -75,6 +77,39 @@ class AlerterMetrics:
             "arb_net_spread_bps", "Latest window's spread net of both taker fees, in bps", _PAIR,
             registry=registry,
         )
+        self.episodes_received = Counter(
+            "arb_episodes_received_total",
+            "Episode records read from the episodes topic that parsed, by state (opened, "
+            "closed; duplicates included)",
+            ["state"],
+            registry=registry,
+        )
+        self.episodes_closed = Counter(
+            "arb_episodes_closed_total",
+            "Opportunity episodes that closed, by direction and whether they lasted long "
+            "enough to capture (capturable: true or false)",
+            [*_PAIR, "capturable"],
+            registry=registry,
+        )
+        self.episode_duration = Histogram(
+            "arb_episode_duration_seconds",
+            "Duration of closed episodes (first alert window start -> last alert window end)",
+            ["capturable"],
+            buckets=EPISODE_DURATION_BUCKETS_SECONDS,
+            registry=registry,
+        )
+        self.episode_messages_sent = Counter(
+            "arb_episode_messages_sent_total",
+            "Episode messages a channel accepted (message: opened or closed)",
+            ["channel", "message"],
+            registry=registry,
+        )
+        self.episode_messages_failed = Counter(
+            "arb_episode_messages_failed_total",
+            "Episode messages a channel did not accept after retries, by final reason",
+            ["channel", "message", "reason"],
+            registry=registry,
+        )
         self.consumer_lag = Gauge(
             "arb_kafka_consumer_lag",
             "Records between the consumer's position and the partition end (librdkafka stats)",
@@ -87,6 +122,11 @@ class AlerterMetrics:
         self.spread_usd.labels(*labels).set(spread.spread_usd)
         self.spread_bps.labels(*labels).set(spread.spread_bps)
         self.net_spread_bps.labels(*labels).set(spread.net_spread_bps)
+
+    def observe_closed_episode(self, episode: Episode) -> None:
+        capturable = "true" if episode.capturable else "false"
+        self.episodes_closed.labels(*episode.direction, capturable).inc()
+        self.episode_duration.labels(capturable).observe(episode.duration_ms / 1000)
 
     def stats_callback(self, group: str) -> Any:
         """A librdkafka ``stats_cb`` that turns per-partition ``consumer_lag`` into the gauge."""

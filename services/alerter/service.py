@@ -32,21 +32,28 @@ from services.alerter.discord import (
     WEBHOOK_UNUSABLE,
     DiscordWebhook,
     build_payload,
+    episode_closed_payload,
+    episode_opened_payload,
 )
 from services.alerter.metrics import AlerterMetrics
 from services.common.config import AlerterSettings, KafkaSettings
 from services.common.exceptions import RecordError
 from services.common.history import (
+    CLOSED,
     DELIVERED,
     FAILED,
     NO_WEBHOOK,
+    OPENED,
+    PENDING,
+    SKIPPED,
     SUPPRESSED,
     AlertHistory,
+    EpisodeRecord,
     now_ms,
 )
 from services.common.kafka import make_consumer
 from services.common.logging import truncate
-from services.common.messages import parse_spread
+from services.common.messages import Episode, parse_episode, parse_spread
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -64,6 +71,12 @@ DUPLICATE = "duplicate"
 COOLDOWN = "cooldown"
 RECORDED_ONLY = "no_webhook"
 STOPPED = "interrupted"
+#: An episode recorded but not posted: Discord gets alert windows instead.
+NOT_POSTED = "not_posted"
+#: An alert window recorded but not posted: Discord gets its episode's messages instead.
+AS_EPISODE = "episodes"
+#: Note stored with such an alert (shown on the dashboard).
+AS_EPISODE_NOTE = "posted as its episode's opening and closing messages"
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +86,20 @@ class Outcome:
     kind: str
     commit: bool
     alert_id: str | None = None
+
+
+def _retry_store(action: Callable[[], T], stop: threading.Event) -> T:
+    """Run a store call until it works or shutdown: an alert must be recorded before its
+    offset is committed, and a full disk or a long lock is worth waiting out."""
+    wait_s = 0.1
+    while True:
+        try:
+            return action()
+        except sqlite3.Error as exc:
+            log.error("history_store_error", error=str(exc), retry_in_s=wait_s)
+            if stop.wait(wait_s):
+                raise
+            wait_s = min(wait_s * 2, STORE_RETRY_MAX_S)
 
 
 class AlertHandler:
@@ -91,6 +118,7 @@ class AlertHandler:
         dashboard_url: str | None = None,
         stop: threading.Event | None = None,
         cooldown_ms: int = 0,
+        post: bool = True,
     ) -> None:
         self.history = history
         self.metrics = metrics
@@ -98,20 +126,12 @@ class AlertHandler:
         self.webhook = webhook
         self.dashboard_url = dashboard_url
         self.cooldown_ms = cooldown_ms
+        #: False: alerts are stored; Discord gets episode messages (ARB_DISCORD_MESSAGES)
+        self.post = post
         self._stop = stop or threading.Event()
 
     def _store(self, action: Callable[[], T]) -> T:
-        """Run a store call until it works or shutdown: an alert must be recorded before its
-        offset is committed, and a full disk or a long lock is worth waiting out."""
-        wait_s = 0.1
-        while True:
-            try:
-                return action()
-            except sqlite3.Error as exc:
-                log.error("history_store_error", error=str(exc), retry_in_s=wait_s)
-                if self._stop.wait(wait_s):
-                    raise
-                wait_s = min(wait_s * 2, STORE_RETRY_MAX_S)
+        return _retry_store(action, self._stop)
 
     def handle(self, value: bytes | None, kafka_ts_ms: int | None = None) -> Outcome:
         """Process one alerts-topic record value; ``kafka_ts_ms`` is the record's timestamp."""
@@ -141,6 +161,12 @@ class AlertHandler:
             self.metrics.alerts_suppressed.labels("no_webhook").inc()
             log.info("alert_recorded", alert_id=spread.id, status=NO_WEBHOOK)
             return Outcome(RECORDED_ONLY, commit=True, alert_id=spread.id)
+
+        if not self.post:
+            self._store(lambda: self.history.mark_suppressed(spread.id, None, AS_EPISODE_NOTE))
+            self.metrics.alerts_suppressed.labels(AS_EPISODE).inc()
+            log.info("alert_recorded", alert_id=spread.id, status=SUPPRESSED, reason=AS_EPISODE)
+            return Outcome(AS_EPISODE, commit=True, alert_id=spread.id)
 
         if self.cooldown_ms > 0:
             anchor = self._store(lambda: self.history.last_delivered(spread, self.cooldown_ms))
@@ -181,6 +207,109 @@ class AlertHandler:
         log_failure("alert_delivery_failed", alert_id=spread.id, reason=result.reason,
                     status=result.status, attempts=result.attempts, detail=result.detail)
         return Outcome(NOT_SENT, commit=True, alert_id=spread.id)
+
+
+class EpisodeHandler:
+    """Opportunity episodes: store each record, post one message when an episode opens and one
+    short update when it closes. Same delivery rules as alerts: stored before posting, a
+    message's outcome recorded before the offset is committed, a redelivery a no-op.
+
+    The two records of an episode can arrive in either order (a backlog, a replay): a closing
+    record seen before its opening was posted gives one full "seen closed" message, and the
+    opening is recorded as ``skipped``.
+    """
+
+    def __init__(
+        self,
+        history: AlertHistory,
+        metrics: AlerterMetrics,
+        topic: str,
+        *,
+        webhook: DiscordWebhook | None,
+        dashboard_url: str | None = None,
+        stop: threading.Event | None = None,
+        post: bool = True,
+    ) -> None:
+        self.history = history
+        self.metrics = metrics
+        self.topic = topic
+        self.webhook = webhook
+        self.dashboard_url = dashboard_url
+        self.post = post
+        self._stop = stop or threading.Event()
+
+    def _store(self, action: Callable[[], T]) -> T:
+        return _retry_store(action, self._stop)
+
+    def handle(self, value: bytes | None, kafka_ts_ms: int | None = None) -> Outcome:
+        try:
+            if value is None:
+                raise RecordError("empty_value")
+            episode = parse_episode(value)
+        except RecordError as exc:
+            self.metrics.records_invalid.labels(self.topic, exc.reason).inc()
+            log.warning("invalid_episode_record", topic=self.topic, reason=exc.reason,
+                        detail=exc.detail, raw=truncate(value or b""))
+            return Outcome(INVALID, commit=True)
+        self.metrics.episodes_received.labels(OPENED if episode.is_open else CLOSED).inc()
+        before = self._store(lambda: self.history.get_episode(episode.id))
+        stored = self._store(lambda: self.history.record_episode(episode))
+        if episode.is_open:
+            return self._on_opened(episode, stored)
+        if before is None or before.is_open:  # this record closed it: count it once
+            self.metrics.observe_closed_episode(stored.to_episode())
+        return self._on_closed(stored)
+
+    def _on_opened(self, episode: Episode, stored: EpisodeRecord) -> Outcome:
+        if stored.opened_status != PENDING:
+            self.metrics.alerts_suppressed.labels("duplicate").inc()
+            return Outcome(DUPLICATE, commit=True, alert_id=episode.id)
+        if not stored.is_open:  # already closed: its closing message says it all
+            self._mark(episode.id, OPENED, SKIPPED)
+            return Outcome(DUPLICATE, commit=True, alert_id=episode.id)
+        return self._deliver(episode.id, OPENED,
+                             episode_opened_payload(episode, self.dashboard_url))
+
+    def _on_closed(self, stored: EpisodeRecord) -> Outcome:
+        if stored.closed_status != PENDING:
+            self.metrics.alerts_suppressed.labels("duplicate").inc()
+            return Outcome(DUPLICATE, commit=True, alert_id=stored.id)
+        opened_posted = stored.opened_status == DELIVERED
+        if stored.opened_status == PENDING:
+            self._mark(stored.id, OPENED, SKIPPED)
+        payload = episode_closed_payload(stored.to_episode(), opened_posted=opened_posted)
+        return self._deliver(stored.id, CLOSED, payload)
+
+    def _mark(self, episode_id: str, message: str, status: str, attempts: int = 0,
+              error: str | None = None) -> None:
+        self._store(lambda: self.history.mark_episode_message(
+            episode_id, message, status, attempts, error))
+
+    def _deliver(self, episode_id: str, message: str, payload: dict[str, Any]) -> Outcome:
+        if self.webhook is None:
+            self._mark(episode_id, message, NO_WEBHOOK)
+            log.info("episode_recorded", episode_id=episode_id, message=message,
+                     status=NO_WEBHOOK)
+            return Outcome(RECORDED_ONLY, commit=True, alert_id=episode_id)
+        if not self.post:  # ARB_DISCORD_MESSAGES=alerts: stored, not posted
+            self._mark(episode_id, message, SUPPRESSED)
+            return Outcome(NOT_POSTED, commit=True, alert_id=episode_id)
+        result = self.webhook.send(payload)
+        if result.ok:
+            self._mark(episode_id, message, DELIVERED, result.attempts)
+            self.metrics.episode_messages_sent.labels(CHANNEL, message).inc()
+            log.info("episode_message_delivered", episode_id=episode_id, message=message,
+                     attempts=result.attempts)
+            return Outcome(SENT, commit=True, alert_id=episode_id)
+        if result.reason == INTERRUPTED:
+            log.info("episode_delivery_interrupted", episode_id=episode_id, message=message)
+            return Outcome(STOPPED, commit=False, alert_id=episode_id)
+        error = f"{result.reason}: {result.detail}" if result.detail else result.reason
+        self._mark(episode_id, message, FAILED, result.attempts, error)
+        self.metrics.episode_messages_failed.labels(CHANNEL, message, result.reason).inc()
+        log.warning("episode_message_failed", episode_id=episode_id, message=message,
+                    reason=result.reason, status=result.status, attempts=result.attempts)
+        return Outcome(NOT_SENT, commit=True, alert_id=episode_id)
 
 
 def _kafka_ts_ms(msg: Message) -> int | None:
@@ -273,6 +402,12 @@ class AlerterService:
             history, self.metrics, self.kafka.alerts_topic,
             webhook=self.webhook, dashboard_url=self.settings.dashboard_url,
             stop=self.stop_event, cooldown_ms=round(self.settings.cooldown_s * 1000),
+            post=self.settings.post_alerts,
+        )
+        episodes = EpisodeHandler(
+            history, self.metrics, self.kafka.episodes_topic,
+            webhook=self.webhook, dashboard_url=self.settings.dashboard_url,
+            stop=self.stop_event, post=self.settings.post_episodes,
         )
         try:
             if self.spread_gauges:
@@ -282,8 +417,10 @@ class AlerterService:
                 self._spreads_thread.start()
             log.info("alerter_started", topic=self.kafka.alerts_topic,
                      group=self.settings.group_id, history_db=self.settings.history_db,
-                     discord=self.webhook is not None, cooldown_s=self.settings.cooldown_s)
-            self._consume(handler)
+                     discord=self.webhook is not None, cooldown_s=self.settings.cooldown_s,
+                     episodes_topic=self.kafka.episodes_topic,
+                     discord_messages=self.settings.discord_messages)
+            self._consume(handler, episodes)
         finally:
             self.stop_event.set()
             history.close()
@@ -293,12 +430,15 @@ class AlerterService:
                 self._spreads_thread.join(timeout=10)
             log.info("alerter_stopped")
 
-    def _consume(self, handler: AlertHandler) -> None:
-        """Poll, handle, commit; a record is committed only once its outcome is recorded."""
+    def _consume(self, handler: AlertHandler, episodes: EpisodeHandler) -> None:
+        """Poll, handle, commit; a record is committed only once its outcome is recorded.
+
+        One consumer for both topics, so alerts and episodes share one commit discipline."""
         consumer = self._consumer(self.settings.group_id)
         try:
             consumer.subscribe(
-                [self.kafka.alerts_topic], on_assign=self._on_assign, on_revoke=self._on_revoke,
+                [self.kafka.alerts_topic, self.kafka.episodes_topic],
+                on_assign=self._on_assign, on_revoke=self._on_revoke,
             )
             while not self.stop_event.is_set():
                 msg = consumer.poll(self.poll_timeout_s)
@@ -307,7 +447,8 @@ class AlerterService:
                 if msg.error():
                     self._log_consumer_error(msg.error())
                     continue
-                outcome = handler.handle(msg.value(), _kafka_ts_ms(msg))
+                target = episodes if msg.topic() == self.kafka.episodes_topic else handler
+                outcome = target.handle(msg.value(), _kafka_ts_ms(msg))
                 if not outcome.commit:
                     break
                 self._commit(consumer, msg)
@@ -327,6 +468,10 @@ class AlerterService:
     @staticmethod
     def _log_consumer_error(err: KafkaError) -> None:
         if err.code() == KafkaError._PARTITION_EOF:  # librdkafka's own name
+            return
+        if err.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
+            # E.g. the episodes topic before the first job that writes it: read once it exists.
+            log.info("topic_not_there_yet", reason=err.str())
             return
         log.warning("consumer_error", code=err.name(), reason=err.str())
 

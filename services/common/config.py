@@ -29,6 +29,8 @@ DEMO_MIN_SPREAD_USD = 0.10
 SECRET_FIELDS = frozenset({"webhook_url"})
 #: Detection modes and their (window_ms, watermark_ms) defaults: the seed used 10 s + 5 s.
 MODES = {"arb": (1000, 200), "seed": (10_000, 5000)}
+#: What the alerter posts to Discord (ARB_DISCORD_MESSAGES).
+DISCORD_MESSAGES = ("episodes", "alerts", "both")
 #: p99 feed latency (ms) assumed for a venue that ARB_FEED_LATENCY_MS does not name.
 FALLBACK_FEED_LATENCY_MS = 250
 
@@ -399,6 +401,9 @@ class AlerterSettings:
     # ARB_ALERT_COOLDOWN_SECONDS: after a delivered alert, later windows of the same symbol and
     # direction within this many seconds (event time) are recorded as suppressed; 0 = off
     cooldown_s: float = 30.0
+    # ARB_DISCORD_MESSAGES: episodes (one message when an opportunity opens, one when it
+    # closes), alerts (one per alert window) or both; every alert is stored either way
+    discord_messages: str = "episodes"
     # Why DISCORD_WEBHOOK_URL was not usable (malformed): the alerter says so at start and keeps
     # recording history. Never contains the value.
     webhook_problem: str | None = None
@@ -419,6 +424,10 @@ class AlerterSettings:
         cooldown_s = _get(env, "ARB_ALERT_COOLDOWN_SECONDS", cls.cooldown_s, _finite)
         if cooldown_s < 0:
             raise ConfigError(f"ARB_ALERT_COOLDOWN_SECONDS={cooldown_s:g} is invalid: must be >= 0")
+        messages = _get(env, "ARB_DISCORD_MESSAGES", cls.discord_messages, str).lower()
+        if messages not in DISCORD_MESSAGES:
+            raise ConfigError(f"ARB_DISCORD_MESSAGES={messages!r} is invalid: use "
+                              + ", ".join(DISCORD_MESSAGES))
         return cls(
             webhook_url=raw or None,
             history_db=_get(env, "ARB_HISTORY_DB", cls.history_db, str),
@@ -430,11 +439,20 @@ class AlerterSettings:
             ),
             max_attempts=_get(env, "ARB_DISCORD_MAX_ATTEMPTS", cls.max_attempts, _positive_int),
             cooldown_s=cooldown_s,
+            discord_messages=messages,
             webhook_problem=problem,
         )
 
     def __repr__(self) -> str:  # never print the webhook
         return f"AlerterSettings({describe(self)})"
+
+    @property
+    def post_alerts(self) -> bool:
+        return self.discord_messages in {"alerts", "both"}
+
+    @property
+    def post_episodes(self) -> bool:
+        return self.discord_messages in {"episodes", "both"}
 
 
 @dataclass(frozen=True)

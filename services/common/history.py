@@ -370,9 +370,12 @@ class AlertHistory:
         """Recorded only: no webhook is configured."""
         return self._update(alert_id, status=NO_WEBHOOK)
 
-    def mark_suppressed(self, alert_id: str, by_alert_id: str) -> AlertRecord:
-        """Deliberately not sent: ``by_alert_id`` was delivered within the cooldown."""
-        return self._update(alert_id, status=SUPPRESSED, suppressed_by=by_alert_id)
+    def mark_suppressed(self, alert_id: str, by_alert_id: str | None,
+                        note: str | None = None) -> AlertRecord:
+        """Deliberately not sent: ``by_alert_id`` was delivered within the cooldown, or (None)
+        for the reason in ``note``, shown on the page."""
+        return self._update(alert_id, status=SUPPRESSED, suppressed_by=by_alert_id,
+                            last_error=_clip_error(note))
 
     def last_delivered(
         self, spread: Spread, within_ms: int,

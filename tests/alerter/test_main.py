@@ -39,6 +39,7 @@ def alerter_env(topics: Topics, tmp_path: Path, unique: str, webhook_url: str | 
         "ARB_HISTORY_DB": str(tmp_path / "alerts.db"),
         "ARB_ALERTER_GROUP_ID": f"alerter-{unique}",
         "ARB_ALERTER_METRICS_PORT": "0",
+        "ARB_DISCORD_MESSAGES": "alerts",  # these tests are about alert windows
     })
     if webhook_url is not None:
         env["DISCORD_WEBHOOK_URL"] = webhook_url

@@ -315,6 +315,7 @@ def alerter_settings(tmp_path: Path, unique: str, webhook_url: str | None) -> Al
         http_timeout_s=2.0,
         max_attempts=3,
         cooldown_s=0,
+        discord_messages="alerts",  # these tests are about alert windows
     )
 
 

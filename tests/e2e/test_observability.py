@@ -213,6 +213,7 @@ def running_stack(
         # Deliveries every few seconds instead of every 30 s, with suppressed ones in between:
         # the sent and suppressed rates both get going within the test's wait.
         ARB_ALERT_COOLDOWN_SECONDS="5",
+        ARB_DISCORD_MESSAGES="alerts",  # per-window deliveries and cooldown suppressions
     )
     py = sys.executable
     services = [

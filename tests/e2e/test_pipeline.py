@@ -78,6 +78,7 @@ def test_replay_to_discord_matches_reference(broker, unique: str, output_dir: Pa
             ARB_ALERTER_GROUP_ID=f"alerter-{unique}", ARB_ALERTER_METRICS_PORT="0",
             ARB_PRODUCER_METRICS_PORT="0", ARB_FIXTURES_DIR=str(fixtures_dir),
             ARB_ALERT_COOLDOWN_SECONDS="0",  # every reference alert is expected on Discord
+            ARB_DISCORD_MESSAGES="alerts",
         )
         alerter_log = open(output_dir / "alerter.log", "wb")  # noqa: SIM115
         alerter = subprocess.Popen([sys.executable, "-m", "services.alerter"], cwd=REPO,

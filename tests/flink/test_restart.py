@@ -67,7 +67,7 @@ def test_restart_from_checkpoint_loses_nothing_and_delivers_once(
                        "ARB_HISTORY_DB": str(tmp_path / "alerts.db"),
                        "ARB_ALERTER_GROUP_ID": f"alerter-{unique}", "ARB_ALERTER_METRICS_PORT": "0",
                        # Every window alerts here: test the id dedup, not the cooldown.
-                       "ARB_ALERT_COOLDOWN_SECONDS": "0"}
+                       "ARB_ALERT_COOLDOWN_SECONDS": "0", "ARB_DISCORD_MESSAGES": "alerts"}
         alerter = start([sys.executable, "-m", "services.alerter"], alerter_env,
                         output_dir / "alerter.log")
         job = start([sys.executable, "-m", "flink.job"], env, output_dir / "flink-1.log")
