@@ -171,6 +171,29 @@ def spread_chart(snapshot: LiveSnapshot) -> None:
             st.altair_chart(lines + breakeven, width="stretch", height=280)
 
 
+def episode_table(rows: list[dict[str, object]]) -> None:
+    st.subheader("Opportunity episodes")
+    if not rows:
+        st.info("No episodes match the filters yet.")
+        return
+    capturable = sum(1 for r in rows if r["Capturable"])
+    st.caption(f"{len(rows):,} episodes, {capturable:,} capturable: seen to last at least the "
+               "slower venue's p99 feed latency plus the execution time. Newest first.")
+    st.dataframe(
+        rows,
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "Start (UTC)": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss.SSS"),
+            "Duration s": st.column_config.NumberColumn(format="%.1f"),
+            "Capturable": st.column_config.CheckboxColumn(),
+            "Peak net bps": st.column_config.NumberColumn(format="%.1f"),
+            "Mean net bps": st.column_config.NumberColumn(format="%.1f"),
+            "Peak est. profit $": st.column_config.NumberColumn(format="%.2f"),
+        },
+    )
+
+
 def alert_table(view: data.AlertsView) -> None:
     st.subheader("Alert history")
     summary = view.summary
@@ -210,6 +233,7 @@ def live_page() -> None:
     feed_strip(snapshot, now)
     summary_numbers(view, now)
     spread_chart(snapshot)
+    episode_table(data.load_episodes(settings.history_db, settings.max_rows, filters, now))
     alert_table(view)
 
 

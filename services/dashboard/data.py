@@ -17,11 +17,13 @@ from typing import Any
 from services.common.history import (
     AlertQuery,
     AlertRecord,
+    EpisodeRecord,
     HistoryOptions,
     HistorySummary,
     open_reader,
     options,
     recent_alerts,
+    recent_episodes,
     summarize,
     utc_day_start_ms,
 )
@@ -45,6 +47,25 @@ COLUMNS = (
     "Attempts",
     "Delivered after ms",
     "Detail",
+    "Id",
+)
+
+#: Episode table columns, in display order.
+EPISODE_COLUMNS = (
+    "Start (UTC)",
+    "Symbol",
+    "Buy on",
+    "Sell on",
+    "State",
+    "Duration s",
+    "Windows",
+    "Seen to last ms",
+    "Needs ms",
+    "Capturable",
+    "Peak net bps",
+    "Mean net bps",
+    "Peak est. profit $",
+    "Discord",
     "Id",
 )
 
@@ -269,3 +290,37 @@ def money(value: float | None) -> str:
         return "n/a"
     sign = "-" if value < 0 else ""
     return f"{sign}${abs(value):,.2f}"
+
+
+def episode_row(episode: EpisodeRecord) -> dict[str, Any]:
+    """One episode: how long it lasted, whether that was long enough to capture, what Discord
+    got. An open episode shows its first window only, until its closing record arrives."""
+    values = (
+        utc(episode.start_ms),
+        episode.symbol,
+        episode.buy_exchange,
+        episode.sell_exchange,
+        "open" if episode.is_open else "closed",
+        episode.duration_ms / 1000,
+        episode.windows,
+        episode.confirmed_ms,
+        episode.required_ms,
+        episode.capturable,
+        episode.peak_net_spread_bps,
+        episode.mean_net_spread_bps,
+        episode.peak_est_profit_usd,
+        f"opened: {episode.opened_status}, closed: {episode.closed_status}",
+        episode.id,
+    )
+    return dict(zip(EPISODE_COLUMNS, values, strict=True))
+
+
+def load_episodes(db_path: str | Path, limit: int, filters: Filters, now_ms: int,
+                  ) -> list[dict[str, Any]]:
+    """The newest ``limit`` episodes matching the sidebar's symbol, pair and time filters."""
+    since = since_ms(filters.time_range, now_ms)
+    with open_reader(db_path) as conn:
+        episodes = [] if conn is None else recent_episodes(conn, limit)
+    return [episode_row(e) for e in episodes
+            if filters.wants(e.symbol, e.buy_exchange, e.sell_exchange)
+            and (since is None or e.end_ms >= since)]
