@@ -142,7 +142,8 @@ class Feed:
         self.overlap_s = overlap_s
         ping_s = venue.ping_after_s if ping_after_s is _DEFAULT else ping_after_s
         #: the pong must be able to arrive before the watchdog gives up on a quiet market
-        self.ping_after_s = None if ping_s is None else min(ping_s, watchdog_ms / 2000)
+        self.ping_after_s = None if ping_s is None or venue.ping_message is None else min(
+            ping_s, watchdog_ms / 2000)
         self.connected = False
         self.connections = 0
         self.rollovers = 0
@@ -294,9 +295,8 @@ class Feed:
                                     watchdog_ms=self.watchdog_ms)
                         raise _SilentError from None
                     if (self.ping_after_s and not pinged
-                            and now >= last_frame_s + self.ping_after_s
-                            and self.venue.ping_message is not None):
-                        await ws.send(self.venue.ping_message)
+                            and now >= last_frame_s + self.ping_after_s):
+                        await ws.send(self.venue.ping_message or "")
                         pinged = True
                     continue
                 except ConnectionClosed:
@@ -310,7 +310,10 @@ class Feed:
                     last_usable_s = last_frame_s
         finally:
             if successor is not None:
-                successor.cancel()
+                if successor.done() and not successor.cancelled() and not successor.exception():
+                    successor.result()[0].transport.abort()  # opened, never used
+                else:
+                    successor.cancel()
             if ready is not None:
                 ready[0].transport.abort()
 

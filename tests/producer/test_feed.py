@@ -474,6 +474,28 @@ def test_without_rollover_the_age_limit_costs_trades(fixtures_dir, sink, metrics
     assert reconnects(metrics, "binance") >= 1
 
 
+def test_a_failed_rollover_keeps_the_old_connection_and_retries(binance_frames, sink,
+                                                                metrics) -> None:
+    # the first replacement never delivers; the old connection goes on; the next one works
+    raws = [f.raw for f in binance_frames if binance_kind(f) == "bookTicker"]
+    steady: list[Step] = []
+    for raw in raws[:60]:
+        steady += [raw, 0.04]
+    sessions = [Session(steady), Session([]), Session(raws[60:80])]
+
+    with structlog.testing.capture_logs() as logs, RecordedVenue(sessions) as server:
+        feed = Feed(binance.VENUE, ["BTC-USD"], sink, url=server.url, fx=1.0, metrics=metrics,
+                    max_connection_s=0.3, rollover_margin_s=0.1, overlap_s=0.05,
+                    watchdog_ms=300)
+        asyncio.run(run_until(feed, lambda: feed.rollovers == 1, timeout_s=10))
+
+    events = [e["event"] for e in logs]
+    assert events.index("feed_rollover_failed") < events.index("feed_rolled_over")
+    assert "feed_disconnected" not in events
+    assert server.connections == 3 and feed.connections == 2
+    assert reconnects(metrics, "binance") == 1  # the rollover itself
+
+
 # --- keepalive ------------------------------------------------------------------------------
 
 def test_okx_gets_its_text_ping_when_quiet(okx_frames, sink, metrics) -> None:
