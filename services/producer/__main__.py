@@ -4,7 +4,10 @@ live    read the venues' WebSockets (ARB_VENUES, ARB_SYMBOLS, ARB_<VENUE>_WS_URL
         stablecoin-quoted markets are converted at a live rate where a configured venue lists
         one (USDT-USD ...), else at ARB_USDT_USD / ARB_USDC_USD.
 replay  publish the recorded fixtures through the same parsers, aligned, scaled and optionally
-        shocked (see services/producer/replay.py: any spread it shows is an artefact).
+        shocked (see services/producer/replay.py: any spread it shows is an artefact); a
+        folder written by ``record`` is replayed as recorded, venues in their real timing.
+record  read the venues' WebSockets like live and write every frame to files in the fixtures
+        format (--out, rotated at --max-file-mb), to replay or report on later; no Kafka.
 
 Configuration comes from the environment (and ``.env``); metrics and /healthz are served on
 ARB_PRODUCER_METRICS_PORT. A non-looping replay exits 0 once every record was delivered.
@@ -14,10 +17,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import structlog
@@ -33,13 +37,16 @@ from services.producer.feed import Feed, run_feeds
 from services.producer.fx import FX_MARKETS, FxRates
 from services.producer.metrics import ProducerMetrics, default_metrics
 from services.producer.publisher import KafkaPublisher
+from services.producer.recorder import DiscardSink, FrameRecorder, RecordingFeed
 from services.producer.replay import (
+    DEFAULT_RECORDINGS,
     Shock,
     default_fixtures_dir,
     iter_replay,
     parse_speed,
     plan_replay,
     publish_replay,
+    recordings_in,
 )
 from services.producer.venues import get_venue
 
@@ -65,7 +72,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         prog="python -m services.producer",
         description="Publish exchange quotes and trades to Kafka crypto-prices.",
     )
-    parser.add_argument("mode", nargs="?", choices=("live", "replay"), default="live")
+    parser.add_argument("mode", nargs="?", choices=("live", "replay", "record"), default="live")
     parser.add_argument("--speed", type=_speed, default=1.0, metavar="max|N",
                         help="replay pace: 1 = real time, 10 = ten times faster, max = no pause")
     parser.add_argument("--shock", type=_shock, action="append", default=[], metavar="SPEC",
@@ -76,6 +83,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--fixtures-dir", type=Path, default=None,
                         help="replay: recorded fixtures (default ARB_FIXTURES_DIR or "
                              "../shared/fixtures/exchanges)")
+    parser.add_argument("--out", type=Path, default=Path("data/recorded"),
+                        help="record: folder for the recorded files (default data/recorded)")
+    parser.add_argument("--max-file-mb", type=float, default=100.0,
+                        help="record: start a new file once one reaches this size (MB)")
     return parser.parse_args(argv)
 
 
@@ -87,8 +98,12 @@ def run_replay(
     stop: threading.Event,
 ) -> int:
     """Build the replay, publish it paced, flush; 0 when everything was delivered."""
+    fixtures = args.fixtures_dir or default_fixtures_dir()
+    recorded = recordings_in(fixtures)
     plan = plan_replay(
-        args.fixtures_dir or default_fixtures_dir(),
+        fixtures,
+        recorded or DEFAULT_RECORDINGS,
+        aligned=recorded is None,
         shocks=args.shock,
         refresh_ms=settings.refresh_ms,
         stale_ms=settings.stale_ms,
@@ -123,7 +138,8 @@ def configured_venues(settings: ProducerSettings) -> list[Venue]:
 
 
 def build_feeds(
-    settings: ProducerSettings, publisher: KafkaPublisher, metrics: ProducerMetrics,
+    settings: ProducerSettings, publisher: KafkaPublisher | DiscardSink,
+    metrics: ProducerMetrics, make_feed: Callable[..., Feed] = Feed,
 ) -> list[Feed]:
     """One feed per venue, sharing one table of stablecoin rates.
 
@@ -139,7 +155,7 @@ def build_feeds(
         log.info("fx_rate_sources", market=market, live_from=sources,
                  fallback=fx.fallback[FX_MARKETS[market]])
     return [
-        Feed(
+        make_feed(
             venue, settings.symbols, publisher,
             url=settings.ws_urls.get(venue.name),
             fx=fx,
@@ -182,6 +198,35 @@ async def run_live(
     return 0
 
 
+async def run_record(
+    args: argparse.Namespace, settings: ProducerSettings, metrics: ProducerMetrics,
+    feeds: list[Feed],
+) -> int:
+    """Read every configured venue like live until SIGINT/SIGTERM, writing each frame to files
+    in the fixtures format; nothing goes to Kafka."""
+    venues = configured_venues(settings)
+    recorder = FrameRecorder(
+        args.out, {v.name: v.symbol_map(settings.symbols) for v in venues},
+        max_file_bytes=max(1, round(args.max_file_mb * 1024 * 1024)),
+    )
+    sink = DiscardSink()
+    feeds.extend(build_feeds(settings, sink, metrics,
+                             functools.partial(RecordingFeed, recorder=recorder)))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    log.info("recording_started", out=str(args.out), venues=[v.name for v in venues],
+             max_file_mb=args.max_file_mb)
+    try:
+        await run_feeds(feeds, stop)
+    finally:
+        recorder.close()
+    log.info("recording_stopped", frames=recorder.frames, records=sink.records,
+             files=[str(f) for f in recorder.files])
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     configure_logging("producer")
@@ -200,11 +245,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = threading.Event()
 
     def ready() -> bool:
-        """Replay: once publishing; live: while at least one venue is connected."""
-        return any(f.connected for f in feeds) if args.mode == "live" else started.is_set()
+        """Replay: once publishing; live and record: while at least one venue is connected."""
+        return any(f.connected for f in feeds) if args.mode != "replay" else started.is_set()
 
     server = MetricsServer(settings.metrics_port, ready=ready).start()
     try:
+        if args.mode == "record":
+            return asyncio.run(run_record(args, settings, metrics, feeds))
         try:
             ensure_topics(kafka.bootstrap_servers, [kafka.prices_topic], kafka.partitions)
         except KafkaException as exc:

@@ -246,17 +246,23 @@ def _adjust(rec: PriceRecord, offset_ms: int, scale: float, id_suffix: str) -> P
 
 
 def _events(
-    index: int, src: _Source, start_ms: int, end_ms: int,
+    index: int, src: _Source, start_ms: int, end_ms: int, origin_ms: int | None = None,
 ) -> Iterator[tuple[int, int, int, int, Frame, _Source]]:
-    """(virtual time, source index, loop, offset, frame, source), looping until ``end_ms``."""
+    """(virtual time, source index, loop, offset, frame, source), looping until ``end_ms``.
+
+    With ``origin_ms`` (recordings made together) every source keeps its own timing relative
+    to that common origin and plays once."""
     loop = 0
     while True:
-        offset_ms = start_ms - src.first_ms + loop * src.period_ms
+        first_ms = src.first_ms if origin_ms is None else origin_ms
+        offset_ms = start_ms - first_ms + loop * src.period_ms
         for frame in src.frames:
             t_ms = frame.recv_ts_ms + offset_ms
             if t_ms > end_ms:
                 return
             yield t_ms, index, loop, offset_ms, frame, src
+        if origin_ms is not None:
+            return
         loop += 1
 
 
@@ -286,12 +292,20 @@ def plan_replay(
     refresh_ms: int = 500,
     stale_ms: int = 2000,
     usdt_usd: float = 1.0,
+    aligned: bool = True,
 ) -> ReplayPlan:
-    """Build one pass of the replay: every record in time order, with refreshes and shocks."""
+    """Build one pass of the replay: every record in time order, with refreshes and shocks.
+
+    ``aligned=False`` is for files recorded together (record mode): they keep their relative
+    timing from the earliest frame of any of them, and none is looped."""
     fixtures = Path(fixtures_dir) if fixtures_dir is not None else default_fixtures_dir()
     start_ms = time.time_ns() // 1_000_000 if start_ms is None else start_ms
     sources = _sources(recordings, fixtures, usdt_usd)
-    end_ms = start_ms + max(s.span_ms for s in sources)
+    origin_ms = None if aligned else min(s.first_ms for s in sources)
+    if origin_ms is None:
+        end_ms = start_ms + max(s.span_ms for s in sources)
+    else:
+        end_ms = start_ms + max(s.frames[-1].recv_ts_ms for s in sources) - origin_ms
     plan = ReplayPlan([], start_ms, end_ms)
     plan.scale = {(s.venue.name, sym): k for s in sources for sym, k in s.scale.items()}
     book = QuoteBook(refresh_ms=refresh_ms, stale_ms=stale_ms)
@@ -303,7 +317,7 @@ def plan_replay(
         ):
             out.extend(book.due(due_ms))
 
-    streams = [_events(i, s, start_ms, end_ms) for i, s in enumerate(sources)]
+    streams = [_events(i, s, start_ms, end_ms, origin_ms) for i, s in enumerate(sources)]
     for t_ms, _, loop, offset_ms, frame, src in heapq.merge(*streams, key=lambda e: e[:2]):
         refresh_until(t_ms, inclusive=False)
         plan.frames += 1
@@ -326,6 +340,31 @@ def plan_replay(
              span_s=(end_ms - start_ms) / 1000, skipped=dict(plan.skipped),
              scale={f"{v}:{s}": k for (v, s), k in plan.scale.items()})
     return plan
+
+
+def recordings_in(folder: str | Path) -> tuple[Recording, ...] | None:
+    """The files of a folder written by record mode (``recording.json`` beside them), each as a
+    :class:`Recording` of its venue with the recorded symbol map; None for any other folder."""
+    from services.producer.recorder import MANIFEST, MANIFEST_FORMAT
+
+    folder = Path(folder)
+    manifest_path = folder / MANIFEST
+    if not manifest_path.is_file():
+        return None
+    manifest = json.loads(manifest_path.read_text())
+    if manifest.get("format") != MANIFEST_FORMAT:
+        raise ValueError(f"{manifest_path}: not a recording manifest")
+    venues: dict[str, dict[str, str]] = manifest.get("venues", {})
+    recordings = []
+    for path in sorted(folder.glob("*.jsonl")):
+        with path.open(encoding="utf-8") as fh:
+            first = fh.readline()
+        venue = json.loads(first).get("exchange") if first.strip() else None
+        if venue in venues:
+            recordings.append(Recording(path.name, venue, venues[venue]))
+    if not recordings:
+        raise ValueError(f"{folder}: a recording manifest but no recorded files")
+    return tuple(recordings)
 
 
 def build_replay(

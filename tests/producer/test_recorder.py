@@ -1,0 +1,118 @@
+"""Record mode: live frames to files in the fixtures format, rotated by size, and a recorded
+folder replayed as recorded (venues in their real relative timing, nothing aligned or scaled)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from services.common.messages import Quote
+from services.producer.recorder import MANIFEST, FrameRecorder
+from services.producer.replay import load_frames, plan_replay, recordings_in
+from tests.producer.ws_venue import RecordedVenue, Session
+
+REPO = Path(__file__).resolve().parents[2]
+T0_NS = 1_700_000_000_000_000_000
+
+
+def raw_frames(fixtures_dir: Path, name: str, count: int) -> list[str]:
+    return [f.raw for f in load_frames(fixtures_dir / name)[:count]]
+
+
+def test_recorder_writes_fixture_lines_and_rotates(tmp_path: Path) -> None:
+    ticks = iter(range(T0_NS, T0_NS + 10**12, 1_000_000))
+    recorder = FrameRecorder(tmp_path, {"binance": {"BTCUSDT": "BTC-USD"}},
+                             max_file_bytes=300, clock_ns=lambda: next(ticks))
+
+    for i in range(6):
+        recorder.write("binance", json.dumps({"n": i, "pad": "x" * 60}))
+    recorder.write("coinbase", b'{"type":"heartbeat"}')
+    recorder.close()
+
+    binance = sorted(tmp_path.glob("binance-*.jsonl"))
+    assert [p.name for p in binance] == ["binance-0001.jsonl", "binance-0002.jsonl",
+                                         "binance-0003.jsonl"]
+    assert all(p.stat().st_size <= 300 for p in binance)
+    lines = [json.loads(line) for p in binance for line in p.read_text().splitlines()]
+    assert [json.loads(r["raw"])["n"] for r in lines] == list(range(6))
+    assert [r["recv_ts_ns"] for r in lines] == [T0_NS + i * 1_000_000 for i in range(6)]
+    assert {r["exchange"] for r in lines} == {"binance"}
+    assert [f.recv_ts_ms for f in load_frames(binance[0])] == [T0_NS // 10**6, T0_NS // 10**6 + 1]
+    manifest = json.loads((tmp_path / MANIFEST).read_text())
+    assert manifest["venues"] == {"binance": {"BTCUSDT": "BTC-USD"}}
+
+
+def test_recorded_folder_replays_as_recorded(tmp_path: Path, fixtures_dir: Path) -> None:
+    """Two venues recorded together: Coinbase's first frame 250 ms after Binance's. The replay
+    keeps that offset, plays each file once and scales no price."""
+    clock = {"ns": T0_NS}
+    recorder = FrameRecorder(tmp_path, {"binance": {"BTCUSDT": "BTC-USD"},
+                                        "coinbase": {"SKL-USD": "BTC-USD"}},
+                             max_file_bytes=20_000, clock_ns=lambda: clock["ns"])
+    binance = raw_frames(fixtures_dir, "binance.jsonl", 400)
+    coinbase = raw_frames(fixtures_dir, "coinbase_exchange_2021.jsonl", 200)
+    for i, raw in enumerate(binance):
+        clock["ns"] = T0_NS + i * 10_000_000  # every 10 ms
+        recorder.write("binance", raw)
+    for i, raw in enumerate(coinbase):
+        clock["ns"] = T0_NS + 250_000_000 + i * 10_000_000
+        recorder.write("coinbase", raw)
+    recorder.close()
+
+    recordings = recordings_in(tmp_path)
+    plan = plan_replay(tmp_path, recordings, aligned=False, start_ms=5_000)
+
+    assert recordings is not None and len(recordings) > 2  # rotated files, both venues
+    assert recordings_in(fixtures_dir) is None  # the demo fixtures are aligned as before
+    assert plan.frames == len(binance) + len(coinbase)  # once each, no looping
+    assert plan.scale == {}
+    first = {v: min(r.ts_ms for r in plan.records if r.exchange == v and not
+                    getattr(r, "refresh", False)) for v in ("binance", "coinbase")}
+    assert first["binance"] >= 5_000 and first["coinbase"] >= 5_250
+    coinbase_quotes = [r for r in plan.records if isinstance(r, Quote)
+                       and r.exchange == "coinbase"]
+    assert coinbase_quotes and max(q.ask for q in coinbase_quotes) < 10  # SKL, unscaled
+    assert plan.end_ms == 5_000 + (len(binance) - 1) * 10  # the later of the two last frames
+
+
+@pytest.mark.integration
+def test_record_mode_writes_live_frames(tmp_path: Path, fixtures_dir: Path,
+                                        output_dir: Path) -> None:
+    frames = raw_frames(fixtures_dir, "binance.jsonl", 300)
+    out = tmp_path / "recorded"
+    with RecordedVenue(sessions=[Session([*frames, 0.5])]) as venue:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("ARB_", "KAFKA_"))}
+        env.update({"ARB_VENUES": "binance", "ARB_SYMBOLS": "BTC-USD",
+                    "ARB_BINANCE_WS_URL": venue.url, "ARB_PRODUCER_METRICS_PORT": "0",
+                    "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9"})  # no broker needed
+        log = output_dir / "record.log"
+        with open(log, "wb") as fh:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "services.producer", "record", "--out", str(out),
+                 "--max-file-mb", "0.02"], cwd=REPO, env=env, stdout=fh, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                written = sum(len(p.read_text().splitlines()) for p in out.glob("*.jsonl"))
+                if written >= len(frames):
+                    break
+                time.sleep(0.2)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            code = proc.wait(timeout=20)
+    assert code == 0, log.read_text()[-2000:]
+    files = sorted(out.glob("binance-*.jsonl"))
+    assert len(files) >= 3  # about 95 kB of frames at 20 kB per file
+    recorded = [json.loads(line) for p in files for line in p.read_text().splitlines()]
+    assert [r["raw"] for r in recorded] == frames
+    assert all(r["exchange"] == "binance" for r in recorded)
+    times = [r["recv_ts_ns"] for r in recorded]
+    assert times == sorted(times)
+    assert recordings_in(out) is not None
