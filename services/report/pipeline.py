@@ -43,6 +43,12 @@ log = structlog.get_logger(__name__)
 REPO = Path(__file__).resolve().parents[2]
 #: How often a running child is checked and the bar redrawn.
 POLL_S = 0.25
+#: Written by the producer's record mode beside the files it recorded together.
+RECORDING_MANIFEST = "recording.json"
+RECORDED_NOTE = (
+    "Recorded together by the producer's record mode: the venues keep their real relative "
+    "timing and prices, so spreads here are what the feeds showed."
+)
 ALIGNMENT_NOTE = (
     "The replay aligns recordings to a common start time and price level (see "
     "services/producer/replay.py). Unless the files were recorded together, any spread here "
@@ -279,7 +285,8 @@ def build_data(options: ReportOptions, settings: DetectionSettings, collected: C
     table = {lat.venue: lat.p99_ms for lat in latencies}
     episodes = [rejudge(e, table, settings.execution_ms, settings.default_feed_latency_ms)
                 for e in latest_by_id(collected.episode_records)]
-    notes = [ALIGNMENT_NOTE]
+    recorded = (options.fixtures_dir / RECORDING_MANIFEST).is_file()
+    notes = [RECORDED_NOTE if recorded else ALIGNMENT_NOTE]
     if options.shocks:
         notes.append("Injected price shocks: " + ", ".join(options.shocks) + ".")
     if collected.invalid_prices:
