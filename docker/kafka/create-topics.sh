@@ -1,5 +1,5 @@
 #!/bin/sh
-# Compose's kafka-init: create the pipeline's three topics before anything produces to them.
+# Compose's kafka-init: create the pipeline's four topics before anything produces to them.
 #
 # Runs in the apache/kafka image. Idempotent: an existing topic is kept, and grown to
 # ARB_TOPIC_PARTITIONS partitions if it has fewer (Kafka cannot shrink a topic: that is only
@@ -36,7 +36,7 @@ until topics --list >/dev/null 2>&1; do
 done
 
 for topic in "${ARB_PRICES_TOPIC:-crypto-prices}" "${ARB_SPREADS_TOPIC:-arbitrage-spreads}" \
-             "${ARB_ALERTS_TOPIC:-arbitrage-alerts}"; do
+             "${ARB_ALERTS_TOPIC:-arbitrage-alerts}" "${ARB_EPISODES_TOPIC:-arbitrage-episodes}"; do
   topics --create --if-not-exists --topic "$topic" --partitions "$PARTITIONS" \
     --replication-factor 1
   current=$(topics --describe --topic "$topic" \

@@ -1,5 +1,5 @@
 """docker/kafka/create-topics.sh with a stand-in kafka-topics.sh that keeps topics in a folder:
-creates the three topics, grows one with too few partitions, keeps one with more, and is
+creates the four topics, grows one with too few partitions, keeps one with more, and is
 idempotent; compose's kafka-init healthcheck looks for the file it writes at the end."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pytest
 from tests.helpers import REPO
 
 SCRIPT = REPO / "docker" / "kafka" / "create-topics.sh"
-TOPICS = ("crypto-prices", "arbitrage-spreads", "arbitrage-alerts")
+TOPICS = ("crypto-prices", "arbitrage-spreads", "arbitrage-alerts", "arbitrage-episodes")
 
 # Keeps each topic's partition count in a file; answers --list/--create/--describe/--alter with
 # the arguments and output shapes of Kafka's kafka-topics.sh.
@@ -69,13 +69,13 @@ def partitions(kafka_home: Path) -> dict[str, int]:
     return {p.name: int(p.read_text()) for p in (kafka_home / "topics").iterdir()}
 
 
-def test_creates_the_three_topics(kafka_home: Path) -> None:
+def test_creates_the_four_topics(kafka_home: Path) -> None:
     result = run_script(kafka_home)
     assert result.returncode == 0, result.stderr
     assert partitions(kafka_home) == dict.fromkeys(TOPICS, 3)
     assert (kafka_home / "ready").exists()
     calls = (kafka_home / "calls.log").read_text()
-    assert calls.count("--create --if-not-exists") == 3
+    assert calls.count("--create --if-not-exists") == 4
     assert "--replication-factor 1" in calls
 
 
@@ -83,7 +83,8 @@ def test_topic_names_and_partitions_come_from_the_environment(kafka_home: Path) 
     result = run_script(kafka_home, ARB_PRICES_TOPIC="prices", ARB_TOPIC_PARTITIONS="6",
                         ARB_SPREADS_TOPIC="", ARB_ALERTS_TOPIC="")
     assert result.returncode == 0, result.stderr
-    assert partitions(kafka_home) == {"prices": 6, "arbitrage-spreads": 6, "arbitrage-alerts": 6}
+    assert partitions(kafka_home) == {"prices": 6, "arbitrage-spreads": 6, "arbitrage-alerts": 6,
+                                      "arbitrage-episodes": 6}
 
 
 def test_grows_but_never_shrinks_and_is_idempotent(kafka_home: Path) -> None:
@@ -93,7 +94,7 @@ def test_grows_but_never_shrinks_and_is_idempotent(kafka_home: Path) -> None:
     result = run_script(kafka_home)
     assert result.returncode == 0, result.stderr
     assert partitions(kafka_home) == {"crypto-prices": 3, "arbitrage-spreads": 3,
-                                      "arbitrage-alerts": 8}
+                                      "arbitrage-alerts": 8, "arbitrage-episodes": 3}
     assert "growing crypto-prices from 1 to 3" in result.stdout
     assert "arbitrage-alerts keeps its 8 partitions" in result.stdout
 
