@@ -6,6 +6,7 @@ Tansu (the local broker) needs ``session.timeout.ms`` near 6 s, or a consumer gr
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -16,7 +17,12 @@ from confluent_kafka.admin import AdminClient, NewTopic
 log = structlog.get_logger(__name__)
 
 PRODUCER_DEFAULTS: dict[str, Any] = {
-    "enable.idempotence": True,
+    # Not idempotent: after a broker restart that loses its state (Tansu's memory storage, or a
+    # wiped Kafka), an idempotent producer never delivers again (every record times out). A
+    # retried price record may be written twice, which changes nothing downstream (the last
+    # quote per window wins; ids are deterministic). One request in flight keeps the order.
+    "enable.idempotence": False,
+    "max.in.flight.requests.per.connection": 1,
     "acks": "all",
     "linger.ms": 5,
     "compression.type": "none",
@@ -86,8 +92,9 @@ def end_offsets(bootstrap_servers: str, topic: str, timeout_s: float = 10.0) -> 
     """The true end offset (last offset + 1) of every partition of ``topic``.
 
     Tansu answers a "latest offset" lookup with the base offset of the last record batch + 1,
-    which undercounts whenever that batch holds several records. So start one batch before the
-    reported end and read to the real end: correct on Tansu and on Apache Kafka alike.
+    which undercounts whenever that batch holds several records. So start one record before the
+    reported end and take the end of what the next fetch returns: correct on Tansu and on Apache
+    Kafka alike, and a snapshot (not a wait) on a topic that is still being written.
     """
     from confluent_kafka import TopicPartition
 
@@ -106,16 +113,17 @@ def end_offsets(bootstrap_servers: str, topic: str, timeout_s: float = 10.0) -> 
             low, reported = consumer.get_watermark_offsets(tp, timeout=timeout_s)
             ends[partition] = max(low, reported)
             # Read even when the answer says "empty": under load Tansu has answered 0 for a
-            # partition that held records.
+            # partition that held records. The first fetch from there holds the batch the
+            # answer fell short in; records written after that are not waited for.
             consumer.assign([TopicPartition(topic, partition, max(low, reported - 1))])
-            idle_polls = 0
-            while idle_polls < 3:
-                msg = consumer.poll(0.2)
-                if msg is None or msg.error():
-                    idle_polls += 1
-                    continue
-                idle_polls = 0
-                ends[partition] = max(ends[partition], msg.offset() + 1)
+            deadline = time.monotonic() + timeout_s
+            while time.monotonic() < deadline:
+                batch = [m for m in consumer.consume(100_000, 0.3) if not m.error()]
+                if not batch:
+                    break
+                ends[partition] = max(ends[partition], batch[-1].offset() + 1)
+                if len(batch) < 100_000:
+                    break
             consumer.unassign()
         return ends
     finally:

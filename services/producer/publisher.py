@@ -26,7 +26,7 @@ from operator import attrgetter
 from typing import Any, Protocol
 
 import structlog
-from confluent_kafka import KafkaError, Message
+from confluent_kafka import KafkaError, KafkaException, Message
 
 from services.common.kafka import make_producer
 from services.common.messages import Quote, Trade
@@ -82,7 +82,14 @@ class KafkaPublisher:
         self.trade_backlog = trade_backlog
         limits = {"queue.buffering.max.messages": queue_max_messages,
                   "queue.buffering.max.kbytes": queue_max_kbytes}
-        self._producer = producer or make_producer(bootstrap_servers, **{**limits, **overrides})
+        conf = {**limits, **overrides}
+        # A fatal librdkafka error (say, the broker restarted empty and no longer knows this
+        # idempotent producer's id) kills the instance; a fresh one takes over. An injected
+        # producer (tests) is not replaced.
+        self._new_producer = None if producer else (lambda: make_producer(bootstrap_servers,
+                                                                           **conf))
+        self._producer = producer or self._new_producer()
+        self.resets = 0
         self._quotes: OrderedDict[tuple[str, str], Quote] = OrderedDict()
         self._trades: deque[Trade] = deque()
         self._produced = self.metrics.kafka_produced.labels(topic)
@@ -120,14 +127,29 @@ class KafkaPublisher:
         self._producer.poll(0)
         return True
 
-    def _produce(self, record: Quote | Trade) -> bool:
+    def _produce(self, record: Quote | Trade, *, retry: bool = True) -> bool:
         try:
             self._producer.produce(self.topic, key=record.symbol.encode(), value=encode(record),
                                    on_delivery=self._on_delivery)
         except BufferError:
             return False
+        except KafkaException as exc:
+            error = exc.args[0]
+            if not (retry and error.fatal() and self._new_producer):
+                raise
+            self._replace_producer(error)
+            return self._produce(record, retry=False)
         return True
 
+    def _replace_producer(self, error: KafkaError) -> None:
+        """Purge the dead instance (its records are reported failed, and counted, by their
+        delivery callbacks) and go on with a new one."""
+        old, self._producer = self._producer, self._new_producer()
+        self.resets += 1
+        log.error("kafka_producer_replaced", topic=self.topic, code=error.name(),
+                  reason=error.str(), resets=self.resets)
+        old.purge(in_queue=True, in_flight=True, blocking=False)
+        old.flush(1.0)
     def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
         if err is not None:
             self.failed += 1
