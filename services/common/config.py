@@ -21,7 +21,8 @@ Env = Mapping[str, str]
 
 DEFAULT_SYMBOLS = ("BTC-USD", "ETH-USD")
 DEFAULT_VENUES = ("coinbase", "binance")
-DEFAULT_TAKER_FEE_BPS = {"coinbase": 60.0, "binance": 10.0}
+#: Taker fees of each venue's entry tier, in bps; override with ARB_TAKER_FEE_BPS.
+DEFAULT_TAKER_FEE_BPS = {"coinbase": 60.0, "binance": 10.0, "kraken": 40.0, "okx": 10.0}
 #: Fee assumed for a venue that ARB_TAKER_FEE_BPS does not name.
 FALLBACK_TAKER_FEE_BPS = 10.0
 NORMAL_MIN_SPREAD_USD = 50.0

@@ -39,7 +39,7 @@ def test_seed_mode_has_the_seed_windows() -> None:
 
 def test_fee_map_merges_with_defaults() -> None:
     settings = DetectionSettings.from_env({"ARB_TAKER_FEE_BPS": "kraken=26, binance=7.5"})
-    assert settings.taker_fee_bps == {"coinbase": 60, "binance": 7.5, "kraken": 26}
+    assert settings.taker_fee_bps == {"coinbase": 60, "binance": 7.5, "kraken": 26, "okx": 10}
 
 
 @pytest.mark.parametrize(("name", "value"), [
