@@ -53,6 +53,8 @@ RECORDINGS = (
     Recording("kraken.jsonl", "kraken", {"XMR/USD": "BTC-USD"}, match_price_of="binance"),
 )
 WATERMARK_MS = 200
+#: Job settings to try (--set NAME=VALUE), e.g. ARB_IDLE_TIMEOUT_MS=3000.
+EXTRA_ENV: dict[str, str] = {}
 
 
 def load(symbols: int, passes: int) -> list:
@@ -129,7 +131,8 @@ def run(label: str, speed: float | None, records: list, workdir: Path) -> None:
                     "ARB_CHECKPOINT_DIR": str(workdir / f"chk-{label}"),
                     "ARB_TAKER_FEE_BPS": "coinbase=60,binance=10,okx=10,kraken=26",
                     "ARB_HISTORY_DB": str(workdir / f"alerts-{label}.db"),
-                    "ARB_ALERTER_METRICS_PORT": "0", "ARB_ALERTER_GROUP_ID": f"al-{label}"})
+                    "ARB_ALERTER_METRICS_PORT": "0", "ARB_ALERTER_GROUP_ID": f"al-{label}",
+                    **EXTRA_ENV})
         logs = {name: open(workdir / f"{label}-{name}.log", "wb")  # noqa: SIM115
                 for name in ("flink", "alerter")}
         procs = {
@@ -196,12 +199,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--symbols", type=int, default=20)
     parser.add_argument("--passes", type=int, default=2)
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="an ARB_* setting for the job and alerter")
+    parser.add_argument("--only", choices=("x10", "max"), help="run one speed only")
     args = parser.parse_args()
+    EXTRA_ENV.update(item.split("=", 1) for item in args.set)
     workdir = Path(tempfile.mkdtemp(prefix="bench-load-"))
     records = load(args.symbols, args.passes)
-    print(f"cores: {os.cpu_count()}, load average {os.getloadavg()[0]:.1f}, logs: {workdir}")
-    run("x10", 10.0, records, workdir)
-    run("max", None, records, workdir)
+    print(f"cores: {os.cpu_count()}, load average {os.getloadavg()[0]:.1f}, settings "
+          f"{EXTRA_ENV or 'default'}, logs: {workdir}")
+    if args.only != "max":
+        run("x10", 10.0, records, workdir)
+    if args.only != "x10":
+        run("max", None, records, workdir)
 
 
 if __name__ == "__main__":
