@@ -174,12 +174,18 @@ def latency(bootstrap: str, label: str, extra: dict[str, str], duration_s: float
             cwd=REPO, env={**env, "ARB_PRODUCER_METRICS_PORT": "0"},
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
-        end = time.monotonic() + duration_s
+        # The warm-up symbol's partition holds the watermark until it is idle
+        # (ARB_IDLE_TIMEOUT_MS): alerts of the first seconds measure that, not detection.
+        settle_s = 5.0
+        end = time.monotonic() + duration_s + settle_s
+        settled = time.monotonic() + settle_s
         while time.monotonic() < end:
             msg = consumer.poll(0.5)
             if msg is None or msg.error() or msg.key() == WARMUP_SYMBOL.encode():
                 continue
             alert = json.loads(msg.value())
+            if time.monotonic() < settled:
+                continue
             samples.append((msg.timestamp()[1] - alert["newest_recv_ts_ms"]) / 1000)
             since_end.append((msg.timestamp()[1] - alert["window_end_ms"]) / 1000)
         replay.terminate()
