@@ -15,19 +15,23 @@ SELECT
   end_ms,
   end_ms - start_ms AS duration_ms,
   windows,
-  end_ms - first_window_end_ms AS confirmed_ms,
+  confirmed_ms,
   peak_net_spread_bps,
   mean_net_spread_bps,
   peak_spread_usd,
   peak_est_profit_usd,
-  GREATEST($buy_latency_ms, $sell_latency_ms) + $execution_ms AS required_ms,
-  end_ms - first_window_end_ms >= GREATEST($buy_latency_ms, $sell_latency_ms) + $execution_ms
-    AS capturable,
+  required_ms,
+  confirmed_ms >= required_ms AS capturable,
   is_open,
   newest_recv_ts_ms,
   $now_ms AS detected_ts_ms
 FROM (
-  SELECT * FROM opened_episodes
-  UNION ALL
-  $closed_episodes
+  SELECT *,
+    end_ms - first_window_end_ms AS confirmed_ms,
+    GREATEST($buy_latency_ms, $sell_latency_ms) + $execution_ms AS required_ms
+  FROM (
+    SELECT * FROM opened_episodes
+    UNION ALL
+    $closed_episodes
+  )
 )
