@@ -97,6 +97,21 @@ def peak_rss_mb(pid: int) -> dict[str, float]:
     return result
 
 
+def sample_lag(bootstrap: str, topic: str, group: str, out: list[int],
+               stop: threading.Event) -> None:
+    """Records of ``topic`` not yet committed by ``group``, every half second."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
+                         "enable.auto.commit": False})
+    try:
+        while not stop.wait(0.5):
+            ends = end_offsets(bootstrap, topic, timeout_s=2)
+            committed = consumer.committed([TopicPartition(topic, p) for p in ends], timeout=2)
+            done = {tp.partition: max(tp.offset, 0) for tp in committed}
+            out.append(sum(end - done.get(p, 0) for p, end in ends.items()))
+    finally:
+        consumer.close()
+
+
 def read_stamps(bootstrap: str, topic: str, field: str) -> list[tuple[int, int]]:
     """(Kafka timestamp, value[field]) of every record of ``topic``."""
     ends = end_offsets(bootstrap, topic)
@@ -145,6 +160,11 @@ def run(label: str, speed: float | None, records: list, workdir: Path) -> None:
         time.sleep(15)  # let the job come up; it reads from the earliest offset anyway
         publisher = KafkaPublisher(bootstrap, names["prices"], metrics=ProducerMetrics(
             __import__("prometheus_client").CollectorRegistry()), block=True)
+        lag_samples: list[int] = []
+        stop_lag = threading.Event()
+        sampler = threading.Thread(target=sample_lag, daemon=True, args=(
+            bootstrap, names["alerts"], f"al-{label}", lag_samples, stop_lag))
+        sampler.start()
         started = time.monotonic()
         sent = publish_replay(records, publisher, speed=speed, stop=threading.Event())
         publisher.flush(60)
@@ -157,6 +177,9 @@ def run(label: str, speed: float | None, records: list, workdir: Path) -> None:
                 last, stable_since = now, time.monotonic()
             time.sleep(1)
         drained_s = stable_since - started
+        time.sleep(2)  # the alerter's last commits
+        stop_lag.set()
+        sampler.join()
         # This process holds the whole load in memory as records, so its peak is no measure of
         # the producer's; the producer's own bound is checked in tests/producer.
         rss = {f"broker {k}": v for k, v in peak_rss_mb(broker.pid).items()}
@@ -192,6 +215,9 @@ def run(label: str, speed: float | None, records: list, workdir: Path) -> None:
         print(f"pipeline delay (window closed -> spread in Kafka): p50 {pct(delays, 50):.3f} s, "
               f"p95 {pct(delays, 95):.3f} s, p99 {pct(delays, 99):.3f} s, "
               f"max {max(delays):.3f} s")
+    if lag_samples:
+        print(f"alerter consumer lag (records, sampled every 0.5 s): max {max(lag_samples)}, "
+              f"p95 {pct(lag_samples, 95):.0f}, at the end {lag_samples[-1]}")
     print("peak RSS (MB): " + ", ".join(f"{k} {v:.0f}" for k, v in sorted(rss.items())))
 
 
