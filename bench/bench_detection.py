@@ -213,6 +213,8 @@ def main() -> None:
                         help="latency: replay time per mode")
     parser.add_argument("--skip-latency", action="store_true")
     parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument("--latency-mode", action="append", default=[], metavar="W:WM",
+                        help="latency: only these window:watermark ms pairs (e.g. 250:20)")
     parser.add_argument("--watermark-emit", choices=("on-event", "on-periodic"),
                         default="on-event", help="ARB_WATERMARK_EMIT for every run")
     args = parser.parse_args()
@@ -236,6 +238,10 @@ def main() -> None:
                      ("250 ms, 50 ms watermark", {"ARB_WINDOW_MS": "250",
                                                   "ARB_WATERMARK_MS": "50"}),
                      ("seed mode (10 s avg)", {"ARB_MODE": "seed"})]
+            if args.latency_mode:
+                modes = [(f"{w} ms, {wm} ms watermark",
+                          {"ARB_WINDOW_MS": w, "ARB_WATERMARK_MS": wm})
+                         for w, wm in (m.split(":") for m in args.latency_mode)]
             print(f"{'mode':<26}{'alerts':>8}{'p50 s':>9}{'p95 s':>9}{'p99 s':>9}{'max s':>9}")
             for label, extra in modes:
                 duration = args.duration_s * (2 if extra.get("ARB_MODE") == "seed" else 1)
