@@ -21,7 +21,7 @@ import sqlite3
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import structlog
 from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Consumer, KafkaError, KafkaException, Message
@@ -53,10 +53,11 @@ from services.common.history import (
 )
 from services.common.kafka import make_consumer
 from services.common.logging import truncate
-from services.common.messages import Episode, parse_episode, parse_spread
+from services.common.messages import Episode, Spread, parse_episode, parse_spread
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
+R = TypeVar("R")  # the record a handler parses
 
 #: Statuses an alert reaches once; a record for such an alert is a duplicate and is skipped.
 FINAL_STATUSES = frozenset({DELIVERED, FAILED, NO_WEBHOOK, SUPPRESSED})
@@ -102,11 +103,56 @@ def _retry_store(action: Callable[[], T], stop: threading.Event) -> T:
             wait_s = min(wait_s * 2, STORE_RETRY_MAX_S)
 
 
-class AlertHandler:
+class _Handler(Generic[R]):
+    """What both record handlers share: their collaborators, store retries, and the rule that
+    a record that does not parse is counted, logged once (truncated) and committed."""
+
+    #: the log event of a record that does not parse
+    invalid_event = "invalid_record"
+
+    def __init__(
+        self,
+        history: AlertHistory,
+        metrics: AlerterMetrics,
+        topic: str,
+        *,
+        webhook: DiscordWebhook | None,
+        dashboard_url: str | None = None,
+        stop: threading.Event | None = None,
+        post: bool = True,
+    ) -> None:
+        self.history = history
+        self.metrics = metrics
+        self.topic = topic
+        self.webhook = webhook
+        self.dashboard_url = dashboard_url
+        #: False: records are stored but not posted (ARB_DISCORD_MESSAGES picks what is)
+        self.post = post
+        self._stop = stop or threading.Event()
+
+    def _store(self, action: Callable[[], T]) -> T:
+        return _retry_store(action, self._stop)
+
+    def _parse(self, value: bytes | None, parse: Callable[[bytes], R]) -> R | Outcome:
+        """The parsed record, or the Outcome of an invalid one (counted and committed)."""
+        try:
+            if value is None:
+                raise RecordError("empty_value")
+            return parse(value)
+        except RecordError as exc:
+            self.metrics.records_invalid.labels(self.topic, exc.reason).inc()
+            log.warning(self.invalid_event, topic=self.topic, reason=exc.reason,
+                        detail=exc.detail, raw=truncate(value or b""))
+            return Outcome(INVALID, commit=True)
+
+
+class AlertHandler(_Handler[Spread]):
     """Store, dedup, deliver, record: everything per alert except Kafka itself.
 
     Uses the history store from the thread that created it (SQLite connections are per thread).
     """
+
+    invalid_event = "invalid_alert_record"
 
     def __init__(
         self,
@@ -120,30 +166,15 @@ class AlertHandler:
         cooldown_ms: int = 0,
         post: bool = True,
     ) -> None:
-        self.history = history
-        self.metrics = metrics
-        self.topic = topic
-        self.webhook = webhook
-        self.dashboard_url = dashboard_url
+        super().__init__(history, metrics, topic, webhook=webhook, dashboard_url=dashboard_url,
+                         stop=stop, post=post)
         self.cooldown_ms = cooldown_ms
-        #: False: alerts are stored; Discord gets episode messages (ARB_DISCORD_MESSAGES)
-        self.post = post
-        self._stop = stop or threading.Event()
-
-    def _store(self, action: Callable[[], T]) -> T:
-        return _retry_store(action, self._stop)
 
     def handle(self, value: bytes | None, kafka_ts_ms: int | None = None) -> Outcome:
         """Process one alerts-topic record value; ``kafka_ts_ms`` is the record's timestamp."""
-        try:
-            if value is None:
-                raise RecordError("empty_value")
-            spread = parse_spread(value)
-        except RecordError as exc:
-            self.metrics.records_invalid.labels(self.topic, exc.reason).inc()
-            log.warning("invalid_alert_record", topic=self.topic, reason=exc.reason,
-                        detail=exc.detail, raw=truncate(value or b""))
-            return Outcome(INVALID, commit=True)
+        spread = self._parse(value, parse_spread)
+        if isinstance(spread, Outcome):
+            return spread
 
         self.metrics.alerts_received.inc()
         stored = self._store(lambda: self.history.record(spread))
@@ -209,7 +240,7 @@ class AlertHandler:
         return Outcome(NOT_SENT, commit=True, alert_id=spread.id)
 
 
-class EpisodeHandler:
+class EpisodeHandler(_Handler[Episode]):
     """Opportunity episodes: store each record, post one message when an episode opens and one
     short update when it closes. Same delivery rules as alerts: stored before posting, a
     message's outcome recorded before the offset is committed, a redelivery a no-op.
@@ -219,38 +250,12 @@ class EpisodeHandler:
     opening is recorded as ``skipped``.
     """
 
-    def __init__(
-        self,
-        history: AlertHistory,
-        metrics: AlerterMetrics,
-        topic: str,
-        *,
-        webhook: DiscordWebhook | None,
-        dashboard_url: str | None = None,
-        stop: threading.Event | None = None,
-        post: bool = True,
-    ) -> None:
-        self.history = history
-        self.metrics = metrics
-        self.topic = topic
-        self.webhook = webhook
-        self.dashboard_url = dashboard_url
-        self.post = post
-        self._stop = stop or threading.Event()
-
-    def _store(self, action: Callable[[], T]) -> T:
-        return _retry_store(action, self._stop)
+    invalid_event = "invalid_episode_record"
 
     def handle(self, value: bytes | None, kafka_ts_ms: int | None = None) -> Outcome:
-        try:
-            if value is None:
-                raise RecordError("empty_value")
-            episode = parse_episode(value)
-        except RecordError as exc:
-            self.metrics.records_invalid.labels(self.topic, exc.reason).inc()
-            log.warning("invalid_episode_record", topic=self.topic, reason=exc.reason,
-                        detail=exc.detail, raw=truncate(value or b""))
-            return Outcome(INVALID, commit=True)
+        episode = self._parse(value, parse_episode)
+        if isinstance(episode, Outcome):
+            return episode
         self.metrics.episodes_received.labels(OPENED if episode.is_open else CLOSED).inc()
         before = self._store(lambda: self.history.get_episode(episode.id))
         stored = self._store(lambda: self.history.record_episode(episode))
