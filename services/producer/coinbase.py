@@ -47,6 +47,7 @@ from services.producer.connector import (
     decode,
     positive,
     rate_for,
+    records_only,
     rfc3339_to_ms,
     seq_number,
 )
@@ -188,15 +189,8 @@ def parse_frame(
     return Parsed(kind, records, seqs)
 
 
-def parse_message(
-    raw: str | bytes,
-    recv_ts_ms: int,
-    *,
-    symbol_map: Mapping[str, str] | None = None,
-    fx_to_usd: FxToUsd = 1.0,
-) -> list[PriceRecord]:
-    """One text frame -> quote/trade records ([] for control frames), or RecordError."""
-    return parse_frame(raw, recv_ts_ms, symbol_map=symbol_map, fx_to_usd=fx_to_usd).records
+#: One text frame -> quote/trade records ([] for control frames), or RecordError.
+parse_message = records_only(parse_frame)
 
 
 VENUE = Venue(

@@ -298,3 +298,18 @@ def seconds_text_to_ms(value: Any, key: str = "time") -> int:
                 fraction.isascii() and fraction.isdigit()))):
             return int(whole) * 1000 + int(fraction[:3].ljust(3, "0"))
     raise RecordError("bad_time", f"{key}={value!r}")
+
+
+def records_only(parse_frame: FrameParser) -> Callable[..., list[PriceRecord]]:
+    """A venue's ``parse_message``: its ``parse_frame`` without the kind and sequence ids."""
+
+    def parse_message(
+        raw: str | bytes,
+        recv_ts_ms: int,
+        *,
+        symbol_map: Mapping[str, str] | None = None,
+        fx_to_usd: FxToUsd = 1.0,
+    ) -> list[PriceRecord]:
+        return parse_frame(raw, recv_ts_ms, symbol_map=symbol_map, fx_to_usd=fx_to_usd).records
+
+    return parse_message

@@ -52,6 +52,7 @@ from services.producer.connector import (
     decode,
     positive,
     rate_for,
+    records_only,
     seconds_text_to_ms,
 )
 
@@ -206,15 +207,8 @@ def parse_frame(
     return Parsed(channel, parser(msg[1], pair, recv_ts_ms, symbols, fx_to_usd))
 
 
-def parse_message(
-    raw: str | bytes,
-    recv_ts_ms: int,
-    *,
-    symbol_map: Mapping[str, str] | None = None,
-    fx_to_usd: FxToUsd = 1.0,
-) -> list[PriceRecord]:
-    """One text frame -> quote/trade records ([] for control frames), or RecordError."""
-    return parse_frame(raw, recv_ts_ms, symbol_map=symbol_map, fx_to_usd=fx_to_usd).records
+#: One text frame -> quote/trade records ([] for control frames), or RecordError.
+parse_message = records_only(parse_frame)
 
 
 VENUE = Venue(
