@@ -10,7 +10,7 @@ from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
-from services.common.kafka_stats import consumer_lags
+from services.common.kafka_stats import consumer_lag_gauge, consumer_lags, set_consumer_lags
 from services.common.messages import Episode, Spread
 from services.common.metrics import LATENCY_BUCKETS_SECONDS
 
@@ -110,12 +110,7 @@ class AlerterMetrics:
             ["channel", "message", "reason"],
             registry=registry,
         )
-        self.consumer_lag = Gauge(
-            "arb_kafka_consumer_lag",
-            "Records between the consumer's position and the partition end (librdkafka stats)",
-            ["topic", "partition", "group"],
-            registry=registry,
-        )
+        self.consumer_lag = consumer_lag_gauge(registry)
 
     def observe_spread(self, spread: Spread) -> None:
         labels = (spread.symbol, spread.buy_exchange, spread.sell_exchange)
@@ -132,8 +127,6 @@ class AlerterMetrics:
         """A librdkafka ``stats_cb`` that turns per-partition ``consumer_lag`` into the gauge."""
 
         def _on_stats(raw: str) -> None:
-            for topic, lags in consumer_lags(raw).items():
-                for partition, lag in lags.items():
-                    self.consumer_lag.labels(topic, str(partition), group).set(lag)
+            set_consumer_lags(self.consumer_lag, raw, group)
 
         return _on_stats

@@ -15,6 +15,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from prometheus_client import CollectorRegistry, Gauge
+
 
 def consumer_lags(stats_json: str) -> dict[str, dict[int, int]]:
     """``{topic: {partition: lag}}`` from a librdkafka statistics document.
@@ -66,3 +68,20 @@ def brokers_up(stats_json: str) -> int | None:
         if isinstance(broker, dict) and broker.get("nodeid", -1) >= 0
         and broker.get("state") == "UP"
     )
+
+
+def consumer_lag_gauge(registry: CollectorRegistry) -> Gauge:
+    """``arb_kafka_consumer_lag``: the one definition every consuming service exports."""
+    return Gauge(
+        "arb_kafka_consumer_lag",
+        "Records between the consumer's position and the partition end (librdkafka stats)",
+        ["topic", "partition", "group"],
+        registry=registry,
+    )
+
+
+def set_consumer_lags(gauge: Gauge, stats_json: str, group: str) -> None:
+    """Set the lag gauge from one librdkafka statistics document."""
+    for topic, lags in consumer_lags(stats_json).items():
+        for partition, lag in lags.items():
+            gauge.labels(topic, str(partition), group).set(lag)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 import structlog
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
 
-from services.common.kafka_stats import consumer_lags
+from services.common.kafka_stats import consumer_lag_gauge, set_consumer_lags
 from services.common.metrics import MetricsServer
 
 log = structlog.get_logger(__name__)
@@ -40,17 +40,10 @@ class DashboardMetrics:
             ["topic", "reason"],
             registry=registry,
         )
-        self.consumer_lag = Gauge(
-            "arb_kafka_consumer_lag",
-            "Records between the reader's position and the partition end (librdkafka stats)",
-            ["topic", "partition", "group"],
-            registry=registry,
-        )
+        self.consumer_lag = consumer_lag_gauge(registry)
 
     def record_lags(self, stats_json: str, group: str) -> None:
-        for topic, lags in consumer_lags(stats_json).items():
-            for partition, lag in lags.items():
-                self.consumer_lag.labels(topic, str(partition), group).set(lag)
+        set_consumer_lags(self.consumer_lag, stats_json, group)
 
 
 class SessionTracker:
