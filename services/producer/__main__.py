@@ -21,6 +21,7 @@ import functools
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -117,8 +118,11 @@ def run_replay(
         metrics.feed_connected.labels(exchange).set(1)
     log.info("replay_started", records=len(plan.records), speed=args.speed or "max",
              loop=args.loop, shocks=[str(s) for s in args.shock])
+    if args.speed is not None:
+        plan = plan.starting_at(time.time_ns() // 1_000_000)
     sent = publish_replay(iter_replay(plan, loop=args.loop, gap_ms=settings.refresh_ms),
-                          publisher, speed=args.speed, stop=stop, metrics=metrics)
+                          publisher, speed=args.speed, stop=stop, metrics=metrics,
+                          origin_ms=plan.start_ms)
     for exchange in exchanges:
         metrics.feed_connected.labels(exchange).set(0)
     remaining = publisher.flush(30.0)

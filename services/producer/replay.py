@@ -161,6 +161,17 @@ class ReplayPlan:
     #: (venue, canonical symbol) -> price scale factor applied
     scale: dict[tuple[str, str], float] = field(default_factory=dict)
 
+    def starting_at(self, start_ms: int) -> ReplayPlan:
+        """The same plan moved in time so that it starts at ``start_ms``.
+
+        Building a plan takes a moment; a paced replay moves it to the moment publishing
+        starts, so that receive times are wall-clock times and latencies measured from them
+        are not inflated by the build.
+        """
+        offset_ms = start_ms - self.start_ms
+        return replace(self, records=[shift(r, offset_ms) for r in self.records],
+                       start_ms=start_ms, end_ms=self.end_ms + offset_ms)
+
 
 @dataclass
 class _Source:
@@ -448,23 +459,24 @@ def publish_replay(
     stop: threading.Event | None = None,
     metrics: ProducerMetrics | None = None,
     clock: Callable[[], float] = time.monotonic,
+    origin_ms: int | None = None,
 ) -> int:
     """Send records in order, paced by ``ts_ms`` at ``speed`` x real time (None = max speed).
 
-    Returns how many were handed to the sink; stops early when ``stop`` is set. With ``metrics``
-    the feed gauges follow the replay, so dashboards work in a demo.
+    Virtual time ``origin_ms`` (default: the first record's ``ts_ms``) is now. Returns how many
+    were handed to the sink; stops early when ``stop`` is set. With ``metrics`` the feed gauges
+    follow the replay, so dashboards work in a demo.
     """
     stop = stop or threading.Event()
     sent = 0
-    first_ts_ms: int | None = None
     wall_start_s = clock()
     for rec in records:
         if stop.is_set():
             break
         if speed is not None:
-            if first_ts_ms is None:
-                first_ts_ms = rec.ts_ms
-            due_s = wall_start_s + (rec.ts_ms - first_ts_ms) / 1000 / speed
+            if origin_ms is None:
+                origin_ms = rec.ts_ms
+            due_s = wall_start_s + (rec.ts_ms - origin_ms) / 1000 / speed
             if _wait_until(due_s, sink, stop, clock):
                 break
         sink.publish(rec)

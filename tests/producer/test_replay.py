@@ -248,6 +248,16 @@ def test_loop_repeats_the_whole_replay_shifted(plan) -> None:
     assert list(iter_replay(plan, loop=False)) == plan.records
 
 
+def test_a_plan_moved_in_time_keeps_everything_but_the_times(plan) -> None:
+    moved = plan.starting_at(START_MS + 12_345)
+
+    assert (moved.start_ms, moved.end_ms) == (START_MS + 12_345, plan.end_ms + 12_345)
+    assert moved.records == [shift(r, 12_345) for r in plan.records]
+    assert moved.records[0].recv_ts_ms - moved.records[0].exchange_ts_ms == (
+        plan.records[0].recv_ts_ms - plan.records[0].exchange_ts_ms)
+    assert plan.records[0].ts_ms < moved.records[0].ts_ms  # the original is untouched
+
+
 def test_default_recordings() -> None:
     assert [r.venue for r in DEFAULT_RECORDINGS] == ["binance", "coinbase"]
     assert DEFAULT_RECORDINGS[1].symbol_map == {"SKL-USD": "BTC-USD"}
@@ -337,6 +347,35 @@ def test_cli_replay_exits_zero_after_publishing_everything(broker, fixtures_dir,
     # the CLI started at "now": the same replay, shifted by the difference in start time
     offset_ms = records[0].ts_ms - expected[0].ts_ms
     assert records == [shift(r, offset_ms) for r in expected]
+
+
+@pytest.mark.integration
+def test_cli_paced_replay_stamps_records_when_they_are_sent(broker, fixtures_dir, unique) -> None:
+    """At 1x, receive times are wall-clock times: a record reaches Kafka right after its
+    ts_ms, not later by however long the replay took to build."""
+    topic = f"crypto-prices-{unique}"
+    env = os.environ | {
+        "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
+        "ARB_PRICES_TOPIC": topic,
+        "ARB_TOPIC_PARTITIONS": "1",
+        "ARB_PRODUCER_METRICS_PORT": "0",
+    }
+    replay = subprocess.Popen(
+        [sys.executable, "-m", "services.producer", "replay", "--speed", "1",
+         "--fixtures-dir", str(fixtures_dir)],
+        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        messages = consume_all(broker.bootstrap_servers, topic, 200)
+    finally:
+        replay.terminate()
+        replay.wait(30)
+
+    assert len(messages) == 200
+    delays_ms = sorted(m.timestamp()[1] - json.loads(m.value())["ts_ms"] for m in messages)
+    # linger, a poll step and a shared machine's hiccups, but not the ~100-200 ms build time
+    assert delays_ms[0] >= -5
+    assert delays_ms[len(delays_ms) // 2] < 50, delays_ms
 
 
 def test_cli_rejects_a_bad_shock() -> None:
