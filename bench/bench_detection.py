@@ -220,6 +220,17 @@ def latency(bootstrap: str, label: str, extra: dict[str, str], duration_s: float
     return samples
 
 
+def latency_mode(spec: str) -> tuple[str, dict[str, str]]:
+    """``WINDOW:WATERMARK[:REFRESH]`` in ms -> (label, environment)."""
+    window, watermark, *refresh = spec.split(":")
+    env = {"ARB_WINDOW_MS": window, "ARB_WATERMARK_MS": watermark}
+    label = f"{window} ms, {watermark} ms watermark"
+    if refresh:
+        env["ARB_QUOTE_REFRESH_MS"] = refresh[0]
+        label = f"{window}/{watermark}/{refresh[0]} ms"
+    return label, env
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
@@ -232,8 +243,8 @@ def main() -> None:
                         help="latency: replay time per mode")
     parser.add_argument("--skip-latency", action="store_true")
     parser.add_argument("--skip-throughput", action="store_true")
-    parser.add_argument("--latency-mode", action="append", default=[], metavar="W:WM",
-                        help="latency: only these window:watermark ms pairs (e.g. 250:20)")
+    parser.add_argument("--latency-mode", action="append", default=[], metavar="W:WM[:R]",
+                        help="latency: only these window:watermark[:refresh] ms (e.g. 250:20)")
     parser.add_argument("--watermark-emit", choices=("on-event", "on-periodic"),
                         default="on-event", help="ARB_WATERMARK_EMIT for every run")
     args = parser.parse_args()
@@ -258,9 +269,7 @@ def main() -> None:
                                                   "ARB_WATERMARK_MS": "50"}),
                      ("seed mode (10 s avg)", {"ARB_MODE": "seed"})]
             if args.latency_mode:
-                modes = [(f"{w} ms, {wm} ms watermark",
-                          {"ARB_WINDOW_MS": w, "ARB_WATERMARK_MS": wm})
-                         for w, wm in (m.split(":") for m in args.latency_mode)]
+                modes = [latency_mode(m) for m in args.latency_mode]
             print(f"{'mode':<26}{'alerts':>8}{'p50 s':>9}{'p95 s':>9}{'p99 s':>9}{'max s':>9}")
             for label, extra in modes:
                 duration = args.duration_s * (2 if extra.get("ARB_MODE") == "seed" else 1)

@@ -118,11 +118,11 @@ def run_replay(
         metrics.feed_connected.labels(exchange).set(1)
     log.info("replay_started", records=len(plan.records), speed=args.speed or "max",
              loop=args.loop, shocks=[str(s) for s in args.shock])
-    if args.speed is not None:
-        plan = plan.starting_at(time.time_ns() // 1_000_000)
-    sent = publish_replay(iter_replay(plan, loop=args.loop, gap_ms=settings.refresh_ms),
-                          publisher, speed=args.speed, stop=stop, metrics=metrics,
-                          origin_ms=plan.start_ms)
+    # Paced, the replay's clock starts now: receive times are then wall-clock times.
+    start_ms = None if args.speed is None else time.time_ns() // 1_000_000
+    records = iter_replay(plan, loop=args.loop, gap_ms=settings.refresh_ms, start_ms=start_ms)
+    sent = publish_replay(records, publisher, speed=args.speed, stop=stop, metrics=metrics,
+                          origin_ms=start_ms)
     for exchange in exchanges:
         metrics.feed_connected.labels(exchange).set(0)
     remaining = publisher.flush(30.0)

@@ -161,17 +161,6 @@ class ReplayPlan:
     #: (venue, canonical symbol) -> price scale factor applied
     scale: dict[tuple[str, str], float] = field(default_factory=dict)
 
-    def starting_at(self, start_ms: int) -> ReplayPlan:
-        """The same plan moved in time so that it starts at ``start_ms``.
-
-        Building a plan takes a moment; a paced replay moves it to the moment publishing
-        starts, so that receive times are wall-clock times and latencies measured from them
-        are not inflated by the build.
-        """
-        offset_ms = start_ms - self.start_ms
-        return replace(self, records=[shift(r, offset_ms) for r in self.records],
-                       start_ms=start_ms, end_ms=self.end_ms + offset_ms)
-
 
 @dataclass
 class _Source:
@@ -408,18 +397,22 @@ def shift(rec: PriceRecord, offset_ms: int, id_suffix: str = "") -> PriceRecord:
 
 
 def iter_replay(
-    plan: ReplayPlan, *, loop: bool = False, gap_ms: int = 500,
+    plan: ReplayPlan, *, loop: bool = False, gap_ms: int = 500, start_ms: int | None = None,
 ) -> Iterator[PriceRecord]:
     """The plan's records; with ``loop``, the whole pass again and again, shifted in time.
 
     Pass ``n`` starts ``n * (span + gap_ms)`` after the first, and its trade ids get ``-P<n>``.
+    With ``start_ms`` every pass is moved so that the first one starts then: building a plan
+    takes a moment, and a paced replay starts its clock when publishing starts, so that receive
+    times are wall-clock times and latencies measured from them do not include the build.
     """
-    yield from plan.records
+    offset_ms = 0 if start_ms is None else start_ms - plan.start_ms
     period_ms = plan.end_ms - plan.start_ms + gap_ms
-    n = 1
-    while loop:
+    n = 0
+    while n == 0 or loop:
+        suffix = f"-P{n}" if n else ""
         for rec in plan.records:
-            yield shift(rec, n * period_ms, f"-P{n}")
+            yield shift(rec, offset_ms + n * period_ms, suffix) if offset_ms or n else rec
         n += 1
 
 

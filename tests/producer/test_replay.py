@@ -248,14 +248,15 @@ def test_loop_repeats_the_whole_replay_shifted(plan) -> None:
     assert list(iter_replay(plan, loop=False)) == plan.records
 
 
-def test_a_plan_moved_in_time_keeps_everything_but_the_times(plan) -> None:
-    moved = plan.starting_at(START_MS + 12_345)
+def test_a_replay_moved_in_time_keeps_everything_but_the_times(plan) -> None:
+    n = len(plan.records)
+    stream = iter_replay(plan, loop=True, gap_ms=500, start_ms=START_MS + 12_345)
+    records = [next(stream) for _ in range(2 * n)]
 
-    assert (moved.start_ms, moved.end_ms) == (START_MS + 12_345, plan.end_ms + 12_345)
-    assert moved.records == [shift(r, 12_345) for r in plan.records]
-    assert moved.records[0].recv_ts_ms - moved.records[0].exchange_ts_ms == (
+    assert records[:n] == [shift(r, 12_345) for r in plan.records]
+    assert records[n] == shift(plan.records[0], 12_345 + plan.end_ms - plan.start_ms + 500, "-P1")
+    assert records[0].recv_ts_ms - records[0].exchange_ts_ms == (
         plan.records[0].recv_ts_ms - plan.records[0].exchange_ts_ms)
-    assert plan.records[0].ts_ms < moved.records[0].ts_ms  # the original is untouched
 
 
 def test_default_recordings() -> None:
