@@ -273,8 +273,8 @@ def main() -> None:
             print(f"{'mode':<26}{'alerts':>8}{'p50 s':>9}{'p95 s':>9}{'p99 s':>9}{'max s':>9}")
             for label, extra in modes:
                 duration = args.duration_s * (2 if extra.get("ARB_MODE") == "seed" else 1)
-                samples = latency(broker.bootstrap_servers, label.split()[0], extra, duration,
-                                  workdir)
+                name = label.split()[0].replace("/", "-")
+                samples = latency(broker.bootstrap_servers, name, extra, duration, workdir)
                 if not samples:
                     print(f"{label:<26}{0:>8}  (no alerts)")
                     continue
