@@ -35,12 +35,16 @@ COUNTERS = frozenset({
     # Not in DESIGN.md's list either: opportunity episodes (docs/decisions.md).
     "arb_episodes_received_total", "arb_episodes_closed_total",
     "arb_episode_messages_sent_total", "arb_episode_messages_failed_total",
+    # Not in DESIGN.md's list either: what a slow broker costs the producer (docs/decisions.md).
+    "arb_quotes_dropped_total", "arb_trades_dropped_total",
 })
 GAUGES = frozenset({
     "arb_feed_connected", "arb_feed_last_message_timestamp_seconds",
     "arb_best_bid_usd", "arb_best_ask_usd",
     "arb_spread_usd", "arb_spread_bps", "arb_net_spread_bps",
     "arb_kafka_consumer_lag", "arb_dashboard_sessions",
+    # Not in DESIGN.md's list: the producer's backlog in front of Kafka (docs/decisions.md).
+    "arb_kafka_backlog_records",
 })
 HISTOGRAMS = frozenset({
     "arb_feed_latency_seconds", "arb_kafka_delivery_latency_seconds",
@@ -52,6 +56,7 @@ NOT_IN_DESIGN = frozenset({
     "arb_records_invalid_total",
     "arb_episodes_received_total", "arb_episodes_closed_total", "arb_episode_duration_seconds",
     "arb_episode_messages_sent_total", "arb_episode_messages_failed_total",
+    "arb_quotes_dropped_total", "arb_trades_dropped_total", "arb_kafka_backlog_records",
 })
 
 FLINK_METRICS = frozenset({
