@@ -313,6 +313,18 @@ def _symbol_map(raw: str) -> dict[str, str]:
     return mapping
 
 
+def default_refresh_ms(env: Env) -> int:
+    """Half the detection window, at most 500 ms.
+
+    Every live venue then lands in every window (twice), and no partition is quiet for longer
+    than this, which bounds how long a window waits after its end for the record that moves
+    the watermark past it: shorter windows get proportionally prompter refreshes.
+    """
+    mode = str(env.get("ARB_MODE") or "arb").lower()
+    window_ms = _get(env, "ARB_WINDOW_MS", MODES.get(mode, MODES["arb"])[0], _positive_int)
+    return max(1, min(500, window_ms // 2))
+
+
 @dataclass(frozen=True)
 class ProducerSettings:
     """Which venues and symbols to read, how quotes are kept fresh and feeds kept alive."""
@@ -322,7 +334,9 @@ class ProducerSettings:
     ws_urls: dict[str, str] = field(default_factory=dict)  # ARB_<VENUE>_WS_URL overrides
     # ARB_<VENUE>_SYMBOLS: canonical -> venue symbol, added to or replacing the venue's defaults
     symbol_maps: dict[str, dict[str, str]] = field(default_factory=dict)
-    refresh_ms: int = 500  # ARB_QUOTE_REFRESH_MS: re-publish an unchanged quote this often
+    # ARB_QUOTE_REFRESH_MS: re-publish an unchanged quote this often (default: see
+    # default_refresh_ms)
+    refresh_ms: int = 500
     stale_ms: int = 2000  # ARB_STALE_MS: a venue silent this long stops refreshing
     usdt_usd: float = 1.0  # ARB_USDT_USD: fallback USDT->USD rate
     usdc_usd: float = 1.0  # ARB_USDC_USD: fallback USDC->USD rate
@@ -360,7 +374,7 @@ class ProducerSettings:
             venues=venues,
             ws_urls=urls,
             symbol_maps=maps,
-            refresh_ms=_get(env, "ARB_QUOTE_REFRESH_MS", cls.refresh_ms, _positive_int),
+            refresh_ms=_get(env, "ARB_QUOTE_REFRESH_MS", default_refresh_ms(env), _positive_int),
             stale_ms=_get(env, "ARB_STALE_MS", cls.stale_ms, _positive_int),
             usdt_usd=_get(env, "ARB_USDT_USD", cls.usdt_usd, _positive_float),
             usdc_usd=_get(env, "ARB_USDC_USD", cls.usdc_usd, _positive_float),

@@ -80,6 +80,18 @@ def test_producer_symbols_and_url_overrides() -> None:
         ProducerSettings.from_env({"ARB_COINBASE_WS_URL": "http://example.invalid"})
 
 
+@pytest.mark.parametrize(("env", "refresh_ms"), [
+    ({}, 500),  # DESIGN's default with the default 1 s window
+    ({"ARB_WINDOW_MS": "250"}, 125),
+    ({"ARB_WINDOW_MS": "3000"}, 500),
+    ({"ARB_MODE": "seed"}, 500),
+    ({"ARB_WINDOW_MS": "250", "ARB_QUOTE_REFRESH_MS": "50"}, 50),
+    ({"ARB_WINDOW_MS": "1"}, 1),
+])
+def test_quote_refresh_follows_the_window_unless_set(env, refresh_ms) -> None:
+    assert ProducerSettings.from_env(env).refresh_ms == refresh_ms
+
+
 def test_webhook_is_a_secret() -> None:
     secret = "https://discord.example/api/webhooks/1/very-secret-token"  # noqa: S105 - fake
     settings = AlerterSettings.from_env({"DISCORD_WEBHOOK_URL": secret})
