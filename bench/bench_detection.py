@@ -165,6 +165,7 @@ def latency(bootstrap: str, label: str, extra: dict[str, str], duration_s: float
                        "enable.auto.commit": False})
     prices.assign([TopicPartition(f"{prefix}-prices", p, OFFSET_END) for p in range(3)])
     produce_delay: list[float] = []
+    rows: list[tuple[int, int, int, int]] = []
     try:
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:  # wait for the first warm-up alert
@@ -197,6 +198,8 @@ def latency(bootstrap: str, label: str, extra: dict[str, str], duration_s: float
             if time.monotonic() < settled:
                 continue
             kafka_ms = msg.timestamp()[1]
+            rows.append((alert["window_end_ms"], alert["newest_recv_ts_ms"],
+                         alert["detected_ts_ms"], kafka_ms))
             samples.append((kafka_ms - alert["newest_recv_ts_ms"]) / 1000)
             since_end.append((kafka_ms - alert["window_end_ms"]) / 1000)
             in_job.append((alert["detected_ts_ms"] - alert["window_end_ms"]) / 1000)
@@ -209,6 +212,9 @@ def latency(bootstrap: str, label: str, extra: dict[str, str], duration_s: float
         prices.close()
         proc.terminate()
         proc.wait(60)
+    with open(workdir / f"{prefix}-alerts.csv", "w") as out:  # for a closer look at the tail
+        out.write("window_end_ms,newest_recv_ts_ms,detected_ts_ms,kafka_ts_ms\n")
+        out.writelines(",".join(map(str, row)) + "\n" for row in rows)
     if since_end:
         # Where the time goes: the replay's publish (ts_ms -> price record in Kafka), the
         # window firing (window end -> the join's CURRENT_TIMESTAMP, which includes the
