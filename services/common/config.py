@@ -28,7 +28,8 @@ FALLBACK_TAKER_FEE_BPS = 10.0
 NORMAL_MIN_SPREAD_USD = 50.0
 DEMO_MIN_SPREAD_USD = 0.10
 SECRET_FIELDS = frozenset({"webhook_url"})
-#: Detection modes and their (window_ms, watermark_ms) defaults: the seed used 10 s + 5 s.
+#: Detection modes and their (window_ms, watermark_ms) defaults: the seed used 10 s + 5 s. A
+#: window set without a watermark keeps the mode's proportion (arb: a fifth of the window).
 MODES = {"arb": (1000, 200), "seed": (10_000, 5000)}
 #: What the alerter posts to Discord (ARB_DISCORD_MESSAGES).
 DISCORD_MESSAGES = ("episodes", "alerts", "both")
@@ -260,6 +261,7 @@ class DetectionSettings:
         if mode not in MODES:
             raise ConfigError(f"ARB_MODE={mode!r} is invalid: use arb or seed")
         window_default, watermark_default = MODES[mode]
+        window_ms = _get(env, "ARB_WINDOW_MS", window_default, _positive_int)
         default_min = DEMO_MIN_SPREAD_USD if demo else NORMAL_MIN_SPREAD_USD
         latency_default, latencies = _get(
             env, "ARB_FEED_LATENCY_MS", (None, {}), _latency_map,
@@ -270,8 +272,9 @@ class DetectionSettings:
                               "earliest-offset or group-offsets")
         return cls(
             mode=mode,
-            window_ms=_get(env, "ARB_WINDOW_MS", window_default, _positive_int),
-            watermark_ms=_get(env, "ARB_WATERMARK_MS", watermark_default, _non_negative_int),
+            window_ms=window_ms,
+            watermark_ms=_get(env, "ARB_WATERMARK_MS", window_ms * watermark_default
+                              // window_default, _non_negative_int),
             idle_timeout_ms=_get(env, "ARB_IDLE_TIMEOUT_MS", cls.idle_timeout_ms, _positive_int),
             watermark_emit=_get(env, "ARB_WATERMARK_EMIT", cls.watermark_emit, _emit_strategy),
             watermark_interval_ms=_get(

@@ -80,6 +80,21 @@ def test_producer_symbols_and_url_overrides() -> None:
         ProducerSettings.from_env({"ARB_COINBASE_WS_URL": "http://example.invalid"})
 
 
+@pytest.mark.parametrize(("env", "window_ms", "watermark_ms"), [
+    ({}, 1000, 200),
+    ({"ARB_WINDOW_MS": "250"}, 250, 50),
+    ({"ARB_WINDOW_MS": "250", "ARB_WATERMARK_MS": "20"}, 250, 20),
+    ({"ARB_WATERMARK_MS": "0"}, 1000, 0),
+    ({"ARB_MODE": "seed"}, 10_000, 5000),
+    ({"ARB_MODE": "seed", "ARB_WINDOW_MS": "4000"}, 4000, 2000),
+])
+def test_watermark_keeps_the_modes_proportion_of_the_window_unless_set(
+    env, window_ms, watermark_ms,
+) -> None:
+    settings = DetectionSettings.from_env(env)
+    assert (settings.window_ms, settings.watermark_ms) == (window_ms, watermark_ms)
+
+
 @pytest.mark.parametrize(("env", "refresh_ms"), [
     ({}, 500),  # DESIGN's default with the default 1 s window
     ({"ARB_WINDOW_MS": "250"}, 125),
