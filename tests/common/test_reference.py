@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from services.common.config import DetectionSettings
+from services.common.config import DetectionSettings, ProducerSettings
+from services.common.messages import to_json
 from services.common.reference import detect
+from services.producer.replay import build_replay
 from tests.flink.scenarios import T0, quote, trade
 
 SETTINGS = DetectionSettings.from_env({"ARB_TAKER_FEE_BPS": "coinbase=60,binance=10"})
@@ -53,3 +55,22 @@ def test_seed_mode_averages_trades() -> None:
     assert pair.buy_ask == 60050 and pair.sell_bid == 60200
     assert pair.spread_usd == 150 and pair.max_size is None
     assert [a.id for a in found.alerts] == [pair.id]
+
+
+@pytest.mark.parametrize("window_ms", ["250", "1000"])
+def test_derived_refresh_keeps_a_quiet_venue_in_every_window(fixtures_dir, window_ms) -> None:
+    """Setting only the window: the replay's quiet Coinbase recording (an update every few
+    hundred ms) still pairs with Binance in every window, and no record is late."""
+    env = {"ARB_WINDOW_MS": window_ms}
+    settings = DetectionSettings.from_env(env)
+    records = build_replay(fixtures_dir, start_ms=T0,
+                           refresh_ms=ProducerSettings.from_env(env).refresh_ms)
+
+    found = detect([to_json(r) for r in records], settings)
+
+    paired = {s.window_end_ms for s in found.spreads}
+    first = min(paired)
+    # every window from the first pair to the last one the final watermark closed
+    assert paired == set(range(first, max(paired) + 1, settings.window_ms))
+    assert len(paired) >= 40_000 // settings.window_ms
+    assert found.late_records == 0
