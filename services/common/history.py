@@ -130,28 +130,10 @@ def utc_day_start_ms(ts_ms: int) -> int:
     return ts_ms - ts_ms % 86_400_000
 
 
-@dataclass(frozen=True, slots=True)
-class AlertRecord:
-    """One stored alert: the :class:`Spread` fields plus its delivery state."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AlertRecord(Spread):
+    """One stored alert: the :class:`Spread` it was, plus its delivery state."""
 
-    id: str
-    symbol: str
-    window_start_ms: int
-    window_end_ms: int
-    buy_exchange: str
-    buy_ask: float
-    buy_size: float | None
-    sell_exchange: str
-    sell_bid: float
-    sell_size: float | None
-    spread_usd: float
-    spread_bps: float
-    net_spread_bps: float
-    max_size: float | None
-    est_profit_usd: float | None
-    quote_age_ms: int
-    newest_recv_ts_ms: int
-    detected_ts_ms: int | None
     status: str
     attempts: int
     received_ts_ms: int
@@ -171,30 +153,11 @@ class AlertRecord:
         return Spread(**{name: getattr(self, name) for name in _SPREAD_COLUMNS})
 
 
-@dataclass(frozen=True, slots=True)
-class EpisodeRecord:
-    """One stored episode: the :class:`Episode` fields (its latest state: closed once the
-    closing record arrived) plus the state of its two Discord messages."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EpisodeRecord(Episode):
+    """One stored episode: the :class:`Episode` (its latest state: closed once the closing
+    record arrived) plus the state of its two Discord messages."""
 
-    id: str
-    symbol: str
-    buy_exchange: str
-    sell_exchange: str
-    start_ms: int
-    first_window_end_ms: int
-    end_ms: int
-    duration_ms: int
-    windows: int
-    confirmed_ms: int
-    peak_net_spread_bps: float
-    mean_net_spread_bps: float
-    peak_spread_usd: float
-    peak_est_profit_usd: float | None
-    required_ms: int
-    capturable: bool
-    is_open: bool
-    newest_recv_ts_ms: int
-    detected_ts_ms: int | None
     opened_status: str
     closed_status: str
     attempts: int
@@ -204,7 +167,8 @@ class EpisodeRecord:
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> EpisodeRecord:
-        values = {f.name: row[f.name] for f in fields(cls)}
+        names = set(row.keys())
+        values = {f.name: row[f.name] for f in fields(cls) if f.name in names}
         values["capturable"] = bool(values["capturable"])
         values["is_open"] = bool(values["is_open"])
         return cls(**values)
