@@ -316,6 +316,12 @@ def _symbol_map(raw: str) -> dict[str, str]:
     return mapping
 
 
+def detection_window_ms(env: Env) -> int:
+    """ARB_WINDOW_MS as the detector reads it (the mode's default when unset)."""
+    mode = str(env.get("ARB_MODE") or "arb").lower()
+    return _get(env, "ARB_WINDOW_MS", MODES.get(mode, MODES["arb"])[0], _positive_int)
+
+
 def default_refresh_ms(env: Env) -> int:
     """Half the detection window, at most 500 ms.
 
@@ -323,9 +329,7 @@ def default_refresh_ms(env: Env) -> int:
     than this, which bounds how long a window waits after its end for the record that moves
     the watermark past it: shorter windows get proportionally prompter refreshes.
     """
-    mode = str(env.get("ARB_MODE") or "arb").lower()
-    window_ms = _get(env, "ARB_WINDOW_MS", MODES.get(mode, MODES["arb"])[0], _positive_int)
-    return max(1, min(500, window_ms // 2))
+    return max(1, min(500, detection_window_ms(env) // 2))
 
 
 @dataclass(frozen=True)
@@ -340,6 +344,8 @@ class ProducerSettings:
     # ARB_QUOTE_REFRESH_MS: re-publish an unchanged quote this often (default: see
     # default_refresh_ms)
     refresh_ms: int = 500
+    #: ARB_WINDOW_MS, read to check the refresh against it (the detector owns it)
+    window_ms: int = 1000
     stale_ms: int = 2000  # ARB_STALE_MS: a venue silent this long stops refreshing
     usdt_usd: float = 1.0  # ARB_USDT_USD: fallback USDT->USD rate
     usdc_usd: float = 1.0  # ARB_USDC_USD: fallback USDC->USD rate
@@ -378,6 +384,7 @@ class ProducerSettings:
             ws_urls=urls,
             symbol_maps=maps,
             refresh_ms=_get(env, "ARB_QUOTE_REFRESH_MS", default_refresh_ms(env), _positive_int),
+            window_ms=detection_window_ms(env),
             stale_ms=_get(env, "ARB_STALE_MS", cls.stale_ms, _positive_int),
             usdt_usd=_get(env, "ARB_USDT_USD", cls.usdt_usd, _positive_float),
             usdc_usd=_get(env, "ARB_USDC_USD", cls.usdc_usd, _positive_float),

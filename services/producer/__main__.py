@@ -141,6 +141,17 @@ def configured_venues(settings: ProducerSettings) -> list[Venue]:
     return venues
 
 
+def warn_if_refresh_misses_windows(settings: ProducerSettings) -> bool:
+    """A refresh as long as the window leaves a quiet but live venue out of some windows:
+    allowed (it is a choice), but said once at start."""
+    if settings.refresh_ms < settings.window_ms:
+        return False
+    log.warning("quote_refresh_not_below_window", refresh_ms=settings.refresh_ms,
+                window_ms=settings.window_ms,
+                consequence="a quiet but live venue is missing from some windows")
+    return True
+
+
 def build_feeds(
     settings: ProducerSettings, publisher: KafkaPublisher | DiscardSink,
     metrics: ProducerMetrics, make_feed: Callable[..., Feed] = Feed,
@@ -244,6 +255,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     log.info("producer_starting", mode=args.mode, settings=describe(settings),
              kafka=describe(kafka))
+    warn_if_refresh_misses_windows(settings)
     metrics = default_metrics()
     feeds: list[Feed] = []
     started = threading.Event()

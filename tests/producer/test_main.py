@@ -8,10 +8,15 @@ import sys
 from pathlib import Path
 
 import pytest
+import structlog
 
 from services.common.config import ProducerSettings
 from services.common.exceptions import ConfigError
-from services.producer.__main__ import build_feeds, configured_venues
+from services.producer.__main__ import (
+    build_feeds,
+    configured_venues,
+    warn_if_refresh_misses_windows,
+)
 from tests.producer.conftest import ListSink
 
 REPO = Path(__file__).resolve().parents[2]
@@ -87,3 +92,13 @@ def test_cli_exits_2_on_an_unconvertible_market() -> None:
     )
     assert done.returncode == 2
     assert "ARB_BINANCE_SYMBOLS" in done.stderr
+
+
+def test_a_refresh_as_long_as_the_window_is_reported() -> None:
+    with structlog.testing.capture_logs() as logs:
+        assert warn_if_refresh_misses_windows(settings(ARB_WINDOW_MS="250",
+                                                       ARB_QUOTE_REFRESH_MS="250"))
+        assert not warn_if_refresh_misses_windows(settings(ARB_WINDOW_MS="250"))
+        assert not warn_if_refresh_misses_windows(settings())
+    assert [(e["event"], e["refresh_ms"], e["window_ms"]) for e in logs] == [
+        ("quote_refresh_not_below_window", 250, 250)]
