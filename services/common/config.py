@@ -213,8 +213,8 @@ class DetectionSettings:
     window_ms: int = 1000  # ARB_WINDOW_MS: tumbling window length
     watermark_ms: int = 200  # ARB_WATERMARK_MS: allowed out-of-orderness
     # ARB_IDLE_TIMEOUT_MS: a partition quiet this long stops holding the watermark back. Live
-    # partitions are never quiet that long (refreshes every 500 ms); shorter timeouts mark
-    # partitions idle while the job catches up on a backlog and drop their windows as late.
+    # partitions are never quiet that long (refreshes every 500 ms at most); shorter timeouts
+    # mark partitions idle while the job catches up on a backlog and drop their windows as late.
     idle_timeout_ms: int = 3000
     # ARB_WATERMARK_EMIT: on-event (a watermark per record) or on-periodic
     watermark_emit: str = "on-event"
