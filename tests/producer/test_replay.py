@@ -324,15 +324,20 @@ def test_replay_into_a_real_broker(broker, plan, unique, metrics) -> None:
     assert metrics.value("arb_kafka_delivery_latency_seconds_count") == sent
 
 
-@pytest.mark.integration
-def test_cli_replay_exits_zero_after_publishing_everything(broker, fixtures_dir, unique) -> None:
-    topic = f"crypto-prices-{unique}"
-    env = os.environ | {
+def cli_env(broker, topic: str) -> dict[str, str]:
+    """The producer CLI publishing to ``topic`` of the test broker."""
+    return os.environ | {
         "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
         "ARB_PRICES_TOPIC": topic,
         "ARB_TOPIC_PARTITIONS": "1",
         "ARB_PRODUCER_METRICS_PORT": "0",
     }
+
+
+@pytest.mark.integration
+def test_cli_replay_exits_zero_after_publishing_everything(broker, fixtures_dir, unique) -> None:
+    topic = f"crypto-prices-{unique}"
+    env = cli_env(broker, topic)
     expected = build_replay(fixtures_dir, start_ms=START_MS,
                             shocks=[Shock.parse("binance:BTC-USD:+150@10:2")])
 
@@ -355,12 +360,7 @@ def test_cli_paced_replay_stamps_records_when_they_are_sent(broker, fixtures_dir
     """At 1x, receive times are wall-clock times: a record reaches Kafka right after its
     ts_ms, not later by however long the replay took to build."""
     topic = f"crypto-prices-{unique}"
-    env = os.environ | {
-        "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
-        "ARB_PRICES_TOPIC": topic,
-        "ARB_TOPIC_PARTITIONS": "1",
-        "ARB_PRODUCER_METRICS_PORT": "0",
-    }
+    env = cli_env(broker, topic)
     replay = subprocess.Popen(
         [sys.executable, "-m", "services.producer", "replay", "--speed", "1",
          "--fixtures-dir", str(fixtures_dir)],
