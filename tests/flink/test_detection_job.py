@@ -80,21 +80,30 @@ def test_scenarios_match_reference(broker, unique: str, output_dir: Path) -> Non
     assert len(w7) == 12  # 2 symbols x 6 ordered pairs of 3 venues
 
 
-@pytest.mark.parametrize("mode", ["arb", "seed"])
-def test_recorded_data_match_reference(mode: str, broker, unique: str, output_dir: Path,
+@pytest.mark.parametrize(("mode", "window_ms", "min_spreads"), [
+    ("arb", None, 80),
+    ("seed", None, 8),
+    # 250 ms windows on the derived watermark (50 ms) and quote refresh (125 ms)
+    ("arb", "250", 320),
+])
+def test_recorded_data_match_reference(mode: str, window_ms: str | None, min_spreads: int,
+                                       broker, unique: str, output_dir: Path,
                                        fixtures_dir: Path) -> None:
-    """The aligned real Coinbase and Binance recordings, in both modes, demo threshold; the
-    episodes of their alerts too."""
+    """The aligned real Coinbase and Binance recordings, in both modes and with short windows,
+    demo threshold; the episodes of their alerts too."""
+    from services.common.config import ProducerSettings
     from services.common.episodes import episode_records
     from services.common.messages import parse_episode, to_json
     from services.producer.replay import build_replay
     from tests.flink.test_episodes_job import assert_same_episodes
 
+    env = {"ARB_MODE": mode, "DEMO_MODE": "TRUE"} | ({"ARB_WINDOW_MS": window_ms}
+                                                     if window_ms else {})
     topics = {k: f"{k}-{unique}" for k in ("prices", "spreads", "alerts", "episodes")}
     ensure_topics(broker.bootstrap_servers, topics.values(), partitions=1)
-    records = [to_json(r) for r in build_replay(fixtures_dir, start_ms=T0)]
+    refresh_ms = ProducerSettings.from_env(env).refresh_ms
+    records = [to_json(r) for r in build_replay(fixtures_dir, start_ms=T0, refresh_ms=refresh_ms)]
     produce_raw(broker.bootstrap_servers, topics["prices"], records)
-    env = {"ARB_MODE": mode, "DEMO_MODE": "TRUE"}
 
     run_bounded_job(flink_env(broker.bootstrap_servers, topics, **env), output_dir / "flink.log")
 
@@ -102,7 +111,8 @@ def test_recorded_data_match_reference(mode: str, broker, unique: str, output_di
     alerts = [parse_spread(v) for v, _ in read_topic(broker.bootstrap_servers, topics["alerts"])]
     settings = DetectionSettings.from_env(env)
     expected = detect(records, settings)
-    assert len(expected.spreads) >= (80 if mode == "arb" else 8)
+    assert len(expected.spreads) >= min_spreads
+    assert {s.window_end_ms - s.window_start_ms for s in spreads} == {settings.window_ms}
     assert expected.alerts, "demo threshold should make the aligned noise alert"
     assert_same_spreads(spreads, expected.spreads)
     assert_same_spreads(alerts, expected.alerts)
