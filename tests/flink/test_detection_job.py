@@ -3,15 +3,15 @@ for record against the plain-Python reference."""
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import pytest
 
 from services.common.config import DetectionSettings
 from services.common.kafka import ensure_topics
-from services.common.messages import Spread, parse_spread
+from services.common.messages import parse_spread
 from services.common.reference import detect
+from tests.flink.compare import assert_same_episodes, assert_same_spreads
 from tests.flink.scenarios import FEES, T0, window_records
 from tests.helpers import flink_env, produce_raw, read_topic, run_bounded_job
 
@@ -23,24 +23,6 @@ SETTINGS_ENV = {
     "ARB_MIN_NET_BPS": "0",
     "ARB_MAX_SPREAD_BPS": "500",
 }
-
-
-def assert_same_spreads(actual: list[Spread], expected: list[Spread]) -> None:
-    """Field-by-field equality; doubles to 1e-12 relative, detection time only checked set."""
-    by_id = {s.id: s for s in actual}
-    assert len(by_id) == len(actual), "duplicate ids in job output"
-    assert sorted(by_id) == sorted(s.id for s in expected)
-    for want in expected:
-        got = by_id[want.id]
-        assert got.detected_ts_ms is not None and got.detected_ts_ms > 0
-        for name in Spread.__dataclass_fields__:
-            if name == "detected_ts_ms":
-                continue
-            a, b = getattr(got, name), getattr(want, name)
-            if isinstance(b, float) and a is not None:
-                assert math.isclose(a, b, rel_tol=1e-12, abs_tol=1e-9), (want.id, name, a, b)
-            else:
-                assert a == b, (want.id, name, a, b)
 
 
 def test_scenarios_match_reference(broker, unique: str, output_dir: Path) -> None:
@@ -95,7 +77,6 @@ def test_recorded_data_match_reference(mode: str, window_ms: str | None, min_spr
     from services.common.episodes import episode_records
     from services.common.messages import parse_episode, to_json
     from services.producer.replay import build_replay
-    from tests.flink.test_episodes_job import assert_same_episodes
 
     env = {"ARB_MODE": mode, "DEMO_MODE": "TRUE"} | ({"ARB_WINDOW_MS": window_ms}
                                                      if window_ms else {})

@@ -13,6 +13,7 @@ from services.common.episodes import episode_records
 from services.common.kafka import ensure_topics
 from services.common.messages import Episode, parse_episode
 from services.common.reference import detect
+from tests.flink.compare import assert_same_episodes
 from tests.flink.scenarios import EPISODE_BASE_ASK, FEES, T0, episode_scenario_records
 from tests.helpers import flink_env, produce_raw, read_topic, run_bounded_job
 
@@ -25,29 +26,6 @@ SETTINGS_ENV = {
     "ARB_FEED_LATENCY_MS": "250,binance=900",
     "ARB_EXECUTION_MS": "300",
 }
-
-
-def _key(e: Episode) -> tuple[str, bool]:
-    return (e.id, e.is_open)
-
-
-def assert_same_episodes(actual: list[Episode], expected: list[Episode]) -> None:
-    """Same records (id and open/closed), field by field; the mean to 1e-12 relative (Flink may
-    add partial sums in another order), detection time only checked set."""
-    got = {_key(e): e for e in actual}
-    assert len(got) == len(actual), "duplicate episode records in job output"
-    assert sorted(got) == sorted(_key(e) for e in expected)
-    for want in expected:
-        have = got[_key(want)]
-        assert have.detected_ts_ms is not None and have.detected_ts_ms > 0
-        for name in Episode.__dataclass_fields__:
-            if name == "detected_ts_ms":
-                continue
-            a, b = getattr(have, name), getattr(want, name)
-            if isinstance(b, float) and a is not None:
-                assert math.isclose(a, b, rel_tol=1e-12, abs_tol=1e-9), (want.id, name, a, b)
-            else:
-                assert a == b, (want.id, name, a, b)
 
 
 def net_bps(spread_usd: float, fees_bps: float = 70.0) -> float:
