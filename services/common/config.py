@@ -261,7 +261,7 @@ class DetectionSettings:
         if mode not in MODES:
             raise ConfigError(f"ARB_MODE={mode!r} is invalid: use arb or seed")
         window_default, watermark_default = MODES[mode]
-        window_ms = _get(env, "ARB_WINDOW_MS", window_default, _positive_int)
+        window_ms = detection_window_ms(env)
         default_min = DEMO_MIN_SPREAD_USD if demo else NORMAL_MIN_SPREAD_USD
         latency_default, latencies = _get(
             env, "ARB_FEED_LATENCY_MS", (None, {}), _latency_map,
@@ -318,7 +318,7 @@ def _symbol_map(raw: str) -> dict[str, str]:
 
 def detection_window_ms(env: Env) -> int:
     """ARB_WINDOW_MS as the detector reads it (the mode's default when unset)."""
-    mode = str(env.get("ARB_MODE") or "arb").lower()
+    mode = str(env.get("ARB_MODE") or "arb").strip().lower()
     return _get(env, "ARB_WINDOW_MS", MODES.get(mode, MODES["arb"])[0], _positive_int)
 
 
