@@ -10,14 +10,14 @@ from pathlib import Path
 from string import Template
 
 from services.common.config import FALLBACK_TAKER_FEE_BPS, DetectionSettings
+from services.common.ticks import ordered_pairs
 
 SQL_DIR = Path(__file__).resolve().parent / "sql"
 
 #: A price above this is not a price (it guards against Infinity from a broken writer).
 MAX_PRICE_USD = 1e12
 
-#: Columns of the spreads and alerts sinks, in their order (pair_spreads has one more: its
-#: event time for the episode pipeline).
+#: Columns of the spreads and alerts sinks, in their order.
 SPREAD_COLUMNS = (
     "v", "id", "symbol", "window_start_ms", "window_end_ms", "buy_exchange", "buy_ask",
     "buy_size", "sell_exchange", "sell_bid", "sell_size", "spread_usd", "spread_bps",
@@ -25,9 +25,15 @@ SPREAD_COLUMNS = (
     "detected_ts_ms",
 )
 
-_MAX_SIZE = (
-    "CASE WHEN b.ask_size IS NULL THEN s.bid_size WHEN s.bid_size IS NULL THEN b.ask_size "
-    "WHEN b.ask_size <= s.bid_size THEN b.ask_size ELSE s.bid_size END"
+#: Per venue and quote field on the tick path: (column suffix, source expression). A null size
+#: is kept as -1 (see view_tick_books.sql).
+_BOOK_FIELDS = (
+    ("ts_ms", "ts_ms"),
+    ("recv_ts_ms", "recv_ts_ms"),
+    ("bid", "bid"),
+    ("bid_size", "COALESCE(bid_size, -1.0)"),
+    ("ask", "ask"),
+    ("ask_size", "COALESCE(ask_size, -1.0)"),
 )
 
 
@@ -76,77 +82,139 @@ def with_options(options: dict[str, str]) -> str:
     return ",\n".join(f"  {sql_literal(k)} = {sql_literal(v)}" for k, v in options.items())
 
 
-def view_statements(settings: DetectionSettings) -> list[str]:
-    """The views from the source to ordered-pair spreads, alerts and episodes, in dependency
-    order.
+def pair_arithmetic(buy_ask: str, buy_size: str, buy_fee_bps: str, sell_bid: str,
+                    sell_size: str, sell_fee_bps: str, indent: str = "  ") -> str:
+    """The select list of one ordered pair's numbers, shared by the window and tick paths.
 
-    Both modes define ``window_quotes`` (one row per window, symbol and venue); the views after
-    it are shared.
+    The same operations in the same order as services.common.spread.pair_numbers.
+    """
+    spread_usd = f"{sell_bid} - {buy_ask}"
+    spread_bps = f"({spread_usd}) / {buy_ask} * 10000"
+    net_bps = f"{spread_bps} - {buy_fee_bps} - {sell_fee_bps}"
+    max_size = (
+        f"(CASE WHEN {buy_size} IS NULL THEN {sell_size} WHEN {sell_size} IS NULL THEN "
+        f"{buy_size} WHEN {buy_size} <= {sell_size} THEN {buy_size} ELSE {sell_size} END)"
+    )
+    columns = {
+        "spread_usd": spread_usd,
+        "spread_bps": spread_bps,
+        "net_spread_bps": net_bps,
+        "max_size": max_size,
+        "est_profit_usd": f"({net_bps}) / 10000 * {buy_ask} * {max_size}",
+    }
+    return ",\n".join(f"{indent}{expr} AS {name}" for name, expr in columns.items())
+
+
+def alert_rule(settings: DetectionSettings) -> str:
+    """DESIGN's alert rule over the columns spread_usd, spread_bps and net_spread_bps, as
+    services.common.spread.passes_rule states it."""
+    rule = (f"(spread_usd >= CAST({settings.min_spread_usd!r} AS DOUBLE) "
+            f"AND spread_bps < CAST({settings.max_spread_bps!r} AS DOUBLE)")
+    if settings.min_net_bps is not None:
+        rule += f" AND net_spread_bps >= CAST({settings.min_net_bps!r} AS DOUBLE)"
+    return rule + ")"
+
+
+def view_statements(settings: DetectionSettings) -> list[str]:
+    """The views of both paths, in dependency order.
+
+    Window path: both modes define ``window_quotes`` (one row per window, symbol and venue);
+    the pair and alert views after it are shared. Tick path: from ``valid_quotes`` (quotes in
+    both modes) to ``tick_episode_rows``.
     """
     window_end = epoch_ms("b.window_end")
     window = seconds(settings.window_ms)
     fees, max_price = fee_case(settings), repr(MAX_PRICE_USD)
+    valid_quotes = render("view_valid_quotes", fee_case=fees, max_price=max_price)
     if settings.mode == "seed":
-        per_window = [render("view_seed_window_prices", fee_case=fees, max_price=max_price,
+        per_window = [valid_quotes,
+                      render("view_seed_window_prices", fee_case=fees, max_price=max_price,
                              window_seconds=window)]
     else:
-        per_window = [
-            render("view_valid_quotes", fee_case=fees, max_price=max_price),
-            render("view_window_quotes", window_seconds=window),
-        ]
+        per_window = [valid_quotes, render("view_window_quotes", window_seconds=window)]
     return [
         *per_window,
         render(
             "view_pair_spreads",
             window_start_ms=epoch_ms("b.window_start"),
             window_end_ms=window_end,
-            max_size=f"({_MAX_SIZE})",
+            pair_arithmetic=pair_arithmetic("b.ask", "b.ask_size", "b.fee_bps", "s.bid",
+                                            "s.bid_size", "s.fee_bps"),
             now_ms=epoch_ms("CURRENT_TIMESTAMP"),
         ),
-        alert_view_statement(settings),
-        *episode_view_statements(settings),
+        render("view_alert_spreads", alert_rule=alert_rule(settings)),
+        *tick_view_statements(settings),
     ]
 
 
-def alert_view_statement(settings: DetectionSettings) -> str:
-    """The alert rule as a view over pair_spreads, read by the alerts sink and the episodes."""
-    net = (
-        "" if settings.min_net_bps is None
-        else f"AND net_spread_bps >= CAST({settings.min_net_bps!r} AS DOUBLE)"
-    )
-    return render(
-        "view_alert_spreads",
-        min_spread_usd=f"CAST({settings.min_spread_usd!r} AS DOUBLE)",
-        max_spread_bps=f"CAST({settings.max_spread_bps!r} AS DOUBLE)",
-        net_bps_condition=net,
-    )
+def _venue_column(venue: str, suffix: str) -> str:
+    return f"`{venue}_{suffix}`"
 
 
-def episode_view_statements(settings: DetectionSettings) -> list[str]:
-    """Opened episodes: an alert window with no alert of its direction in the gap before it."""
-    return [render("view_opened_episodes", gap_ms=settings.episode_gap_ms,
-                   gap_windows=settings.episode_gap_windows)]
+def tick_pairs(settings: DetectionSettings) -> list[tuple[str, str]]:
+    """The ordered venue pairs of the tick path; none with fewer than two venues."""
+    return ordered_pairs(settings.venues)
+
+
+def tick_view_statements(settings: DetectionSettings) -> list[str]:
+    """The tick path's views, from every quote to the rows of its episodes (none without two
+    venues to pair)."""
+    pairs = tick_pairs(settings)
+    if not pairs:
+        return []
+    venue_columns = ",\n".join(
+        f"  LAST_VALUE(CASE WHEN exchange = {sql_literal(venue)} THEN {source} END) OVER w "
+        f"AS {_venue_column(venue, suffix)}"
+        for venue in settings.venues for suffix, source in _BOOK_FIELDS
+    )
+    selects = "\nUNION ALL\n".join(_pair_select(buy, sell, settings) for buy, sell in pairs)
+    return [
+        render("view_tick_books", venue_columns=venue_columns,
+               venues=", ".join(sql_literal(v) for v in settings.venues)),
+        render("view_tick_pairs", pair_selects=selects),
+        render("view_tick_spreads", stale_ms=settings.stale_ms, alert_rule=alert_rule(settings),
+               pair_arithmetic=pair_arithmetic("buy_ask", "buy_size", "buy_fee_bps", "sell_bid",
+                                               "sell_size", "sell_fee_bps", indent="    ")),
+        render("view_tick_evaluations"),
+        render("view_tick_opens", gap_ms=settings.episode_gap_ms),
+        render("view_tick_episode_rows", reach_ms=settings.stale_ms + settings.episode_gap_ms),
+    ]
+
+
+def _pair_select(buy: str, sell: str, settings: DetectionSettings) -> str:
+    def side(role: str, venue: str, price: str, size: str) -> str:
+        return (
+            f"{_venue_column(venue, 'ts_ms')} AS {role}_ts_ms, "
+            f"{_venue_column(venue, 'recv_ts_ms')} AS {role}_recv_ts_ms, "
+            f"{_venue_column(venue, price)} AS {role}_{price}, "
+            f"NULLIF({_venue_column(venue, size)}, -1.0) AS {role}_size, "
+            f"CAST({settings.fee_bps(venue)!r} AS DOUBLE) AS {role}_fee_bps"
+        )
+    return (
+        f"SELECT symbol, {sql_literal(buy)} AS buy_exchange, {sql_literal(sell)} AS "
+        f"sell_exchange, tick_ts_ms, event_time, proc_time,\n  "
+        f"{side('buy', buy, 'ask', 'ask_size')},\n  {side('sell', sell, 'bid', 'bid_size')}\n"
+        f"FROM tick_books WHERE exchange IN ({sql_literal(buy)}, {sql_literal(sell)})"
+    )
 
 
 def closed_episodes_query(settings: DetectionSettings) -> str:
-    """Closed episodes: session windows over the alerts, one session per episode.
-
-    The session gap is one millisecond more than the largest allowed distance between window
-    ends, so two alerts exactly ``episode_gap_windows`` windows apart join and one more window
-    apart do not, whichever way the session operator treats touching sessions.
-    """
-    gap_ms = settings.episode_gap_ms
-    return render("select_closed_episodes", gap_ms=gap_ms,
-                  gap_windows=settings.episode_gap_windows,
-                  session_gap_seconds=seconds(gap_ms + 1))
+    """Closed episodes: a session window per episode over its evaluations."""
+    return render("select_closed_episodes",
+                  session_gap_seconds=seconds(settings.episode_session_gap_ms))
 
 
 def insert_statements(settings: DetectionSettings) -> list[str]:
     """INSERTs for the three sinks; run together as one statement set."""
     columns = ", ".join(SPREAD_COLUMNS)
-    return [
+    window_path = [
         render("insert_spreads", spread_columns=columns),
         render("insert_alerts", spread_columns=columns),
+    ]
+    if not tick_pairs(settings):
+        return window_path
+    return [
+        *window_path,
         render(
             "insert_episodes",
             buy_latency_ms=latency_case("buy_exchange", settings),

@@ -1,4 +1,5 @@
--- arbitrage-episodes: one record when an episode opens (is_open = TRUE) and one when it closes.
+-- arbitrage-episodes (tick path): one record when an episode opens (is_open = TRUE), one when it
+-- closes.
 CREATE TABLE $table (
   v INT,
   id STRING,
@@ -6,11 +7,9 @@ CREATE TABLE $table (
   buy_exchange STRING,
   sell_exchange STRING,
   start_ms BIGINT,
-  first_window_end_ms BIGINT,
   end_ms BIGINT,
   duration_ms BIGINT,
-  windows BIGINT,
-  confirmed_ms BIGINT,
+  quotes BIGINT,
   peak_net_spread_bps DOUBLE,
   mean_net_spread_bps DOUBLE,
   peak_spread_usd DOUBLE,

@@ -20,6 +20,8 @@ CREATE TABLE prices (
   ts_ms BIGINT,
   recv_ts_ms BIGINT,
   event_time AS TO_TIMESTAMP_LTZ(COALESCE(ts_ms, 0), 3),
+  -- arrival order, for the tick path (see view_tick_books.sql)
+  proc_time AS PROCTIME(),
   WATERMARK FOR event_time AS event_time - INTERVAL '$watermark_seconds' SECOND
 ) WITH (
 $source_options

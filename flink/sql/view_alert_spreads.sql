@@ -1,7 +1,5 @@
--- The alert rule, stated once: the alerts sink and the episode pipeline both read this view.
--- Thresholds come from configuration; a spread at or above the bad-quote guard is never an alert.
+-- The alert rule of the window path (flink.detection.alert_rule, which the tick path applies
+-- too): thresholds from configuration; a spread at or above the bad-quote guard never alerts.
 CREATE TEMPORARY VIEW alert_spreads AS
 SELECT * FROM pair_spreads
-WHERE spread_usd >= $min_spread_usd
-  AND spread_bps < $max_spread_bps
-  $net_bps_condition
+WHERE $alert_rule

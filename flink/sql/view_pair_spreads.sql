@@ -1,7 +1,6 @@
 -- Every ordered pair of distinct venues in the same window: buy at b's ask, sell at s's bid.
--- The arithmetic mirrors services.common.spread.pair_spread operation for operation.
--- pair_time (window end - 1 ms) is the pair's event time for the episode pipeline; it is not a
--- sink column, so the inserts name their columns.
+-- The arithmetic is flink.detection.pair_arithmetic, shared with the tick path; it mirrors
+-- services.common.spread.pair_numbers operation for operation.
 CREATE TEMPORARY VIEW pair_spreads AS
 SELECT
   1 AS v,
@@ -15,16 +14,10 @@ SELECT
   s.exchange AS sell_exchange,
   s.bid AS sell_bid,
   s.bid_size AS sell_size,
-  s.bid - b.ask AS spread_usd,
-  (s.bid - b.ask) / b.ask * 10000 AS spread_bps,
-  (s.bid - b.ask) / b.ask * 10000 - b.fee_bps - s.fee_bps AS net_spread_bps,
-  $max_size AS max_size,
-  ((s.bid - b.ask) / b.ask * 10000 - b.fee_bps - s.fee_bps) / 10000 * b.ask * $max_size
-    AS est_profit_usd,
+$pair_arithmetic,
   $window_end_ms - LEAST(b.recv_ts_ms, s.recv_ts_ms) AS quote_age_ms,
   GREATEST(b.recv_ts_ms, s.recv_ts_ms) AS newest_recv_ts_ms,
-  $now_ms AS detected_ts_ms,
-  b.window_time AS pair_time
+  $now_ms AS detected_ts_ms
 FROM window_quotes AS b
 JOIN window_quotes AS s
   ON b.symbol = s.symbol

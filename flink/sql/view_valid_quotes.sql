@@ -1,5 +1,6 @@
 -- The same validity rule as services.common.messages.validate_quote: positive finite prices,
 -- non-negative sizes, an uncrossed book. Fees are attached here, per venue, from configuration.
+-- Read by the window path (view_window_quotes.sql) and the tick path (view_tick_books.sql).
 CREATE TEMPORARY VIEW valid_quotes AS
 SELECT
   symbol,
@@ -8,8 +9,10 @@ SELECT
   bid_size,
   ask,
   ask_size,
+  ts_ms,
   recv_ts_ms,
   event_time,
+  proc_time,
   $fee_case AS fee_bps
 FROM prices
 WHERE v = 1

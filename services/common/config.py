@@ -112,6 +112,15 @@ def _csv(raw: str) -> tuple[str, ...]:
     return items
 
 
+def _venue_names(raw: str) -> tuple[str, ...]:
+    """Venue names as the job uses them: lower case, also column prefixes in the tick path."""
+    venues = tuple(v.lower() for v in _csv(raw))
+    for venue in venues:
+        if not venue.isidentifier() or not venue.isascii():
+            raise ValueError(f"{venue!r} is not a venue name (letters, digits, _)")
+    return venues
+
+
 def _fee_map(raw: str) -> dict[str, float]:
     fees = dict(DEFAULT_TAKER_FEE_BPS)
     for part in _csv(raw):
@@ -232,9 +241,14 @@ class DetectionSettings:
     startup_mode: str = "latest-offset"
     bounded: bool = False  # ARB_BOUNDED: stop at the offsets present at start (tests, replays)
     group_id: str = "arb-detector"  # ARB_FLINK_GROUP_ID
-    # ARB_EPISODE_GAP_WINDOWS: alert windows of one symbol and direction whose ends are at most
-    # this many windows apart form one episode (1 = only back-to-back windows)
-    episode_gap_windows: int = 2
+    # ARB_VENUES: the venues the tick path keeps a latest quote of (one set of columns each)
+    venues: tuple[str, ...] = DEFAULT_VENUES
+    # ARB_STALE_MS: a venue's latest quote pairs on the tick path while its event time is within
+    # this many ms of the quote being checked
+    stale_ms: int = 2000
+    # ARB_EPISODE_GAP_MS: an opportunity (tick path) closes once its pair has not passed the
+    # alert rule for longer than this; a pair passing again within it continues the episode
+    episode_gap_ms: int = 1000
     # ARB_FEED_LATENCY_MS: assumed p99 feed latency per venue (ms), for the capturable judgement
     feed_latency_ms: dict[str, int] = field(default_factory=dict)
     default_feed_latency_ms: int = FALLBACK_FEED_LATENCY_MS  # ARB_FEED_LATENCY_MS plain number
@@ -249,9 +263,14 @@ class DetectionSettings:
         return self.feed_latency_ms.get(exchange, self.default_feed_latency_ms)
 
     @property
-    def episode_gap_ms(self) -> int:
-        """Largest distance (ms) between the window ends of two alerts of one episode."""
-        return self.episode_gap_windows * self.window_ms
+    def episode_session_gap_ms(self) -> int:
+        """Event-time gap of the session that collects one episode's evaluations.
+
+        Two evaluations of one episode are at most stale + gap apart (a passing quote's interval
+        lasts until its older side goes stale, then the gap may follow), so this never splits an
+        episode; one more millisecond makes touching sessions join either way.
+        """
+        return self.stale_ms + self.episode_gap_ms + 1
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> DetectionSettings:
@@ -294,9 +313,10 @@ class DetectionSettings:
             startup_mode=startup,
             bounded=_get(env, "ARB_BOUNDED", False, _bool),
             group_id=_get(env, "ARB_FLINK_GROUP_ID", cls.group_id, str),
-            episode_gap_windows=_get(
-                env, "ARB_EPISODE_GAP_WINDOWS", cls.episode_gap_windows, _positive_int,
-            ),
+            venues=_get(env, "ARB_VENUES", cls.venues, _venue_names),
+            stale_ms=_get(env, "ARB_STALE_MS", cls.stale_ms, _positive_int),
+            episode_gap_ms=_get(env, "ARB_EPISODE_GAP_MS", cls.episode_gap_ms,
+                                _non_negative_int),
             feed_latency_ms=latencies,
             default_feed_latency_ms=(
                 cls.default_feed_latency_ms if latency_default is None else latency_default
@@ -365,7 +385,7 @@ class ProducerSettings:
     @classmethod
     def from_env(cls, env: Env | None = None) -> ProducerSettings:
         env = os.environ if env is None else env
-        venues = tuple(v.lower() for v in _get(env, "ARB_VENUES", cls.venues, _csv))
+        venues = tuple(v.lower() for v in _get(env, "ARB_VENUES", cls.venues, _venue_names))
         urls = {}
         maps = {}
         for venue in venues:
@@ -515,6 +535,6 @@ class DashboardSettings:
             group_id=_get(env, "ARB_DASHBOARD_GROUP_ID", cls.group_id, str),
             chart_seconds=_get(env, "ARB_DASHBOARD_CHART_SECONDS", cls.chart_seconds,
                                _positive_int),
-            venues=tuple(v.lower() for v in _get(env, "ARB_VENUES", cls.venues, _csv)),
+            venues=tuple(v.lower() for v in _get(env, "ARB_VENUES", cls.venues, _venue_names)),
             stale_ms=_get(env, "ARB_STALE_MS", cls.stale_ms, _positive_int),
         )

@@ -1,17 +1,18 @@
-"""Opportunity episodes: consecutive alert windows of one symbol and direction, as one record.
+"""Opportunity episodes: one opportunity of one symbol and direction, at tick resolution.
 
-A one-window alert says a spread existed; an episode says how long it lasted. Alert windows of
-the same symbol, buy venue and sell venue whose window ends are at most
-``episode_gap_windows`` windows apart belong to one episode. The Flink job writes two records
-per episode to ``arbitrage-episodes``: one when it opens (``is_open`` true, the first window
-only) and one when it closes (``is_open`` false, every window), both with the same ``id``:
-``symbol|buy|sell|first_window_end_ms``.
+The tick path (:mod:`services.common.ticks`) evaluates a pair at every quote of either venue.
+An episode **opens** at the first passing evaluation after the pair has not passed for more than
+``ARB_EPISODE_GAP_MS`` (or ever), and **closes** once that much event time has gone by without a
+pass. A pass lasts until the pair's next evaluation or until its older side goes stale, so a
+spread flickering around the threshold every 50 ms is one episode, and Discord hears of a pair
+at most once per gap plus the episode's own length.
 
-The record is :class:`services.common.messages.Episode`. Times (epoch ms, event time):
-``start_ms`` is the first alert window's start, ``end_ms`` the last one's end, ``duration_ms`` =
-end - start (windows covered). ``confirmed_ms`` = last window end - first window end is how
-long the spread was *seen* to last: each window is judged on its last quotes, so a one-window
-episode confirms nothing beyond one moment, whatever the window length.
+The Flink job writes two records per episode to ``arbitrage-episodes``, both with the id
+``symbol|buy|sell|start_ms``: the opened one as soon as the opening quote is processed (that
+quote only) and the closed one when the episode is over. Fields (event time, epoch ms):
+``start_ms`` = the opening quote's ``ts_ms``; ``end_ms`` = when the last pass ended (the next
+evaluation, or the older side going stale when none came within reach); ``quotes`` = the
+passing evaluations.
 
 Capturable: a trader acting on the quotes gets them a feed latency late and needs the
 execution time on top, on both venues at once, so the spread must last at least
@@ -20,20 +21,21 @@ The job uses configured latencies (``ARB_FEED_LATENCY_MS``); a reader that measu
 producer's ``arb_feed_latency_seconds``, or :func:`feed_latency_p99_ms` on recorded data) can
 judge again with :func:`rejudge`.
 
-This module is also the plain-Python reference of the job's episode pipeline:
-:func:`episode_records` computes, from the reference alerts, every record a bounded run of the
-job writes (at the end of the input every episode closes).
+:func:`episode_records` is the plain-Python reference of the job's episode statements: from the
+reference's tick evaluations, every record a bounded run writes (at the end of the input every
+episode closes).
 """
 
 from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import replace
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
 
 from services.common.config import DetectionSettings
-from services.common.messages import Episode, Quote, Spread, Trade, episode_id
+from services.common.messages import Episode, Quote, Trade, episode_id
+from services.common.ticks import TickEvaluation
 
 #: Quantile of the feed latency a capturable episode must outlast.
 LATENCY_QUANTILE = 0.99
@@ -50,76 +52,97 @@ def rejudge(episode: Episode, latency_ms: Mapping[str, float], execution_ms: flo
     needed = required_ms(latency_ms.get(episode.buy_exchange, fallback_latency_ms),
                          latency_ms.get(episode.sell_exchange, fallback_latency_ms),
                          execution_ms)
-    return replace(episode, required_ms=needed, capturable=episode.confirmed_ms >= needed)
+    return replace(episode, required_ms=needed, capturable=episode.duration_ms >= needed)
 
 
-def _episode(run: Sequence[Spread], settings: DetectionSettings, *, is_open: bool) -> Episode:
-    first, last = run[0], run[-1]
-    needed = required_ms(settings.latency_ms(first.buy_exchange),
-                         settings.latency_ms(first.sell_exchange), settings.execution_ms)
-    profits = [s.est_profit_usd for s in run if s.est_profit_usd is not None]
+@dataclass
+class _Open:
+    """An episode being collected: what the job's session window accumulates."""
+
+    start_ms: int
+    first: TickEvaluation
+    passing: list[TickEvaluation] = field(default_factory=list)
+    successor_ends_ms: list[int] = field(default_factory=list)
+
+
+def _record(symbol: str, buy: str, sell: str, start_ms: int, end_ms: int,
+            passing: list[TickEvaluation], settings: DetectionSettings, *, is_open: bool,
+            ) -> Episode:
+    numbers = [e.numbers for e in passing if e.numbers is not None]
+    profits = [n.est_profit_usd for n in numbers if n.est_profit_usd is not None]
     total = 0.0
-    for spread in run:  # in window order, as Flink's AVG accumulates
-        total += spread.net_spread_bps
-    confirmed = last.window_end_ms - first.window_end_ms
+    for n in numbers:  # in arrival order, as Flink's AVG accumulates
+        total += n.net_spread_bps
+    needed = required_ms(settings.latency_ms(buy), settings.latency_ms(sell),
+                         settings.execution_ms)
     return Episode(
-        id=episode_id(first.symbol, first.buy_exchange, first.sell_exchange,
-                      first.window_end_ms),
-        symbol=first.symbol,
-        buy_exchange=first.buy_exchange,
-        sell_exchange=first.sell_exchange,
-        start_ms=first.window_start_ms,
-        first_window_end_ms=first.window_end_ms,
-        end_ms=last.window_end_ms,
-        duration_ms=last.window_end_ms - first.window_start_ms,
-        windows=len(run),
-        confirmed_ms=confirmed,
-        peak_net_spread_bps=max(s.net_spread_bps for s in run),
-        mean_net_spread_bps=total / len(run),
-        peak_spread_usd=max(s.spread_usd for s in run),
+        id=episode_id(symbol, buy, sell, start_ms),
+        symbol=symbol,
+        buy_exchange=buy,
+        sell_exchange=sell,
+        start_ms=start_ms,
+        end_ms=end_ms,
+        duration_ms=end_ms - start_ms,
+        quotes=len(passing),
+        peak_net_spread_bps=max(n.net_spread_bps for n in numbers),
+        mean_net_spread_bps=total / len(numbers),
+        peak_spread_usd=max(n.spread_usd for n in numbers),
         peak_est_profit_usd=max(profits) if profits else None,
         required_ms=needed,
-        capturable=confirmed >= needed,
+        capturable=end_ms - start_ms >= needed,
         is_open=is_open,
-        newest_recv_ts_ms=max(s.newest_recv_ts_ms for s in run),
+        newest_recv_ts_ms=max(e.newest_recv_ts_ms or 0 for e in passing),
     )
 
 
-def group_alerts(alerts: Iterable[Spread], settings: DetectionSettings) -> list[list[Spread]]:
-    """Alerts split into episodes: per direction, in window order, a new episode after a gap
-    of more than ``episode_gap_windows`` windows. Sorted by (first window end, direction)."""
-    by_direction: dict[tuple[str, str, str], list[Spread]] = defaultdict(list)
-    for alert in alerts:
-        by_direction[(alert.symbol, alert.buy_exchange, alert.sell_exchange)].append(alert)
-    runs: list[list[Spread]] = []
-    for direction_alerts in by_direction.values():
-        direction_alerts.sort(key=lambda s: s.window_end_ms)
-        run: list[Spread] = []
-        for alert in direction_alerts:
-            if run and alert.window_end_ms - run[-1].window_end_ms > settings.episode_gap_ms:
-                runs.append(run)
-                run = []
-            run.append(alert)
-        if run:
-            runs.append(run)
-    runs.sort(key=lambda r: (r[0].window_end_ms, r[0].symbol, r[0].buy_exchange,
-                             r[0].sell_exchange))
-    return runs
+def _closed(episode: _Open, settings: DetectionSettings) -> Episode:
+    """The closed record. The last pass ended at the next evaluation when one followed within
+    reach (every pass then has a successor); else when its older side went stale."""
+    first = episode.first
+    if len(episode.successor_ends_ms) >= len(episode.passing):
+        end_ms = max(episode.successor_ends_ms)
+    else:
+        end_ms = max(e.stale_until_ms or 0 for e in episode.passing)
+    return _record(first.symbol, first.buy_exchange, first.sell_exchange, episode.start_ms,
+                   end_ms, episode.passing, settings, is_open=False)
 
 
-def build_episodes(alerts: Iterable[Spread], settings: DetectionSettings) -> list[Episode]:
-    """The closed episodes of these alerts (every one closed: the input is complete)."""
-    return [_episode(run, settings, is_open=False) for run in group_alerts(alerts, settings)]
-
-
-def episode_records(alerts: Iterable[Spread], settings: DetectionSettings) -> list[Episode]:
-    """Every record a bounded run of the job writes: per episode, its opened record (first
-    window only) and its closed record."""
-    records = []
-    for run in group_alerts(alerts, settings):
-        records.append(_episode(run[:1], settings, is_open=True))
-        records.append(_episode(run, settings, is_open=False))
+def episode_records(evaluations: Iterable[TickEvaluation], settings: DetectionSettings,
+                    ) -> list[Episode]:
+    """Every record a bounded run of the job writes: per episode its opened record (the
+    opening quote only), then, once the input is complete, its closed record."""
+    reach_ms = settings.stale_ms + settings.episode_gap_ms
+    last_end: dict[tuple[str, str, str], int] = {}
+    current: dict[tuple[str, str, str], _Open] = {}
+    episodes: list[_Open] = []
+    records: list[Episode] = []
+    for e in evaluations:
+        key = e.direction
+        if e.previous_end_ms is not None:
+            last_end[key] = e.previous_end_ms
+        end = last_end.get(key)
+        opens = e.passing and (end is None or e.tick_ts_ms - end > settings.episode_gap_ms)
+        if opens:
+            current[key] = _Open(e.tick_ts_ms, e)
+            episodes.append(current[key])
+            records.append(_record(e.symbol, e.buy_exchange, e.sell_exchange, e.tick_ts_ms,
+                                   e.tick_ts_ms, [e], settings, is_open=True))
+        episode = current.get(key)
+        if episode is None:
+            continue
+        if e.passing:
+            episode.passing.append(e)
+        if (e.previous_end_ms is not None and not opens and e.previous_tick_ts_ms is not None
+                and abs(e.tick_ts_ms - e.previous_tick_ts_ms) <= reach_ms):
+            episode.successor_ends_ms.append(e.previous_end_ms)
+    records.extend(_closed(episode, settings) for episode in episodes)
     return records
+
+
+def build_episodes(evaluations: Iterable[TickEvaluation], settings: DetectionSettings,
+                   ) -> list[Episode]:
+    """The closed episodes of these evaluations (every one closed: the input is complete)."""
+    return [r for r in episode_records(evaluations, settings) if not r.is_open]
 
 
 def latest_by_id(records: Iterable[Episode]) -> list[Episode]:
@@ -132,7 +155,7 @@ def latest_by_id(records: Iterable[Episode]) -> list[Episode]:
         held = best.get(record.id)
         if held is None or (held.is_open and not record.is_open):
             best[record.id] = record
-    return sorted(best.values(), key=lambda e: (e.first_window_end_ms, e.direction))
+    return sorted(best.values(), key=lambda e: (e.start_ms, e.direction))
 
 
 def feed_latency_p99_ms(records: Iterable[Quote | Trade]) -> dict[str, float]:

@@ -91,14 +91,16 @@ class Spread:
 
 @dataclass(frozen=True, slots=True)
 class Episode:
-    """One ``arbitrage-episodes`` record: consecutive alert windows of one symbol and direction.
+    """One ``arbitrage-episodes`` record: one opportunity of one symbol and direction, at tick
+    resolution.
 
-    Written twice per episode with the same ``id``: when it opens (``is_open``, first window
-    only) and when it closes (every window). Times are event time, epoch ms: ``start_ms`` is the
-    first alert window's start, ``end_ms`` the last one's end, ``duration_ms`` = end - start;
-    ``confirmed_ms`` = last window end - first window end is how long the spread was seen to
-    last. ``capturable``: ``confirmed_ms >= required_ms`` (slower venue's p99 feed latency +
-    execution time). See services.common.episodes.
+    Written twice with the same ``id``: when the quote that opens it is processed (``is_open``,
+    that quote only) and when it closes (every passing quote). Times are event time, epoch ms:
+    ``start_ms`` is the opening quote's, ``end_ms`` when the pair stopped passing the alert rule
+    (the quote that ended it, or its older side going stale), ``duration_ms`` = end - start;
+    ``quotes`` counts the quotes at which the pair passed. ``capturable``: ``duration_ms >=
+    required_ms`` (slower venue's p99 feed latency + execution time). See
+    services.common.episodes.
     """
 
     id: str
@@ -106,11 +108,9 @@ class Episode:
     buy_exchange: str
     sell_exchange: str
     start_ms: int
-    first_window_end_ms: int
     end_ms: int
     duration_ms: int
-    windows: int
-    confirmed_ms: int
+    quotes: int
     peak_net_spread_bps: float
     mean_net_spread_bps: float
     peak_spread_usd: float
@@ -136,10 +136,9 @@ def spread_id(symbol: str, window_end_ms: int, buy_exchange: str, sell_exchange:
     return f"{symbol}|{window_end_ms}|{buy_exchange}|{sell_exchange}"
 
 
-def episode_id(symbol: str, buy_exchange: str, sell_exchange: str, first_window_end_ms: int,
-               ) -> str:
+def episode_id(symbol: str, buy_exchange: str, sell_exchange: str, start_ms: int) -> str:
     """Deterministic: a replayed episode gets the same id, so readers can deduplicate."""
-    return f"{symbol}|{buy_exchange}|{sell_exchange}|{first_window_end_ms}"
+    return f"{symbol}|{buy_exchange}|{sell_exchange}|{start_ms}"
 
 
 def to_json(record: Quote | Trade | Spread | Episode) -> bytes:
@@ -317,11 +316,9 @@ def parse_episode(raw: bytes | str) -> Episode:
         buy_exchange=_str(obj, "buy_exchange"),
         sell_exchange=_str(obj, "sell_exchange"),
         start_ms=_int(obj, "start_ms"),
-        first_window_end_ms=_int(obj, "first_window_end_ms"),
         end_ms=_int(obj, "end_ms"),
         duration_ms=_int(obj, "duration_ms"),
-        windows=_int(obj, "windows"),
-        confirmed_ms=_int(obj, "confirmed_ms"),
+        quotes=_int(obj, "quotes"),
         peak_net_spread_bps=_num(obj, "peak_net_spread_bps"),
         mean_net_spread_bps=_num(obj, "mean_net_spread_bps"),
         peak_spread_usd=_num(obj, "peak_spread_usd"),

@@ -1,7 +1,8 @@
 """Spread arithmetic for one ordered venue pair: the pure core the Flink SQL mirrors.
 
-Buy at venue X's ask, sell at venue Y's bid. Every operation is written in the same order as in
-``flink/sql/view_pair_spreads.sql`` so both give the same IEEE-754 doubles.
+Buy at venue X's ask, sell at venue Y's bid. :func:`pair_numbers` is the one definition, used by
+the window path, the tick path and the Python reference; ``flink.detection.pair_arithmetic``
+writes the same operations in the same order as SQL, so both give the same IEEE-754 doubles.
 """
 
 from __future__ import annotations
@@ -34,6 +35,38 @@ def _min_size(a: float | None, b: float | None) -> float | None:
     return a if a <= b else b
 
 
+@dataclass(frozen=True, slots=True)
+class PairNumbers:
+    """What buying at one ask and selling at another bid yields, net of both taker fees."""
+
+    spread_usd: float
+    spread_bps: float
+    net_spread_bps: float
+    max_size: float | None
+    est_profit_usd: float | None
+
+
+def pair_numbers(buy_ask: float, buy_size: float | None, buy_fee_bps: float,
+                 sell_bid: float, sell_size: float | None, sell_fee_bps: float) -> PairNumbers:
+    """Gross spread ($ and bps on the ask), net of fees, size at those prices, profit at it."""
+    spread_usd = sell_bid - buy_ask
+    spread_bps = (sell_bid - buy_ask) / buy_ask * BPS
+    net_spread_bps = spread_bps - buy_fee_bps - sell_fee_bps
+    max_size = _min_size(buy_size, sell_size)
+    est_profit_usd = None if max_size is None else net_spread_bps / BPS * buy_ask * max_size
+    return PairNumbers(spread_usd, spread_bps, net_spread_bps, max_size, est_profit_usd)
+
+
+def passes_rule(spread_usd: float, spread_bps: float, net_spread_bps: float,
+                settings: DetectionSettings) -> bool:
+    """DESIGN's alert rule: big enough in $, net of fees if asked, and not a bad quote."""
+    if spread_usd < settings.min_spread_usd:
+        return False
+    if spread_bps >= settings.max_spread_bps:
+        return False
+    return settings.min_net_bps is None or net_spread_bps >= settings.min_net_bps
+
+
 def pair_spread(
     symbol: str,
     window_start_ms: int,
@@ -43,11 +76,8 @@ def pair_spread(
     settings: DetectionSettings,
 ) -> Spread:
     """Spread of buying at ``buy.ask`` and selling at ``sell.bid``, net of both taker fees."""
-    spread_usd = sell.bid - buy.ask
-    spread_bps = (sell.bid - buy.ask) / buy.ask * BPS
-    net_spread_bps = spread_bps - settings.fee_bps(buy.exchange) - settings.fee_bps(sell.exchange)
-    max_size = _min_size(buy.ask_size, sell.bid_size)
-    est_profit_usd = None if max_size is None else net_spread_bps / BPS * buy.ask * max_size
+    n = pair_numbers(buy.ask, buy.ask_size, settings.fee_bps(buy.exchange),
+                     sell.bid, sell.bid_size, settings.fee_bps(sell.exchange))
     return Spread(
         id=spread_id(symbol, window_end_ms, buy.exchange, sell.exchange),
         symbol=symbol,
@@ -59,23 +89,19 @@ def pair_spread(
         sell_exchange=sell.exchange,
         sell_bid=sell.bid,
         sell_size=sell.bid_size,
-        spread_usd=spread_usd,
-        spread_bps=spread_bps,
-        net_spread_bps=net_spread_bps,
-        max_size=max_size,
-        est_profit_usd=est_profit_usd,
+        spread_usd=n.spread_usd,
+        spread_bps=n.spread_bps,
+        net_spread_bps=n.net_spread_bps,
+        max_size=n.max_size,
+        est_profit_usd=n.est_profit_usd,
         quote_age_ms=window_end_ms - min(buy.recv_ts_ms, sell.recv_ts_ms),
         newest_recv_ts_ms=max(buy.recv_ts_ms, sell.recv_ts_ms),
     )
 
 
 def is_alert(spread: Spread, settings: DetectionSettings) -> bool:
-    """DESIGN's alert rule: big enough in $, net of fees if asked, and not a bad quote."""
-    if spread.spread_usd < settings.min_spread_usd:
-        return False
-    if spread.spread_bps >= settings.max_spread_bps:
-        return False
-    return settings.min_net_bps is None or spread.net_spread_bps >= settings.min_net_bps
+    """Whether a window's spread is an alert (see :func:`passes_rule`)."""
+    return passes_rule(spread.spread_usd, spread.spread_bps, spread.net_spread_bps, settings)
 
 
 def is_bad_quote(spread: Spread, settings: DetectionSettings) -> bool:

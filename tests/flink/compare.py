@@ -16,7 +16,8 @@ def assert_same_records(actual: Sequence[Any], expected: Sequence[Any],
     in another order), detection time (the job's wall clock) only checked set."""
     got = {key(r): r for r in actual}
     assert len(got) == len(actual), "duplicate records in job output"
-    assert sorted(got) == sorted(key(r) for r in expected)
+    want_keys = sorted(key(r) for r in expected)
+    assert sorted(got) == want_keys, (set(got) ^ set(want_keys))
     for want in expected:
         have = got[key(want)]
         assert have.detected_ts_ms is not None and have.detected_ts_ms > 0

@@ -82,38 +82,71 @@ def window_records() -> list[bytes]:
     ]
 
 
-#: Gross spread (sell bid - buy ask, $) per window of the episode scenario: positive = buy
-#: Coinbase, sell Binance; negative = the other way round. Fees are 60 + 10 = 70 bps, so on a
-#: $60,001 ask a spread alerts (>= $50 and net >= 0 bps) from $420.01 up. Windows not listed
-#: have a $100 spread: no alert.
-EPISODE_SPREADS_USD = {
-    1: 500, 2: 800, 3: 650,  # episode A opens ...
-    5: 450,  # ... one quiet window (W4) is within a 2-window gap: still episode A
-    9: 700, 10: 520,  # three quiet windows (W6-W8): a new episode B
-    12: -600,  # the reverse direction, one window only: episode C
-}
-EPISODE_BASE_ASK = 60001.0
+#: The tick scenario's BTC-USD book when nothing happens: no spread either way.
+TICK_CB = (60000.0, 60001.0)
+TICK_BN = (60000.0, 60002.0)
+#: Binance's bid during a shock: buy Coinbase at 60,001, sell Binance at 60,601: $600, 100 bps
+#: gross, 30 bps net of 60 + 10 bps fees (the rule: >= $50 and net >= 0).
+TICK_SHOCK_BID = 60601.0
 
 
-def episode_scenario_records() -> list[bytes]:
-    """Coinbase and Binance BTC-USD quotes in windows W0..W14 (both venues in every window),
-    plus an ETH-USD episode in W2-W3 overlapping episode A in time."""
-    records = []
-    for w in range(15):
-        spread = EPISODE_SPREADS_USD.get(w, 100)
-        at = w * 1000
-        cb_bid, cb_ask = EPISODE_BASE_ASK - 1, EPISODE_BASE_ASK
-        if spread >= 0:  # buy Coinbase at its ask, sell Binance at its bid
-            bn_bid = cb_ask + spread
-            bn_ask = bn_bid + 1
-        else:  # buy Binance at its ask, sell Coinbase at its bid
-            bn_ask = EPISODE_BASE_ASK
-            bn_bid = bn_ask - 1
-            cb_bid, cb_ask = bn_ask - spread, bn_ask - spread + 1
-        records.append(quote("coinbase", "BTC-USD", cb_bid, cb_ask, at + 100))
-        records.append(quote("binance", "BTC-USD", bn_bid, bn_ask, at + 600))
-        eth_spread = 60 if w in (2, 3) else 1  # 60 / 3000.5 = 200 bps gross, 130 net
-        records.append(quote("coinbase", "ETH-USD", 3000, 3000.5, at + 200))
-        records.append(quote("binance", "ETH-USD", 3000.5 + eth_spread, 3001 + eth_spread,
-                             at + 700))
-    return records
+def tick_scenario_records() -> list[bytes]:
+    """Quotes a few ms to a few s apart, each block stating what the tick path must make of it.
+
+    Coinbase refreshes its quote every 500 ms (as a live producer does) until 8 s; Binance moves.
+    """
+    cb_bid, cb_ask = TICK_CB
+    bn_bid, bn_ask = TICK_BN
+    up = TICK_SHOCK_BID
+
+    def bn(bid: float, at: int, **kw: object) -> tuple[int, bytes]:
+        return at, quote("binance", "BTC-USD", bid, bid + 2, at, **kw)
+
+    events: list[tuple[int, bytes]] = [
+        (0, quote("coinbase", "BTC-USD", cb_bid, cb_ask, 0)),
+        bn(bn_bid, 10),
+        # A: a 300 ms opportunity inside the window [1000, 2000); the window path compares only
+        # the last quotes of each window and never sees it. Two passing quotes.
+        bn(up, 1100), bn(up + 10, 1150), bn(bn_bid, 1400),
+        # B: flickering around the threshold every 50 ms: one episode, not five (Binance's five
+        # passes and Coinbase's refresh at 3000, which passes too).
+        *[bn(up if i % 2 == 0 else bn_bid, 3000 + 50 * i) for i in range(10)],
+        # C: passing again 800 ms after it stopped (within the 1 s gap): the same episode; 1.5 s
+        # after: a new one, with no sizes on either side (Coinbase's refreshes from 7000 carry no
+        # ask size): no profit estimate.
+        bn(up, 5000), bn(bn_bid, 5100), bn(up, 5900), bn(bn_bid, 6000),
+        bn(up, 7500, bid_size=None), bn(bn_bid, 7600),
+        # D: Coinbase silent since its 7500 refresh: stale at 10,500, Binance's shock pairs with
+        # nothing.
+        bn(up, 10_500), bn(bn_bid, 10_600),
+        # E: both back; the episode ends when its older side goes stale (13,000), as nothing
+        # evaluates the pair until 16,000.
+        (11_000, quote("coinbase", "BTC-USD", cb_bid, cb_ask, 11_000)),
+        bn(up, 11_100),
+        bn(bn_bid, 16_000), (16_100, quote("coinbase", "BTC-USD", cb_bid, cb_ask, 16_100)),
+        # F: Kraken's receive times an hour, then 3 s behind, quoting $999 over Coinbase's ask:
+        # never live against the others, no phantom opportunity. (A clock jumping *ahead* cannot
+        # pair either, but it moves the watermark, and so the event-time windows, with it.)
+        (16_200, quote("kraken", "BTC-USD", 61000, 61001, 16_200 - 3_600_000)),
+        (16_300, quote("kraken", "BTC-USD", 61000, 61001, 16_300 - 3_000)),
+        (16_400, quote("coinbase", "BTC-USD", cb_bid, cb_ask, 16_400)),
+        # G: a 1000 bps spread is a bad quote: never an opportunity.
+        bn(66000, 18_000), bn(bn_bid, 18_100),
+        # H: the reverse direction (buy Binance at 60,002, sell Coinbase at 60,700), and ETH-USD
+        # at the same time, open until the input ends.
+        (19_000, quote("coinbase", "BTC-USD", 60700, 60701, 19_000)),
+        (19_005, quote("coinbase", "ETH-USD", 3000, 3000.5, 19_005)),
+        (19_010, quote("binance", "ETH-USD", 3100, 3100.5, 19_010)),
+        (19_200, quote("coinbase", "BTC-USD", cb_bid, cb_ask, 19_200)),
+        # Broken input in the middle of the stream: skipped, never fatal.
+        (19_300, b"this is not json"),
+        (19_300, b'{"v":1,"type":"quote","exchange":"binance"}'),
+        (19_300, quote("binance", "BTC-USD", 60200, 60100, 19_300)),  # crossed book
+        (19_300, quote("binance", "BTC-USD", -5, 60100, 19_300)),  # negative price
+        (19_300, trade("binance", "BTC-USD", 99999, 19_300)),  # trades are not quotes
+    ]
+    events += [(at, quote("coinbase", "BTC-USD", cb_bid, cb_ask, at, recv_ms=0, refresh=True,
+                          ask_size=None if at >= 7000 else 2.0))
+               for at in range(500, 8000, 500)]
+    # stable sort: records of the same ms keep the order above
+    return [record for _, record in sorted(events, key=lambda e: e[0])]
