@@ -156,19 +156,20 @@ def build_payload(spread: Spread, dashboard_url: str | None = None) -> dict[str,
     }
 
 
-def _seconds(ms: int) -> str:
-    return f"{ms / 1000:,.1f} s"
+def _duration(ms: int) -> str:
+    """Milliseconds below 10 s, where they matter to a trader; seconds above."""
+    return f"{ms:,} ms" if ms < 10_000 else f"{ms / 1000:,.1f} s"
 
 
 def _capture(episode: Episode) -> str:
     verdict = "capturable" if episode.capturable else "not capturable"
-    return (f"{verdict}: seen to last {episode.confirmed_ms:,} ms, needs "
+    return (f"{verdict}: lasted {episode.duration_ms:,} ms, needs "
             f"{episode.required_ms:,} ms (slower venue's p99 feed latency + execution)")
 
 
 def episode_opened_payload(episode: Episode, dashboard_url: str | None = None,
                            ) -> dict[str, Any]:
-    """The one message when an episode opens: where to buy and sell, what the first window
+    """The one message when an episode opens: where to buy and sell, what the opening quote
     shows, and how long the spread must last to be captured."""
     content = (
         f"**{_plain(episode.symbol)}** opportunity opened: buy {_plain(episode.buy_exchange)} "
@@ -185,8 +186,7 @@ def episode_opened_payload(episode: Episode, dashboard_url: str | None = None,
          "inline": True},
         {"name": "To capture", "value": f"must last {episode.required_ms:,} ms",
          "inline": True},
-        {"name": "First window end", "value": _utc(episode.first_window_end_ms),
-         "inline": True},
+        {"name": "Opened at", "value": _utc(episode.start_ms), "inline": True},
     ]
     if dashboard_url:
         fields.append({"name": "Dashboard", "value": f"[history]({dashboard_url})",
@@ -198,7 +198,7 @@ def episode_opened_payload(episode: Episode, dashboard_url: str | None = None,
                   else COLOUR_UNPROFITABLE),
         "fields": fields,
         "footer": {"text": f"episode {episode.id} opened"},
-        "timestamp": _iso(episode.first_window_end_ms),
+        "timestamp": _iso(episode.start_ms),
     }
     return {"username": USERNAME, "content": content[:MAX_CONTENT_CHARS], "embeds": [embed],
             "allowed_mentions": {"parse": []}}
@@ -211,8 +211,8 @@ def episode_closed_payload(episode: Episode, *, opened_posted: bool = True) -> d
     head = "closed" if opened_posted else "seen closed"
     content = (
         f"**{_plain(episode.symbol)}** {_plain(episode.buy_exchange)} -> "
-        f"{_plain(episode.sell_exchange)} {head}: lasted {_seconds(episode.duration_ms)} "
-        f"({episode.windows} window{'s' if episode.windows != 1 else ''}), peak "
+        f"{_plain(episode.sell_exchange)} {head}: lasted {_duration(episode.duration_ms)} "
+        f"({episode.quotes:,} passing quote{'s' if episode.quotes != 1 else ''}), peak "
         f"{_bps(episode.peak_net_spread_bps)}, mean {_bps(episode.mean_net_spread_bps)}, "
         f"peak profit {_money(episode.peak_est_profit_usd)}; {_capture(episode)}"
     )

@@ -16,7 +16,7 @@ from services.common.metrics import LATENCY_BUCKETS_SECONDS
 
 _PAIR = ("symbol", "buy_exchange", "sell_exchange")
 #: Episode durations: one window (1 s by default) up to several minutes.
-EPISODE_DURATION_BUCKETS_SECONDS = (1, 2, 3, 5, 10, 20, 30, 60, 120, 300, 600)
+EPISODE_DURATION_BUCKETS_SECONDS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 600)
 
 __all__ = ["AlerterMetrics", "consumer_lags"]
 
@@ -65,6 +65,19 @@ class AlerterMetrics:
             buckets=LATENCY_BUCKETS_SECONDS,
             registry=registry,
         )
+        self.tick_detection_latency = Histogram(
+            "arb_tick_detection_latency_seconds",
+            "Tick path: opening quote received -> opened episode record's Kafka timestamp",
+            buckets=LATENCY_BUCKETS_SECONDS,
+            registry=registry,
+        )
+        self.episodes_open = Gauge(
+            "arb_episodes_open",
+            "Opportunity episodes opened and not yet closed, by direction (as this alerter "
+            "has seen them since it started)",
+            _PAIR,
+            registry=registry,
+        )
         self.spread_usd = Gauge(
             "arb_spread_usd", "Latest window's spread (sell bid - buy ask) in USD", _PAIR,
             registry=registry,
@@ -93,7 +106,7 @@ class AlerterMetrics:
         )
         self.episode_duration = Histogram(
             "arb_episode_duration_seconds",
-            "Duration of closed episodes (first alert window start -> last alert window end)",
+            "Duration of closed episodes (opening quote -> end of the last pass), tick path",
             ["capturable"],
             buckets=EPISODE_DURATION_BUCKETS_SECONDS,
             registry=registry,
@@ -118,7 +131,15 @@ class AlerterMetrics:
         self.spread_bps.labels(*labels).set(spread.spread_bps)
         self.net_spread_bps.labels(*labels).set(spread.net_spread_bps)
 
-    def observe_closed_episode(self, episode: Episode) -> None:
+    def observe_opened_episode(self, episode: Episode, kafka_ts_ms: int | None) -> None:
+        self.episodes_open.labels(*episode.direction).inc()
+        if kafka_ts_ms is not None:
+            self.tick_detection_latency.observe(
+                max(0.0, (kafka_ts_ms - episode.newest_recv_ts_ms) / 1000))
+
+    def observe_closed_episode(self, episode: Episode, *, was_open: bool) -> None:
+        if was_open:
+            self.episodes_open.labels(*episode.direction).dec()
         capturable = "true" if episode.capturable else "false"
         self.episodes_closed.labels(*episode.direction, capturable).inc()
         self.episode_duration.labels(capturable).observe(episode.duration_ms / 1000)

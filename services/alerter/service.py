@@ -260,9 +260,12 @@ class EpisodeHandler(_Handler[Episode]):
         before = self._store(lambda: self.history.get_episode(episode.id))
         stored = self._store(lambda: self.history.record_episode(episode))
         if episode.is_open:
+            if before is None:  # first seen, still open: count it once
+                self.metrics.observe_opened_episode(episode, kafka_ts_ms)
             return self._on_opened(episode, stored)
         if before is None or before.is_open:  # this record closed it: count it once
-            self.metrics.observe_closed_episode(stored.to_episode())
+            self.metrics.observe_closed_episode(stored.to_episode(),
+                                                was_open=before is not None)
         return self._on_closed(stored)
 
     def _on_opened(self, episode: Episode, stored: EpisodeRecord) -> Outcome:

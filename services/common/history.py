@@ -33,7 +33,7 @@ SUPPRESSED = "suppressed"
 STATUSES = (PENDING, DELIVERED, FAILED, NO_WEBHOOK, SUPPRESSED)
 #: Version 1 added the ``suppressed`` status and the ``suppressed_by`` column; version 2 the
 #: ``episodes`` table.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 #: An episode's opening message not posted because the episode had already closed when the
 #: alerter first saw it (a backlog or a replay): its closing message says everything.
 SKIPPED = "skipped"
@@ -85,9 +85,9 @@ CREATE INDEX IF NOT EXISTS alerts_direction
 
 
 _EPISODE_COLUMNS = tuple(f.name for f in fields(Episode) if f.name != "v")
-#: Columns a closing record updates (the opening record knows the first window only).
+#: Columns a closing record updates (the opening record knows the opening quote only).
 _EPISODE_STATS = tuple(c for c in _EPISODE_COLUMNS if c not in {
-    "id", "symbol", "buy_exchange", "sell_exchange", "start_ms", "first_window_end_ms"})
+    "id", "symbol", "buy_exchange", "sell_exchange", "start_ms"})
 
 _EPISODES_TABLE = """
 CREATE TABLE IF NOT EXISTS episodes (
@@ -96,11 +96,9 @@ CREATE TABLE IF NOT EXISTS episodes (
     buy_exchange TEXT NOT NULL,
     sell_exchange TEXT NOT NULL,
     start_ms INTEGER NOT NULL,
-    first_window_end_ms INTEGER NOT NULL,
     end_ms INTEGER NOT NULL,
     duration_ms INTEGER NOT NULL,
-    windows INTEGER NOT NULL,
-    confirmed_ms INTEGER NOT NULL,
+    quotes INTEGER NOT NULL,
     peak_net_spread_bps REAL NOT NULL,
     mean_net_spread_bps REAL NOT NULL,
     peak_spread_usd REAL NOT NULL,
@@ -117,7 +115,7 @@ CREATE TABLE IF NOT EXISTS episodes (
     received_ts_ms INTEGER NOT NULL,
     updated_ts_ms INTEGER NOT NULL
 );
-CREATE INDEX IF NOT EXISTS episodes_newest ON episodes (first_window_end_ms DESC);
+CREATE INDEX IF NOT EXISTS episodes_newest ON episodes (start_ms DESC);
 """
 
 
@@ -217,7 +215,12 @@ def _ensure_schema(conn: sqlite3.Connection) -> None:
             for statement in _INDEXES.split(";"):
                 if statement.strip():
                     conn.execute(statement)
-        if version < 2:  # a new table: nothing to copy
+        if 2 <= version < 3 and _table_exists(conn, "episodes"):
+            # Version 2's episodes were runs of alert windows; the tick path's have other
+            # fields. Kept, under another name, not read.
+            conn.execute("DROP INDEX IF EXISTS episodes_newest")
+            conn.execute("ALTER TABLE episodes RENAME TO window_episodes")
+        if version < 3:  # a new table: nothing to copy
             for statement in _EPISODES_TABLE.split(";"):
                 if statement.strip():
                     conn.execute(statement)
@@ -418,7 +421,7 @@ def recent_episodes(conn: sqlite3.Connection, limit: int = 100) -> list[EpisodeR
     """Newest first by first alert window; none from a store older than version 2."""
     try:
         rows = conn.execute(
-            "SELECT * FROM episodes ORDER BY first_window_end_ms DESC, id LIMIT ?", (limit,),
+            "SELECT * FROM episodes ORDER BY start_ms DESC, id LIMIT ?", (limit,),
         ).fetchall()
     except sqlite3.OperationalError:  # a reader on a store the alerter has not migrated yet
         return []

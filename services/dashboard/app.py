@@ -176,16 +176,23 @@ def episode_table(rows: list[dict[str, object]]) -> None:
     if not rows:
         st.info("No episodes match the filters yet.")
         return
+    open_now = [r for r in rows if r["State"] == "open"]
+    if open_now:
+        st.markdown(f"**Open now: {len(open_now):,}** ("
+                    + ", ".join(f"{r['Symbol']} {r['Buy on']} \u2192 {r['Sell on']}"
+                                for r in open_now[:5])
+                    + (", ..." if len(open_now) > 5 else "") + ")")
     capturable = sum(1 for r in rows if r["Capturable"])
-    st.caption(f"{len(rows):,} episodes, {capturable:,} capturable: seen to last at least the "
-               "slower venue's p99 feed latency plus the execution time. Newest first.")
+    st.caption(f"{len(rows):,} episodes, {capturable:,} capturable: lasted, from the opening "
+               "quote to the end of the last pass, at least the slower venue's p99 feed latency "
+               "plus the execution time. Newest first.")
     st.dataframe(
         rows,
         hide_index=True,
         width="stretch",
         column_config={
             "Start (UTC)": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss.SSS"),
-            "Duration s": st.column_config.NumberColumn(format="%.1f"),
+            "Duration ms": st.column_config.NumberColumn(format="%d"),
             "Capturable": st.column_config.CheckboxColumn(),
             "Peak net bps": st.column_config.NumberColumn(format="%.1f"),
             "Mean net bps": st.column_config.NumberColumn(format="%.1f"),

@@ -57,9 +57,8 @@ EPISODE_COLUMNS = (
     "Buy on",
     "Sell on",
     "State",
-    "Duration s",
-    "Windows",
-    "Seen to last ms",
+    "Duration ms",
+    "Passing quotes",
     "Needs ms",
     "Capturable",
     "Peak net bps",
@@ -293,17 +292,17 @@ def money(value: float | None) -> str:
 
 
 def episode_row(episode: EpisodeRecord) -> dict[str, Any]:
-    """One episode: how long it lasted, whether that was long enough to capture, what Discord
-    got. An open episode shows its first window only, until its closing record arrives."""
+    """One episode: how long it lasted (ms), whether that was long enough to capture, what
+    Discord got. An open episode shows its opening quote only, until its closing record
+    arrives."""
     values = (
         utc(episode.start_ms),
         episode.symbol,
         episode.buy_exchange,
         episode.sell_exchange,
         "open" if episode.is_open else "closed",
-        episode.duration_ms / 1000,
-        episode.windows,
-        episode.confirmed_ms,
+        episode.duration_ms,
+        episode.quotes,
         episode.required_ms,
         episode.capturable,
         episode.peak_net_spread_bps,

@@ -1,8 +1,8 @@
 """Opportunity episodes in the alerter: stored in the history, one Discord message when an
 episode opens and one short update when it closes, never one per alert window.
 
-The records are what the Flink job writes for the episode scenario (the reference computes
-them; tests/flink/test_episodes_job.py shows the job writes the same)."""
+The records are what the Flink job writes for the tick scenario (the reference computes them;
+tests/flink/test_tick_job.py shows the job writes the same)."""
 
 from __future__ import annotations
 
@@ -30,20 +30,23 @@ from services.common.history import (
 from services.common.kafka import ensure_topics
 from services.common.messages import Episode, Spread, to_json
 from services.common.reference import detect
+from services.common.ticks import evaluate_ticks
 from tests.alerter.conftest import Topics
 from tests.alerter.test_service import Running, sample
-from tests.flink.scenarios import FEES, episode_scenario_records
+from tests.flink.scenarios import FEES, tick_scenario_records
 from tests.support.discord_standin import DiscordStandIn
 from tests.support.waiting import wait_until
 
-SETTINGS = DetectionSettings.from_env({"ARB_TAKER_FEE_BPS": FEES, "ARB_MIN_NET_BPS": "0"})
+SETTINGS = DetectionSettings.from_env({"ARB_TAKER_FEE_BPS": FEES, "ARB_MIN_NET_BPS": "0",
+                                       "ARB_VENUES": "coinbase,binance,kraken"})
 
 
 def scenario() -> tuple[list[Spread], list[Episode]]:
-    """The scenario's alert windows and, in the order a job emits them (each episode's
-    opening before its closing), its episode records: 4 episodes over 9 alert windows."""
-    alerts = detect(episode_scenario_records(), SETTINGS).alerts
-    return alerts, episode_records(alerts, SETTINGS)
+    """The scenario's alert windows and its episode records, each episode's opening before its
+    closing as in a job's output: 7 episodes (the window path alerts far less often)."""
+    records = tick_scenario_records()
+    alerts = detect(records, SETTINGS).alerts
+    return alerts, episode_records(evaluate_ticks(records, SETTINGS), SETTINGS)
 
 
 def footers(discord: DiscordStandIn) -> list[str]:
@@ -71,25 +74,30 @@ def test_one_opening_and_one_closing_message_per_episode(tmp_path: Path,
     assert outcomes == [SENT] * len(records) and again == [DUPLICATE] * len(records)
     assert footers(discord) == [f"episode {r.id} {'opened' if r.is_open else 'closed'}"
                                 for r in records]
-    assert len(closed) == 4
+    assert len(closed) == 7
     for episode in closed:
         row = stored[episode.id]
         assert (row.opened_status, row.closed_status) == (DELIVERED, DELIVERED)
         assert row.to_episode() == episode  # the store holds the closed numbers
-    longest = max(closed, key=lambda e: e.windows)
-    closing = discord.accepted[2 * closed.index(longest) + 1]["content"]
-    assert "lasted 5.0 s (4 windows)" in closing and "capturable: seen to last 4,000 ms" in closing
+    longest = max(closed, key=lambda e: e.duration_ms)
+    closing = discord.accepted[records.index(longest)]["content"]
+    assert f"lasted {longest.duration_ms:,} ms ({longest.quotes} passing quote" in closing
+    assert f"capturable: lasted {longest.duration_ms:,} ms, needs 550 ms" in closing
     assert sample(metrics, "arb_episodes_closed_total", symbol="BTC-USD",
                   buy_exchange="coinbase", sell_exchange="binance", capturable="true") == 2
-    assert sample(metrics, "arb_episode_duration_seconds_count", capturable="false") == 1
+    assert sample(metrics, "arb_episode_duration_seconds_count", capturable="false") == 4
     assert sample(metrics, "arb_episode_messages_sent_total", channel="discord",
-                  message=CLOSED) == 4
+                  message=CLOSED) == 7
+    # Each opened, then closed: none open now.
+    assert sample(metrics, "arb_episodes_open", symbol="BTC-USD", buy_exchange="coinbase",
+                  sell_exchange="binance") == 0
 
 
 def test_closing_record_first_gives_one_full_message(tmp_path: Path,
                                                      discord: DiscordStandIn) -> None:
     _, records = scenario()
-    opened, closed = records[0], records[1]
+    opened = records[0]
+    closed = next(r for r in records if r.id == opened.id and not r.is_open)
     with AlertHistory(tmp_path / "alerts.db") as history:
         handle = handler(history, AlerterMetrics(CollectorRegistry()), discord.url).handle
 
@@ -99,7 +107,7 @@ def test_closing_record_first_gives_one_full_message(tmp_path: Path,
         row = history.get_episode(closed.id)
     assert footers(discord) == [f"episode {closed.id} closed"]
     assert "seen closed" in discord.accepted[0]["content"]
-    assert row is not None and not row.is_open and row.windows == closed.windows
+    assert row is not None and not row.is_open and row.quotes == closed.quotes
     assert (row.opened_status, row.closed_status) == (SKIPPED, DELIVERED)
 
 
@@ -127,8 +135,12 @@ def test_discord_gets_episode_messages_only(topics: Topics, discord: DiscordStan
 
     assert sorted(footers(discord)) == sorted(
         f"episode {r.id} {OPENED if r.is_open else CLOSED}" for r in records)
-    assert len(discord.received) == 8  # 4 episodes x (open, close); 9 alert windows: none
+    assert len(discord.received) == 14  # 7 episodes x (open, close); no alert window
     assert {a.status for a in read_recent(settings.history_db)} == {SUPPRESSED}
     episodes = read_episodes(settings.history_db)
-    assert len(episodes) == 4 and not any(e.is_open for e in episodes)
-    assert sample(service.metrics, "arb_alerts_suppressed_total", reason="episodes") == 9
+    assert len(episodes) == 7 and not any(e.is_open for e in episodes)
+    assert sample(service.metrics, "arb_alerts_suppressed_total",
+                  reason="episodes") == len(alerts)
+    assert alerts, "the window path alerts on the scenario too"
+    # Tick detection latency: one sample per opened record, from its Kafka timestamp.
+    assert sample(service.metrics, "arb_tick_detection_latency_seconds_count") == 7

@@ -1,5 +1,6 @@
-"""The episode reference on hand-built alerts: grouping, gaps, statistics, the capturable
-judgement, measured latency and the wire format."""
+"""The tick path's reference on hand-built quotes: pairing, liveness, episodes opened and
+closed with their gap, statistics, the capturable judgement, measured latency and the wire
+format. (The Flink job is checked against this in tests/flink/test_tick_job.py.)"""
 
 from __future__ import annotations
 
@@ -17,84 +18,120 @@ from services.common.episodes import (
     required_ms,
 )
 from services.common.exceptions import RecordError
-from services.common.messages import Quote, Spread, parse_episode, spread_id, to_json
+from services.common.messages import Quote, parse_episode, to_json
+from services.common.ticks import evaluate_ticks, ordered_pairs
 
 T0 = 1_700_000_000_000
-
-
-def alert(window: int, net_bps: float, *, symbol: str = "BTC-USD", buy: str = "coinbase",
-          sell: str = "binance", profit: float | None = 10.0, window_ms: int = 1000) -> Spread:
-    """An alert of window ``window`` (its end is T0 + (window + 1) * window_ms)."""
-    end = T0 + (window + 1) * window_ms
-    return Spread(
-        id=spread_id(symbol, end, buy, sell), symbol=symbol, window_start_ms=end - window_ms,
-        window_end_ms=end, buy_exchange=buy, buy_ask=100.0, buy_size=1.0, sell_exchange=sell,
-        sell_bid=101.0, sell_size=1.0, spread_usd=net_bps / 10, spread_bps=net_bps + 70,
-        net_spread_bps=net_bps, max_size=1.0, est_profit_usd=profit, quote_age_ms=100,
-        newest_recv_ts_ms=end - 50,
-    )
-
-
-SETTINGS = DetectionSettings(episode_gap_windows=2, default_feed_latency_ms=200,
+SETTINGS = DetectionSettings(venues=("coinbase", "binance"), min_spread_usd=1.0,
+                             taker_fee_bps={"coinbase": 0.0, "binance": 0.0},
+                             max_spread_bps=2000.0, stale_ms=1000, episode_gap_ms=200,
+                             default_feed_latency_ms=200,
                              feed_latency_ms={"binance": 400}, execution_ms=300)
 
 
-def test_consecutive_windows_are_one_episode_with_duration_and_peak() -> None:
-    alerts = [alert(1, 5.0, profit=3.0), alert(2, 9.0, profit=None), alert(3, 4.0, profit=7.0)]
-
-    [episode] = build_episodes(alerts, SETTINGS)
-
-    assert episode.id == f"BTC-USD|coinbase|binance|{T0 + 2000}"
-    assert (episode.start_ms, episode.first_window_end_ms, episode.end_ms) == (
-        T0 + 1000, T0 + 2000, T0 + 4000)
-    assert (episode.duration_ms, episode.windows, episode.confirmed_ms) == (3000, 3, 2000)
-    assert episode.peak_net_spread_bps == 9.0
-    assert episode.mean_net_spread_bps == pytest.approx(6.0)
-    assert episode.peak_est_profit_usd == 7.0  # unknown profits are left out
-    assert episode.newest_recv_ts_ms == T0 + 4000 - 50
-    assert not episode.is_open
+def quote(exchange: str, at_ms: int, bid: float = 100.0, *, ask: float | None = None,
+          ts_ms: int | None = None, size: float | None = 1.0) -> bytes:
+    """A quote received at T0 + at_ms (``ts_ms`` overrides its event time)."""
+    ts = T0 + at_ms if ts_ms is None else ts_ms
+    return to_json(Quote(exchange=exchange, symbol="BTC-USD", venue_symbol="X", bid=bid,
+                         bid_size=size, ask=bid + 1 if ask is None else ask, ask_size=size,
+                         quote_ccy="USD", fx_to_usd=1.0, ts_ms=ts, recv_ts_ms=ts,
+                         exchange_ts_ms=None))
 
 
-def test_gap_within_setting_joins_longer_gap_splits() -> None:
-    # windows 1, 3 (one missing: 2 windows apart) and 7 (four windows after 3)
-    alerts = [alert(7, 1.0), alert(1, 1.0), alert(3, 1.0)]  # any order
-
-    two = build_episodes(alerts, SETTINGS)
-    one = build_episodes(alerts, DetectionSettings(episode_gap_windows=1))
-
-    assert [(e.first_window_end_ms - T0, e.windows) for e in two] == [(2000, 2), (8000, 1)]
-    assert [(e.first_window_end_ms - T0, e.windows) for e in one] == [
-        (2000, 1), (4000, 1), (8000, 1)]
+def episodes(records: list[bytes], settings: DetectionSettings = SETTINGS):
+    return build_episodes(evaluate_ticks(records, settings), settings)
 
 
-def test_directions_and_symbols_are_separate_episodes() -> None:
-    alerts = [alert(1, 1.0), alert(1, 1.0, buy="binance", sell="coinbase"),
-              alert(2, 1.0, symbol="ETH-USD"), alert(2, 1.0)]
+def test_every_ordered_pair_with_the_quotes_venue_is_evaluated() -> None:
+    settings = DetectionSettings(venues=("coinbase", "binance", "kraken"))
+    evaluations = list(evaluate_ticks([quote("coinbase", 0), quote("binance", 1),
+                                       quote("okx", 2)], settings))  # okx: not configured
 
-    episodes = build_episodes(alerts, SETTINGS)
+    assert ordered_pairs(["a", "b", "a"]) == [("a", "b"), ("b", "a")]
+    assert [(e.buy_exchange, e.sell_exchange, e.live) for e in evaluations[-4:]] == [
+        ("coinbase", "binance", True), ("binance", "coinbase", True),
+        ("binance", "kraken", False), ("kraken", "binance", False)]
+    assert len(evaluations) == 8  # 4 pairs include coinbase, 4 binance
 
-    assert sorted((e.direction, e.windows) for e in episodes) == [
-        (("BTC-USD", "binance", "coinbase"), 1),
-        (("BTC-USD", "coinbase", "binance"), 2),
-        (("ETH-USD", "coinbase", "binance"), 1),
-    ]
+
+def test_a_pass_lasts_until_the_quote_that_ends_it() -> None:
+    # Binance's bid $5 over Coinbase's ask for 150 ms, then $3, then back.
+    [episode] = episodes([quote("coinbase", 0), quote("binance", 10),
+                          quote("binance", 100, 106.0), quote("binance", 200, 104.0),
+                          quote("binance", 250, 100.0)])
+
+    assert episode.id == f"BTC-USD|coinbase|binance|{T0 + 100}"
+    assert (episode.start_ms, episode.end_ms, episode.duration_ms) == (T0 + 100, T0 + 250, 150)
+    assert episode.quotes == 2
+    assert episode.peak_spread_usd == 5.0
+    assert episode.peak_net_spread_bps == pytest.approx(5 / 101 * 1e4)  # on the 101 ask
+    assert episode.mean_net_spread_bps == pytest.approx(4 / 101 * 1e4)
+    assert episode.peak_est_profit_usd == pytest.approx(5.0)
+    assert episode.newest_recv_ts_ms == T0 + 200
+
+
+def test_the_gap_joins_flicker_and_splits_after_it() -> None:
+    # a pass every 100 ms, 50 ms long: one episode; 300 ms later (gap 200): a second one
+    records = [quote("coinbase", 0)]
+    for at in range(100, 600, 100):
+        records += [quote("binance", at, 106.0), quote("binance", at + 50, 100.0)]
+    records += [quote("binance", 850, 106.0), quote("binance", 900, 100.0)]
+
+    first, second = episodes(records)
+
+    assert (first.start_ms, first.end_ms, first.quotes) == (T0 + 100, T0 + 550, 5)
+    assert (second.start_ms, second.end_ms) == (T0 + 850, T0 + 900)
+
+
+def test_stale_or_missing_venues_never_pair() -> None:
+    records = [quote("binance", 0, 106.0),  # no Coinbase quote yet
+               quote("coinbase", 100, ts_ms=T0 + 100 - 3_600_000),  # clock an hour behind
+               quote("binance", 200, 106.0),
+               quote("binance", 250),
+               quote("coinbase", 300),
+               quote("binance", 1400, 106.0)]  # Coinbase's 300 quote is 1100 ms old: stale
+
+    assert episodes(records) == []
+
+
+def test_a_pass_with_no_later_evaluation_ends_when_its_older_side_goes_stale() -> None:
+    # nothing evaluates the pair for 5 s: the pass ended when Coinbase's quote went stale
+    [episode] = episodes([quote("coinbase", 0), quote("binance", 300, 106.0),
+                          quote("binance", 5300, 100.0)])
+
+    assert (episode.end_ms, episode.duration_ms) == (T0 + 1000, 700)
+
+
+def test_bad_quotes_and_rule_thresholds() -> None:
+    wide = DetectionSettings(**{**SETTINGS.__dict__, "max_spread_bps": 400.0})
+    assert episodes([quote("coinbase", 0), quote("binance", 10, 106.0)], wide) == []  # 500 bps
+    netted = DetectionSettings(**{**SETTINGS.__dict__, "min_net_bps": 600.0})
+    assert episodes([quote("coinbase", 0), quote("binance", 10, 106.0)], netted) == []
+    # broken records are skipped
+    assert episodes([b"not json", quote("coinbase", 0), b"{}",
+                     quote("binance", 10, 106.0, ask=105.0)]) == []  # crossed: invalid
 
 
 def test_records_are_opened_then_closed_per_episode() -> None:
-    records = episode_records([alert(1, 5.0), alert(2, 9.0)], SETTINGS)
+    records = episode_records(evaluate_ticks(
+        [quote("coinbase", 0), quote("binance", 100, 106.0), quote("binance", 150, 108.0),
+         quote("binance", 200, 100.0)], SETTINGS), SETTINGS)
 
-    assert [(r.is_open, r.windows, r.peak_net_spread_bps) for r in records] == [
-        (True, 1, 5.0), (False, 2, 9.0)]
+    assert [(r.is_open, r.quotes, r.peak_spread_usd, r.duration_ms) for r in records] == [
+        (True, 1, 5.0, 0), (False, 2, 7.0, 100)]
     assert records[0].id == records[1].id
     assert latest_by_id(reversed(records)) == [records[1]]
     assert latest_by_id(records[:1]) == [records[0]]
 
 
 def test_capturable_needs_the_slower_venue_latency_plus_execution() -> None:
-    # binance 400 ms p99 + 300 ms execution = 700 ms; one window confirms 0 ms, two 1000 ms
-    [short] = build_episodes([alert(1, 1.0)], SETTINGS)
-    [long] = build_episodes([alert(1, 1.0), alert(2, 1.0)], SETTINGS)
+    # binance 400 ms p99 + 300 ms execution = 700 ms
+    short, long = episodes([quote("coinbase", 0), quote("binance", 10, 106.0),
+                            quote("binance", 600, 100.0), quote("coinbase", 800),
+                            quote("binance", 900, 106.0), quote("binance", 1600, 100.0)])
 
+    assert (short.duration_ms, long.duration_ms) == (590, 700)
     assert short.required_ms == long.required_ms == 700
     assert not short.capturable
     assert long.capturable
@@ -104,24 +141,26 @@ def test_capturable_needs_the_slower_venue_latency_plus_execution() -> None:
 
 
 def test_measured_p99_skips_refreshes_and_missing_venue_times() -> None:
-    def quote(exchange: str, latency_ms: int | None, refresh: bool = False) -> Quote:
+    def venue_quote(exchange: str, latency_ms: int | None, refresh: bool = False) -> Quote:
         return Quote(exchange=exchange, symbol="BTC-USD", venue_symbol="X", bid=1.0,
                      bid_size=1.0, ask=2.0, ask_size=1.0, quote_ccy="USD", fx_to_usd=1.0,
                      ts_ms=T0, recv_ts_ms=T0,
                      exchange_ts_ms=None if latency_ms is None else T0 - latency_ms,
                      refresh=refresh)
 
-    records = [quote("coinbase", ms) for ms in range(1, 101)]  # 1..100 ms
-    records += [quote("coinbase", 5000, refresh=True), quote("binance", None)]
+    records = [venue_quote("coinbase", ms) for ms in range(1, 101)]  # 1..100 ms
+    records += [venue_quote("coinbase", 5000, refresh=True), venue_quote("binance", None)]
 
     assert feed_latency_p99_ms(records) == {"coinbase": 99.0}
 
 
 def test_wire_format_round_trip_and_rejections() -> None:
-    [episode] = build_episodes([alert(1, 5.0, profit=None)], SETTINGS)
+    [episode] = episodes([quote("coinbase", 0, size=None), quote("binance", 10, 106.0,
+                                                                  size=None)])
 
+    assert episode.peak_est_profit_usd is None
     assert parse_episode(to_json(episode)) == episode
     obj = json.loads(to_json(episode))
-    for key, bad in (("capturable", "yes"), ("windows", 1.5), ("id", None)):
+    for key, bad in (("capturable", "yes"), ("quotes", 1.5), ("id", None)):
         with pytest.raises(RecordError):
             parse_episode(json.dumps({**obj, key: bad}))

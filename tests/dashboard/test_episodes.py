@@ -28,11 +28,14 @@ def test_rows_newest_first_with_capturable(tmp_path: Path) -> None:
     rows = load_episodes(db, 100, Filters(), now_ms=0)
 
     assert all(tuple(r) == EPISODE_COLUMNS for r in rows)
-    assert [(r["Buy on"], r["Windows"], r["Capturable"]) for r in rows] == [
-        ("binance", 1, False), ("coinbase", 2, True), ("coinbase", 2, True),
-        ("coinbase", 4, True)]
+    # newest first: ETH 19.01 s, BTC the other way at 19 s, then BTC 11.1, 7.5, 5, 3, 1.1 s
+    assert [(r["Symbol"], r["Buy on"], r["Duration ms"], r["Capturable"]) for r in rows] == [
+        ("ETH-USD", "coinbase", 1995, True), ("BTC-USD", "binance", 200, False),
+        ("BTC-USD", "coinbase", 1900, True), ("BTC-USD", "coinbase", 100, False),
+        ("BTC-USD", "coinbase", 1000, True), ("BTC-USD", "coinbase", 450, False),
+        ("BTC-USD", "coinbase", 300, False)]
     assert {r["State"] for r in rows} == {"closed"}
-    assert rows[-1]["Duration s"] == 5.0 and rows[-1]["Seen to last ms"] == 4000
+    assert rows[-1]["Passing quotes"] == 2 and rows[-1]["Needs ms"] == 550
 
 
 def test_filters_and_open_episodes(tmp_path: Path) -> None:
@@ -43,7 +46,8 @@ def test_filters_and_open_episodes(tmp_path: Path) -> None:
                                           pairs=(pair_label("coinbase", "binance"),),
                                           time_range=ALL_TIME), now_ms=0)
 
-    assert len(rows) == 2 and {r["State"] for r in rows} == {"open"}
+    assert len(rows) == 5 and {r["State"] for r in rows} == {"open"}
+    assert {r["Duration ms"] for r in rows} == {0}
     assert load_episodes(tmp_path / "missing.db", 100, Filters(), now_ms=0) == []
 
 
@@ -57,4 +61,16 @@ def test_page_shows_the_episode_table(page_env: Path) -> None:
     assert "Opportunity episodes" in [h.value for h in app.subheader]
     table = app.dataframe[0].value
     assert list(table.columns) == list(EPISODE_COLUMNS)
-    assert list(table["Capturable"]) == [False, True, True, True]
+    assert list(table["Capturable"]) == [True, False, True, False, True, False, False]
+
+
+def test_page_lists_open_opportunities(page_env: Path) -> None:
+    store_episodes(page_env, closed=False)
+
+    app = AppTest.from_file(str(APP), default_timeout=30)
+    app.run()
+
+    assert not app.exception, app.exception
+    banner = [m.value for m in app.markdown if "Open now" in m.value]
+    assert banner and banner[0].startswith("**Open now: 7**")
+    assert "BTC-USD coinbase \u2192 binance" in banner[0]

@@ -96,7 +96,7 @@ def tick_scenario_records() -> list[bytes]:
     Coinbase refreshes its quote every 500 ms (as a live producer does) until 8 s; Binance moves.
     """
     cb_bid, cb_ask = TICK_CB
-    bn_bid, bn_ask = TICK_BN
+    bn_bid = TICK_BN[0]  # its ask is always 2 over its bid
     up = TICK_SHOCK_BID
 
     def bn(bid: float, at: int, **kw: object) -> tuple[int, bytes]:

@@ -5,7 +5,6 @@ against what each scenario is there to show."""
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import pytest
 
