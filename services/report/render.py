@@ -34,7 +34,7 @@ MAX_TABLE_ROWS = 100
 
 CSV_COLUMNS = (
     "id", "symbol", "buy_exchange", "sell_exchange", "start_utc", "end_utc", "start_ms",
-    "end_ms", "duration_ms", "windows", "confirmed_ms", "peak_net_spread_bps",
+    "end_ms", "duration_ms", "quotes", "peak_net_spread_bps",
     "mean_net_spread_bps", "peak_spread_usd", "peak_est_profit_usd", "required_ms",
     "capturable", "closed",
 )
@@ -89,7 +89,7 @@ def episodes_csv(episodes: Sequence[Episode]) -> str:
     for e in sorted(episodes, key=lambda e: (e.start_ms, e.direction)):
         writer.writerow([
             e.id, e.symbol, e.buy_exchange, e.sell_exchange, utc(e.start_ms), utc(e.end_ms),
-            e.start_ms, e.end_ms, e.duration_ms, e.windows, e.confirmed_ms,
+            e.start_ms, e.end_ms, e.duration_ms, e.quotes,
             f"{e.peak_net_spread_bps:.4f}", f"{e.mean_net_spread_bps:.4f}",
             f"{e.peak_spread_usd:.6g}",
             "" if e.peak_est_profit_usd is None else f"{e.peak_est_profit_usd:.2f}",
@@ -121,7 +121,7 @@ def spread_charts(data: ReportData) -> list[str]:
                   for i, ((buy, sell), points) in enumerate(sorted(pairs.items()))]
         bands = [
             Band((e.start_ms - origin) / 1000, (e.end_ms - origin) / 1000,
-                 f"episode {e.buy_exchange}\u2192{e.sell_exchange}: {e.windows} window(s), "
+                 f"episode {e.buy_exchange}\u2192{e.sell_exchange}: {e.duration_ms:,} ms, "
                  f"peak {e.peak_net_spread_bps:+.1f} bps, "
                  f"{'capturable' if e.capturable else 'not capturable'}",
                  GOOD if e.capturable else BAD)
@@ -139,19 +139,24 @@ def spread_charts(data: ReportData) -> list[str]:
     return charts
 
 
+#: Bin widths (ms) the duration histogram picks from: tick episodes last from a few ms to minutes.
+DURATION_BIN_MS = (10, 25, 50, 100, 250, 500, 1000, 2000, 5000, 10_000, 30_000, 60_000)
+MAX_DURATION_BINS = 20
+
+
 def duration_chart(data: ReportData) -> str:
-    window_s = data.settings.window_ms / 1000
-    durations = [e.duration_ms / 1000 for e in data.episodes]
-    top = max(durations, default=window_s)
-    edges = [i * window_s for i in range(int(top / window_s) + 2)]
+    top = max((e.duration_ms for e in data.episodes), default=0)
+    width = next((w for w in DURATION_BIN_MS if top / w < MAX_DURATION_BINS),
+                 DURATION_BIN_MS[-1])
+    edges = [float(i * width) for i in range(int(top // width) + 2)]
     groups = [
-        Group("capturable", [e.duration_ms / 1000 for e in data.episodes if e.capturable], GOOD),
+        Group("capturable", [float(e.duration_ms) for e in data.episodes if e.capturable], GOOD),
         Group("not capturable",
-              [e.duration_ms / 1000 for e in data.episodes if not e.capturable], BAD),
+              [float(e.duration_ms) for e in data.episodes if not e.capturable], BAD),
     ]
-    return histogram("durations", "Episode durations (one bin per window length)", groups,
-                     edges, x_label="duration (s)", y_label="episodes",
-                     empty="no episodes: no alert passed the thresholds")
+    return histogram("durations", "Episode durations", groups,
+                     edges, x_label="duration (ms)", y_label="episodes",
+                     empty="no episodes: no quote passed the thresholds")
 
 
 def net_bps_chart(data: ReportData) -> str:
@@ -201,7 +206,7 @@ def _settings_rows(data: ReportData) -> list[list[str]]:
          + ("" if s.min_net_bps is None else f", net &ge; {s.min_net_bps:g} bps")
          + f", below {s.max_spread_bps:g} bps"],
         ["taker fees (bps)", fees],
-        ["episode gap", f"{s.episode_gap_windows} window(s)"],
+        ["episode gap / stale after", f"{s.episode_gap_ms} ms / {s.stale_ms} ms"],
         ["execution time", f"{s.execution_ms} ms"],
     ]
     for lat in data.latencies:
@@ -251,15 +256,15 @@ def render_html(data: ReportData, csv_name: str = "episodes.csv") -> str:
     top = sorted(data.episodes, key=lambda e: -(e.peak_est_profit_usd or 0))[:MAX_TABLE_ROWS]
     rows = [[
         escape(utc(e.start_ms)), escape(pair_label(e.symbol, e.buy_exchange, e.sell_exchange)),
-        f"{e.duration_ms / 1000:,.1f} s", str(e.windows), f"{e.confirmed_ms:,} ms",
+        f"{e.duration_ms:,} ms", f"{e.quotes:,}",
         f"{e.peak_net_spread_bps:+.1f}", f"{e.mean_net_spread_bps:+.1f}",
         _money(e.peak_est_profit_usd), f"{e.required_ms:,} ms",
         '<span class="yes">yes</span>' if e.capturable else '<span class="no">no</span>',
     ] for e in top]
-    episode_table = _table(rows, ["start (UTC)", "pair", "duration", "windows", "seen to last",
+    episode_table = _table(rows, ["start (UTC)", "pair", "duration", "passing quotes",
                                   "peak net bps", "mean net bps", "peak est. profit",
                                   "needs", "capturable"], "episodes") if rows else (
-        "<p>No episodes: no window passed the alert thresholds.</p>")
+        "<p>No episodes: no quote made a venue pair pass the alert thresholds.</p>")
     notes = "".join(f"<p class=\"caveat\">{escape(n)}</p>" for n in data.notes)
     elapsed = ", ".join(f"{k} {v:.1f} s" for k, v in data.elapsed_s.items())
     return f"""<!DOCTYPE html>
@@ -274,10 +279,11 @@ def render_html(data: ReportData, csv_name: str = "episodes.csv") -> str:
 <div class="cards">{card_html}</div>
 <h2>Settings</h2>
 {_table(_settings_rows(data), ["setting", "value"], "settings")}
-<p>An <b>episode</b> is a run of alert windows of one symbol and direction with at most
-{data.settings.episode_gap_windows} window(s) between alerts. It is <b>capturable</b> when it
-was seen to last (first alert window end to last) at least the slower venue's p99 feed latency
-plus the execution time.</p>
+<p>An <b>episode</b> is one opportunity of one symbol and direction, found by checking every
+quote against the latest live quote of every other venue: it opens at the first quote that makes
+the pair pass the alert thresholds and closes once the pair has not passed for
+{data.settings.episode_gap_ms} ms. It is <b>capturable</b> when it lasted (opening quote to the
+end of the last pass) at least the slower venue's p99 feed latency plus the execution time.</p>
 <h2>Spread per venue pair over time</h2>
 {"".join(spread_charts(data))}
 <h2>Episode durations</h2>

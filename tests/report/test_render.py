@@ -7,7 +7,7 @@ import io
 import re
 
 from services.common.config import DetectionSettings
-from services.common.episodes import build_episodes
+from services.common.messages import Spread, spread_id
 from services.report.charts import (
     Group,
     Series,
@@ -19,19 +19,37 @@ from services.report.charts import (
 )
 from services.report.progress import Progress
 from services.report.render import CSV_COLUMNS, ReportData, episodes_csv, render_html
-from tests.common.test_episodes import T0, alert
+from tests.common.test_episodes import SETTINGS, T0, episodes, quote
 
-SETTINGS = DetectionSettings(episode_gap_windows=2, execution_ms=300)
+
+def alert(window: int, net_bps: float, *, buy: str = "coinbase",
+          sell: str = "binance") -> Spread:
+    """A window-path alert of window ``window`` (1 s windows from T0)."""
+    end = T0 + (window + 1) * 1000
+    return Spread(
+        id=spread_id("BTC-USD", end, buy, sell), symbol="BTC-USD", window_start_ms=end - 1000,
+        window_end_ms=end, buy_exchange=buy, buy_ask=100.0, buy_size=1.0, sell_exchange=sell,
+        sell_bid=101.0, sell_size=1.0, spread_usd=net_bps / 10, spread_bps=net_bps + 70,
+        net_spread_bps=net_bps, max_size=1.0, est_profit_usd=1.0, quote_age_ms=100,
+        newest_recv_ts_ms=end - 50,
+    )
 
 
 def data() -> ReportData:
-    alerts = [alert(1, 5.0), alert(2, 9.0), alert(3, 4.0), alert(9, 2.0, profit=None),
+    alerts = [alert(1, 5.0), alert(2, 9.0), alert(3, 4.0),
               alert(4, 3.0, buy="binance", sell="coinbase")]
     spreads = alerts + [alert(w, -50.0) for w in (5, 6, 7)]
+    # four episodes (1 s stale, 200 ms gap): 1.2-2 s (Coinbase's 1 s quote then goes stale),
+    # 2.8-3 s, 3.3-3.4 s the other way, 9-9.2 s without sizes
+    ticks = [quote("coinbase", 1000), quote("binance", 1100),
+             quote("binance", 1200, 106.0), quote("binance", 2000, 104.0),
+             quote("coinbase", 2800), quote("binance", 3500, 100.0),
+             quote("coinbase", 3300, 106.0), quote("coinbase", 3400, 100.0),
+             quote("coinbase", 8900, size=None), quote("binance", 9000, 106.0, size=None),
+             quote("binance", 9200, 100.0, size=None)]
     return ReportData(
         source="fixtures", settings=SETTINGS, prices=1234, first_ts_ms=T0, last_ts_ms=T0 + 12_000,
-        spreads=spreads, alerts=alerts, episodes=build_episodes(alerts, SETTINGS),
-        generated_ts_ms=T0,
+        spreads=spreads, alerts=alerts, episodes=episodes(ticks), generated_ts_ms=T0,
     )
 
 
@@ -60,7 +78,7 @@ def test_page_is_self_contained_with_all_plots() -> None:
     assert plots == {"spread-0", "durations", "net-bps", "profit"}
     assert "<script" not in page and "http://" not in page.replace(
         'xmlns="http://www.w3.org/2000/svg"', "")
-    assert page.count('class="band"') == 3  # the three episodes shaded on the spread chart
+    assert page.count('class="band"') == 4  # the four episodes shaded on the spread chart
     assert "BTC-USD coinbase\u2192binance" in page
 
 
@@ -70,11 +88,10 @@ def test_csv_has_one_row_per_episode() -> None:
     rows = list(csv.DictReader(io.StringIO(episodes_csv(report.episodes))))
 
     assert tuple(rows[0]) == CSV_COLUMNS
-    assert len(rows) == len(report.episodes) == 3
+    assert len(rows) == len(report.episodes) == 4
     first = rows[0]
-    assert (first["windows"], first["duration_ms"], first["confirmed_ms"]) == ("3", "3000",
-                                                                              "2000")
-    assert first["start_utc"] == "2023-11-14 22:13:21.000"
+    assert (first["quotes"], first["duration_ms"]) == ("2", "800")
+    assert first["start_utc"] == "2023-11-14 22:13:21.200"
     assert rows[-1]["peak_est_profit_usd"] == ""  # unknown size: no profit
 
 
