@@ -1,4 +1,4 @@
-"""Detection benchmark: throughput of the Flink job and detection latency, default vs seed mode.
+"""Detection benchmark: throughput of the Flink job and detection latency of its two paths.
 
 Runs on real parts: a local Tansu broker, the job in a Flink MiniCluster, the recorded Coinbase
 and Binance messages from the replay. Prints numbers; asserts nothing (machines are shared).
@@ -11,11 +11,13 @@ time), then a bounded job reads them; events/s = N / (Kafka timestamp of the las
 - that of the first), so JVM and job start-up are not counted (windows fire all through the run).
 
 Latency: the job runs unbounded; the replay publishes at 1x so receive times are wall-clock
-times; detection latency = alert record's Kafka timestamp - receive time of the newest quote
-(or trade, in seed mode) that contributed to it, over every alert record. A second row leaves
-out repeats: alerts of a window in which neither quote was new, which an earlier window already
-alerted on with the same prices; their latency includes however long the market was quiet.
-Every alert's times are kept in a CSV next to the job logs.
+times. Window path: alert record's Kafka timestamp - receive time of the newest quote (or
+trade, in seed mode) that contributed to it, over every alert record; a second row leaves out
+repeats: alerts of a window in which neither quote was new, which an earlier window already
+alerted on with the same prices (their latency includes however long the market was quiet).
+Tick path, in the same run: ``opened`` episode record's Kafka timestamp - ``start_ms``, the
+event time of the opening quote (its receive time; a refresh's emit time). Every alert's and
+opening's times are kept in CSVs next to the job logs.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import astuple, dataclass
+from dataclasses import astuple, dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -53,6 +55,7 @@ def job_env(bootstrap: str, prefix: str, **extra: str) -> dict[str, str]:
         "ARB_PRICES_TOPIC": f"{prefix}-prices",
         "ARB_SPREADS_TOPIC": f"{prefix}-spreads",
         "ARB_ALERTS_TOPIC": f"{prefix}-alerts",
+        "ARB_EPISODES_TOPIC": f"{prefix}-episodes",
         "ARB_STARTUP_MODE": "earliest-offset",
         "ARB_FLINK_METRICS_PORT": "0",
         "ARB_CHECKPOINT_INTERVAL_MS": "0",
@@ -64,7 +67,7 @@ def job_env(bootstrap: str, prefix: str, **extra: str) -> dict[str, str]:
 
 
 def topics(prefix: str) -> list[str]:
-    return [f"{prefix}-prices", f"{prefix}-spreads", f"{prefix}-alerts"]
+    return [f"{prefix}-prices", f"{prefix}-spreads", f"{prefix}-alerts", f"{prefix}-episodes"]
 
 
 def run_job(env: dict[str, str], log: Path, bounded: bool) -> subprocess.Popen[bytes]:
@@ -129,13 +132,13 @@ def throughput(bootstrap: str, records: int, parallelism: int, workdir: Path) ->
 
 def _warm_up(bootstrap: str, prefix: str, stop: threading.Event) -> None:
     """Feed a dummy symbol (quotes and trades, for both modes) until the job answers, so
-    start-up is not measured as latency."""
+    start-up is not measured as latency: $99 apart (16 bps), an alert at any threshold."""
     producer = make_producer(bootstrap)
     while not stop.is_set():
         now_ms = time.time_ns() // 1_000_000
-        for exchange, bid in (("coinbase", 100.0), ("binance", 101.0)):
+        for exchange, bid in (("coinbase", 60_000.0), ("binance", 60_100.0)):
             quote = Quote(exchange=exchange, symbol=WARMUP_SYMBOL, venue_symbol="WARM",
-                          bid=bid, bid_size=1.0, ask=bid + 0.5, ask_size=1.0, quote_ccy="USD",
+                          bid=bid, bid_size=1.0, ask=bid + 1, ask_size=1.0, quote_ccy="USD",
                           fx_to_usd=1.0, ts_ms=now_ms, recv_ts_ms=now_ms, exchange_ts_ms=None)
             trade = Trade(exchange=exchange, symbol=WARMUP_SYMBOL, venue_symbol="WARM",
                           price=bid, size=1.0, side="buy", trade_id=str(now_ms),
@@ -171,21 +174,55 @@ class AlertTimes:
         return self.newest_recv_ts_ms < self.window_start_ms
 
 
+@dataclass(frozen=True)
+class OpeningTimes:
+    """The times of one opened episode (tick path), in epoch ms."""
+
+    start_ms: int  # the opening quote's event time: its receive time
+    newest_recv_ts_ms: int
+    detected_ts_ms: int  # the job's CURRENT_TIMESTAMP when it wrote the record
+    kafka_ts_ms: int
+
+    @property
+    def latency_s(self) -> float:
+        return (self.kafka_ts_ms - self.start_ms) / 1000
+
+
 @dataclass
 class LatencyRun:
     alerts: list[AlertTimes]
     produce_delay_s: list[float]  # ts_ms of a price record -> its Kafka timestamp
+    openings: list[OpeningTimes] = field(default_factory=list)
+
+
+#: Price shocks for the latency runs at the default $50 threshold, in every replay pass (about
+#: 45 s): every 2.5 s one venue's BTC-USD quotes move $400 for 0.2-1.5 s, each way in turn, so
+#: both paths have opportunities to find, most of them shorter than a second.
+SHOCK_DURATIONS_S = (0.2, 0.3, 0.5, 0.8, 1.5)
+
+
+def shock_args(pass_s: float = 40.0) -> list[str]:
+    args = []
+    for i in range(int(pass_s / 2.5)):
+        venue = "binance" if i % 2 == 0 else "coinbase"
+        duration = SHOCK_DURATIONS_S[i % len(SHOCK_DURATIONS_S)]
+        args += ["--shock", f"{venue}:BTC-USD:+400@{2.5 * i + 1:.1f}:{duration}"]
+    return args
 
 
 def latency(bootstrap: str, label: str, extra: dict[str, str], duration_s: float,
-            workdir: Path) -> LatencyRun:
+            workdir: Path, replay_args: list[str] | None = None) -> LatencyRun:
+    """``extra`` without DEMO_MODE: the demo threshold, unless shocks (``replay_args``) make the
+    opportunities at the default one."""
     prefix = f"lat-{label}-{time.time_ns()}"
     ensure_topics(bootstrap, topics(prefix), partitions=3)
-    env = job_env(bootstrap, prefix, DEMO_MODE="TRUE", **extra)
+    demo = {} if replay_args else {"DEMO_MODE": "TRUE"}
+    env = job_env(bootstrap, prefix, **{**demo, **extra})
     proc = run_job(env, workdir / f"{prefix}.log", bounded=False)
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": prefix,
                          "enable.auto.commit": False})
-    consumer.assign([TopicPartition(f"{prefix}-alerts", p, 0) for p in range(3)])
+    consumer.assign([TopicPartition(f"{prefix}-alerts", p, 0) for p in range(3)]
+                    + [TopicPartition(f"{prefix}-episodes", p, 0) for p in range(3)])
     prices = Consumer({"bootstrap.servers": bootstrap, "group.id": f"{prefix}-prices",
                        "enable.auto.commit": False})
     prices.assign([TopicPartition(f"{prefix}-prices", p, OFFSET_END) for p in range(3)])
@@ -204,7 +241,8 @@ def latency(bootstrap: str, label: str, extra: dict[str, str], duration_s: float
         stop_warmup.set()
         warm.join()
         replay = subprocess.Popen(
-            [sys.executable, "-m", "services.producer", "replay", "--speed", "1", "--loop"],
+            [sys.executable, "-m", "services.producer", "replay", "--speed", "1", "--loop",
+             *(replay_args or [])],
             cwd=REPO, env={**env, "ARB_PRODUCER_METRICS_PORT": "0"},
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
@@ -222,6 +260,12 @@ def latency(bootstrap: str, label: str, extra: dict[str, str], duration_s: float
             if msg is None or msg.error() or msg.key() == WARMUP_SYMBOL.encode():
                 continue
             alert = json.loads(msg.value())
+            if msg.topic().endswith("-episodes"):
+                if alert["is_open"] and time.monotonic() >= settled:
+                    run.openings.append(OpeningTimes(
+                        alert["start_ms"], alert["newest_recv_ts_ms"], alert["detected_ts_ms"],
+                        msg.timestamp()[1]))
+                continue
             if time.monotonic() >= settled:
                 run.alerts.append(AlertTimes(
                     alert["window_start_ms"], alert["window_end_ms"],
@@ -238,6 +282,9 @@ def latency(bootstrap: str, label: str, extra: dict[str, str], duration_s: float
     with open(workdir / f"{prefix}-alerts.csv", "w") as out:  # for a closer look at the tail
         out.write(",".join(AlertTimes.__dataclass_fields__) + "\n")
         out.writelines(",".join(str(v) for v in astuple(a)) + "\n" for a in run.alerts)
+    with open(workdir / f"{prefix}-openings.csv", "w") as out:
+        out.write(",".join(OpeningTimes.__dataclass_fields__) + "\n")
+        out.writelines(",".join(str(v) for v in astuple(o)) + "\n" for o in run.openings)
     return run
 
 
@@ -262,6 +309,14 @@ def print_latency(label: str, run: LatencyRun) -> None:
     ]
     print("  " + "; ".join(f"{name} p50 {pct(v, 50):.3f} p99 {pct(v, 99):.3f}"
                            for name, v in parts if v))
+    if run.openings:
+        values = [o.latency_s for o in run.openings]
+        print(f"{'  tick path, same run':<28}{len(values):>8}{pct(values, 50):>9.3f}"
+              f"{pct(values, 95):>9.3f}{pct(values, 99):>9.3f}{max(values):>9.3f}  (openings)")
+        job = [(o.kafka_ts_ms - o.detected_ts_ms) / 1000 for o in run.openings]
+        before = [(o.detected_ts_ms - o.start_ms) / 1000 for o in run.openings]
+        print(f"  opening quote -> job writes p50 {pct(before, 50):.3f} p99 {pct(before, 99):.3f}"
+              f"; write -> in Kafka p50 {pct(job, 50):.3f} p99 {pct(job, 99):.3f}")
 
 
 def latency_mode(spec: str) -> tuple[str, dict[str, str]]:
@@ -305,24 +360,31 @@ def main() -> None:
                       f"{r['total_s']:.1f} s in all, first to last output {r['busy_s']:.2f} s "
                       f"-> {r['events_per_s']:,.0f} events/s; {r['spreads_out']:.0f} spreads out")
         if not args.skip_latency:
-            print("\n== detection latency: newest contributing receive -> alert in Kafka ==")
+            print("\n== detection latency: window path (newest contributing receive -> alert in "
+                  "Kafka) and tick path (opening quote -> opened episode in Kafka) ==")
             # The watermark and the quote refresh follow the window by default: 250 ms windows
             # get a 50 ms watermark and a refresh every 125 ms. The low-latency profile of
             # docs/configuration.md halves the watermark and refreshes every 50 ms.
-            modes = [("default 1 s windows", {}),
-                     ("250 ms windows", {"ARB_WINDOW_MS": "250"}),
-                     ("250 ms low-latency profile", {"ARB_WINDOW_MS": "250",
-                                                     "ARB_WATERMARK_MS": "25",
-                                                     "ARB_QUOTE_REFRESH_MS": "50"}),
-                     ("seed mode (10 s avg)", {"ARB_MODE": "seed"})]
+            # "shocks": the default $50 threshold on the shocked replay (shock_args), where
+            # both paths have opportunities to find; the others use the demo threshold on the
+            # plain replay, where the window path alerts all the time and the tick path sees
+            # few, long episodes.
+            shocks = shock_args()
+            modes = [("default, shocks", {}, shocks),
+                     ("default 1 s windows, demo", {}, None),
+                     ("250 ms windows, shocks", {"ARB_WINDOW_MS": "250"}, shocks),
+                     ("250 ms low-latency, demo", {"ARB_WINDOW_MS": "250",
+                                                   "ARB_WATERMARK_MS": "25",
+                                                   "ARB_QUOTE_REFRESH_MS": "50"}, None),
+                     ("seed mode (10 s avg), demo", {"ARB_MODE": "seed"}, None)]
             if args.latency_mode:
-                modes = [latency_mode(m) for m in args.latency_mode]
+                modes = [(*latency_mode(m), shocks) for m in args.latency_mode]
             print(f"{'mode':<28}{'alerts':>8}{'p50 s':>9}{'p95 s':>9}{'p99 s':>9}{'max s':>9}")
-            for label, extra in modes:
+            for label, extra, replay_args in modes:
                 duration = args.duration_s * (2 if extra.get("ARB_MODE") == "seed" else 1)
                 name = re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")  # a topic name
                 print_latency(label, latency(broker.bootstrap_servers, name, extra, duration,
-                                             workdir))
+                                             workdir, replay_args))
 
 
 if __name__ == "__main__":

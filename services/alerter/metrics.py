@@ -135,7 +135,7 @@ class AlerterMetrics:
         self.episodes_open.labels(*episode.direction).inc()
         if kafka_ts_ms is not None:
             self.tick_detection_latency.observe(
-                max(0.0, (kafka_ts_ms - episode.newest_recv_ts_ms) / 1000))
+                max(0.0, (kafka_ts_ms - episode.start_ms) / 1000))
 
     def observe_closed_episode(self, episode: Episode, *, was_open: bool) -> None:
         if was_open:
