@@ -45,11 +45,13 @@ GAUGES = frozenset({
     "arb_kafka_consumer_lag", "arb_dashboard_sessions",
     # Not in DESIGN.md's list: the producer's backlog in front of Kafka (docs/decisions.md).
     "arb_kafka_backlog_records",
+    # Not in DESIGN.md's list either: the tick path's open opportunities (docs/decisions.md).
+    "arb_episodes_open",
 })
 HISTOGRAMS = frozenset({
     "arb_feed_latency_seconds", "arb_kafka_delivery_latency_seconds",
     "arb_alert_delivery_latency_seconds", "arb_detection_latency_seconds",
-    "arb_episode_duration_seconds",
+    "arb_episode_duration_seconds", "arb_tick_detection_latency_seconds",
 })
 #: Families exported although DESIGN.md does not list them by name.
 NOT_IN_DESIGN = frozenset({
@@ -57,6 +59,7 @@ NOT_IN_DESIGN = frozenset({
     "arb_episodes_received_total", "arb_episodes_closed_total", "arb_episode_duration_seconds",
     "arb_episode_messages_sent_total", "arb_episode_messages_failed_total",
     "arb_quotes_dropped_total", "arb_trades_dropped_total", "arb_kafka_backlog_records",
+    "arb_episodes_open", "arb_tick_detection_latency_seconds",
 })
 
 FLINK_METRICS = frozenset({
