@@ -6,7 +6,6 @@ import csv
 import io
 import re
 
-from services.common.config import DetectionSettings
 from services.common.messages import Spread, spread_id
 from services.report.charts import (
     Group,
