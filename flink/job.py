@@ -173,8 +173,13 @@ def run(settings: DetectionSettings, kafka: KafkaSettings, job_name: str = "arb-
     statement_set = env.create_statement_set()
     for insert in job.inserts:
         statement_set.add_insert_sql(insert)
+    if not detection.tick_pairs(settings):
+        log.warning("tick_path_off", venues=list(settings.venues),
+                    reason="ARB_VENUES names fewer than two venues: no episodes")
     log.info("flink_job_submitting", job=job_name, window_ms=settings.window_ms,
              watermark_ms=settings.watermark_ms, min_spread_usd=settings.min_spread_usd,
+             tick_venues=list(settings.venues), stale_ms=settings.stale_ms,
+             episode_gap_ms=settings.episode_gap_ms,
              demo_mode=settings.demo_mode, bounded=settings.bounded,
              prices_topic=kafka.prices_topic)
     result = statement_set.execute()

@@ -418,7 +418,7 @@ class AlertHistory:
 
 
 def recent_episodes(conn: sqlite3.Connection, limit: int = 100) -> list[EpisodeRecord]:
-    """Newest first by first alert window; none from a store older than version 2."""
+    """Newest first by start (the opening quote); none from a store older than version 3."""
     try:
         rows = conn.execute(
             "SELECT * FROM episodes ORDER BY start_ms DESC, id LIMIT ?", (limit,),

@@ -5,7 +5,7 @@ Runs the recorded data in DIR (the fixtures format: one JSON object per line wit
 producer's replay at maximum speed and the Flink job, then writes ``report.html`` (charts
 inline, opens offline) and ``episodes.csv`` to the output folder. Detection settings come from
 the environment as for the live job (``DEMO_MODE``, ``ARB_MIN_SPREAD_USD``,
-``ARB_EPISODE_GAP_WINDOWS``, ``ARB_EXECUTION_MS`` ...). Exit codes: 0 done, 1 a step failed,
+``ARB_EPISODE_GAP_MS``, ``ARB_EXECUTION_MS`` ...). Exit codes: 0 done, 1 a step failed,
 2 invalid configuration.
 """
 

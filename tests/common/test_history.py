@@ -223,6 +223,41 @@ def test_old_store_is_migrated_keeping_every_row(db_path: Path) -> None:
         assert len(reopened.recent()) == 4
 
 
+#: Version 2's episodes table: runs of alert windows (the window path's episodes).
+V2_EPISODES = """
+CREATE TABLE episodes (
+    id TEXT PRIMARY KEY, symbol TEXT NOT NULL, buy_exchange TEXT NOT NULL,
+    sell_exchange TEXT NOT NULL, start_ms INTEGER NOT NULL, first_window_end_ms INTEGER NOT NULL,
+    end_ms INTEGER NOT NULL, duration_ms INTEGER NOT NULL, windows INTEGER NOT NULL,
+    confirmed_ms INTEGER NOT NULL, peak_net_spread_bps REAL NOT NULL,
+    mean_net_spread_bps REAL NOT NULL, peak_spread_usd REAL NOT NULL, peak_est_profit_usd REAL,
+    required_ms INTEGER NOT NULL, capturable INTEGER NOT NULL, is_open INTEGER NOT NULL,
+    newest_recv_ts_ms INTEGER NOT NULL, detected_ts_ms INTEGER,
+    opened_status TEXT NOT NULL DEFAULT 'pending', closed_status TEXT NOT NULL DEFAULT 'pending',
+    attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT, received_ts_ms INTEGER NOT NULL,
+    updated_ts_ms INTEGER NOT NULL
+);
+CREATE INDEX episodes_newest ON episodes (first_window_end_ms DESC);
+INSERT INTO episodes VALUES ('BTC-USD|coinbase|binance|2000', 'BTC-USD', 'coinbase', 'binance',
+    1000, 2000, 4000, 3000, 3, 2000, 9.0, 6.0, 80.0, 7.0, 550, 1, 0, 3950, 4001,
+    'delivered', 'delivered', 2, NULL, 4002, 4003);
+PRAGMA user_version = 2;
+"""
+
+
+def test_version_2_window_episodes_are_kept_aside(db_path: Path) -> None:
+    old = make_spread()
+    write_v0_store(db_path, [old])
+    with closing(sqlite3.connect(db_path)) as conn, conn:
+        conn.executescript(V2_EPISODES)
+
+    with AlertHistory(db_path) as history:
+        assert history.recent_episodes() == []  # the tick path's table, empty
+        assert [a.id for a in history.recent()] == [old.id]  # alerts untouched
+        kept = history._conn.execute("SELECT windows FROM window_episodes").fetchall()
+    assert [tuple(r) for r in kept] == [(3,)]
+
+
 def test_unknown_status_is_still_refused(db_path: Path) -> None:
     spread = make_spread()
     with AlertHistory(db_path) as history:
