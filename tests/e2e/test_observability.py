@@ -63,12 +63,16 @@ NO_DATA_EXPECTED: Mapping[tuple[str, str], str] = {
     # The drop counters have a child per venue only after its first drop.
     ("Quotes superseded before Kafka per second", "A"): "the broker keeps up: none superseded",
     ("Trades dropped before Kafka per minute", "A"): "the broker keeps up: none dropped",
-    # DEMO_MODE alerts in every window, so an episode, once open, never closes during the test.
-    ("Episodes opened and closed (per hour)", "B"): "DEMO_MODE: no episode closes",
-    ("Closed episodes: capturable vs not", "A"): "DEMO_MODE: no episode closes",
-    ("Closed episodes: capturable vs not", "B"): "DEMO_MODE: no episode closes",
-    ("Episode duration p50/p99", "A"): "DEMO_MODE: no episode closes",
-    ("Episode duration p50/p99", "B"): "DEMO_MODE: no episode closes",
+    # DEMO_MODE's threshold is passed nearly all the time on the replay, so an episode, once
+    # open, lasts a long while: none may have closed yet when the panels are read.
+    ("Episodes opened and closed (per hour)", "B"): "DEMO_MODE: no episode may have closed",
+    ("Closed episodes: capturable vs not", "A"): "DEMO_MODE: no episode may have closed",
+    ("Closed episodes: capturable vs not", "B"): "DEMO_MODE: no episode may have closed",
+    ("Episode duration p50/p99", "A"): "DEMO_MODE: no episode may have closed",
+    ("Episode duration p50/p99", "B"): "DEMO_MODE: no episode may have closed",
+    ("Opportunity durations, last hour (closed episodes)", "A"):
+        "DEMO_MODE: no episode may have closed",
+    ("Open opportunities by venue pair", "A"): "shows only pairs open at the moment of the query",
 }
 #: Panel targets whose every value must be above zero, not just present: a zero rate would
 #: pass a stalled pipeline off as data. Rates of a counter born at its first increment (alerts
