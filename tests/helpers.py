@@ -11,6 +11,7 @@ from pathlib import Path
 
 from confluent_kafka import Consumer, TopicPartition
 
+from services.common.broker import free_port
 from services.common.kafka import end_offsets, make_producer
 
 REPO = Path(__file__).resolve().parent.parent
@@ -48,6 +49,26 @@ def read_topic(bootstrap: str, topic: str, timeout_s: float = 15.0) -> list[tupl
         return out
     finally:
         consumer.close()
+
+
+def start_env(tmp_path: Path) -> dict[str, str]:
+    """The environment of an ``arb start`` under test: free ports, state under ``tmp_path``,
+    none of the caller's ARB_/FLINK_ settings, no demo threshold and no webhook unless added."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ARB_", "FLINK_"))}
+    for name in ("DEMO_MODE", "DISCORD_WEBHOOK_URL"):
+        env.pop(name, None)
+    env.update({
+        "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{free_port()}",
+        "ARB_PRODUCER_METRICS_PORT": str(free_port()),
+        "ARB_ALERTER_METRICS_PORT": str(free_port()),
+        "ARB_DASHBOARD_METRICS_PORT": str(free_port()),
+        "ARB_DASHBOARD_PORT": str(free_port()),
+        "ARB_FLINK_METRICS_PORT": "0",
+        "ARB_HISTORY_DB": str(tmp_path / "alerts.db"),
+        "ARB_CHECKPOINT_DIR": str(tmp_path / "checkpoints"),
+        "ARB_TEST_MARKER": str(tmp_path),
+    })
+    return env
 
 
 def flink_env(bootstrap: str, topics: Mapping[str, str], **extra: str) -> dict[str, str]:

@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from services.common.broker import free_port
-from tests.helpers import REPO
+from tests.helpers import REPO, start_env
 
 pytestmark = pytest.mark.integration
 
@@ -45,21 +44,8 @@ def alert_count(db: Path) -> int:
 
 def start_stack(tmp_path: Path, fixtures_dir: Path, log: Path) -> tuple[subprocess.Popen, Path]:
     db = tmp_path / "alerts.db"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ARB_", "FLINK_"))}
-    env.update({
-        "DEMO_MODE": "TRUE",
-        "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{free_port()}",
-        "ARB_PRODUCER_METRICS_PORT": str(free_port()),
-        "ARB_ALERTER_METRICS_PORT": str(free_port()),
-        "ARB_DASHBOARD_METRICS_PORT": str(free_port()),
-        "ARB_DASHBOARD_PORT": str(free_port()),
-        "ARB_FLINK_METRICS_PORT": "0",
-        "ARB_HISTORY_DB": str(db),
-        "ARB_CHECKPOINT_DIR": str(tmp_path / "checkpoints"),
-        "ARB_FIXTURES_DIR": str(fixtures_dir),
-        "ARB_TEST_MARKER": str(tmp_path),
-    })
-    env.pop("DISCORD_WEBHOOK_URL", None)
+    env = start_env(tmp_path)
+    env.update({"DEMO_MODE": "TRUE", "ARB_FIXTURES_DIR": str(fixtures_dir)})
     out = open(log, "wb")  # noqa: SIM115 - closed with the process below
     proc = subprocess.Popen(
         [sys.executable, "-m", "services.cli", "start", "--replay", "--no-prometheus"],

@@ -6,7 +6,6 @@ message arriving. Used by tests/e2e/test_tick_latency.py and bench/bench_tick_e2
 
 from __future__ import annotations
 
-import os
 import signal
 import sqlite3
 import subprocess
@@ -17,8 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from services.common.broker import free_port
-from tests.helpers import REPO
+from tests.helpers import REPO, start_env
 from tests.support.discord_standin import DiscordStandIn
 from tests.support.mock_exchange import MockExchange
 
@@ -68,21 +66,11 @@ class Run:
 
 def stack_env(tmp_path: Path, exchanges: dict[str, MockExchange], discord: DiscordStandIn,
               ) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ARB_", "FLINK_"))}
-    env.pop("DEMO_MODE", None)
+    env = start_env(tmp_path)
     env.update({
-        "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{free_port()}",
-        "ARB_PRODUCER_METRICS_PORT": str(free_port()),
-        "ARB_ALERTER_METRICS_PORT": str(free_port()),
-        "ARB_DASHBOARD_METRICS_PORT": str(free_port()),
-        "ARB_DASHBOARD_PORT": str(free_port()),
-        "ARB_FLINK_METRICS_PORT": "0",
-        "ARB_HISTORY_DB": str(tmp_path / "alerts.db"),
-        "ARB_CHECKPOINT_DIR": str(tmp_path / "checkpoints"),
         "ARB_VENUES": "coinbase,binance",
         "ARB_SYMBOLS": "BTC-USD,ETH-USD",
         "DISCORD_WEBHOOK_URL": discord.url,
-        "ARB_TEST_MARKER": str(tmp_path),
         **{f"ARB_{venue.upper()}_WS_URL": ex.url for venue, ex in exchanges.items()},
     })
     return env

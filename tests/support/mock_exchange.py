@@ -14,10 +14,11 @@ import json
 import threading
 import time
 from datetime import UTC, datetime
-from typing import Self
 
-from websockets.asyncio.server import ServerConnection, serve
+from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
+
+from tests.producer.ws_venue import _ServerThread
 
 
 def coinbase_ticker(product_id: str, bid: float, ask: float, sequence: int,
@@ -51,7 +52,7 @@ FORMATS = {
 }
 
 
-class MockExchange:
+class MockExchange(_ServerThread):
     """One venue on 127.0.0.1 (own thread); reads and ignores whatever clients send."""
 
     def __init__(self, venue: str) -> None:
@@ -61,22 +62,6 @@ class MockExchange:
         self._clients: set[ServerConnection] = set()
         self._connected = threading.Event()
         self.sent = 0
-
-    def __enter__(self) -> Self:
-        ready = threading.Event()
-        self._thread = threading.Thread(target=asyncio.run, args=(self._main(ready),),
-                                        daemon=True, name=f"mock-{self.venue}")
-        self._thread.start()
-        assert ready.wait(5), "mock exchange did not start"
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(5)
-
-    @property
-    def url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}"
 
     def wait_connected(self, timeout_s: float) -> bool:
         return self._connected.wait(timeout_s)
@@ -95,14 +80,6 @@ class MockExchange:
                 self._clients.discard(ws)
         self.sent += 1
         return sent_s
-
-    async def _main(self, ready: threading.Event) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
-        async with serve(self._handler, "127.0.0.1", 0) as server:
-            self.port = next(iter(server.sockets)).getsockname()[1]
-            ready.set()
-            await self._stop.wait()
 
     async def _handler(self, ws: ServerConnection) -> None:
         self._clients.add(ws)
