@@ -24,3 +24,9 @@ JOIN window_quotes AS s
   AND b.window_start = s.window_start
   AND b.window_end = s.window_end
   AND b.exchange <> s.exchange
+  -- True of every window quote (seed mode: bid = ask): it makes both sides read the same
+  -- columns, so the planner runs one window deduplication (or average) for both sides
+  -- instead of one per side.
+  AND b.bid <= b.ask AND s.bid <= s.ask
+  AND COALESCE(b.bid_size, 0) >= 0 AND COALESCE(b.ask_size, 0) >= 0
+  AND COALESCE(s.bid_size, 0) >= 0 AND COALESCE(s.ask_size, 0) >= 0
