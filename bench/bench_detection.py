@@ -105,9 +105,11 @@ def output_span_s(bootstrap: str, topic: str) -> tuple[int, float]:
     return len(stamps), (max(stamps) - min(stamps)) / 1000 if stamps else 0.0
 
 
-def throughput(bootstrap: str, records: int, parallelism: int, workdir: Path) -> dict[str, float]:
+def throughput(bootstrap: str, records: int, parallelism: int, workdir: Path,
+               extra: dict[str, str] | None = None) -> dict[str, float]:
     """Windows fire all through a bounded run, so the span between the first and the last
-    spread written is the processing time without JVM and job start-up."""
+    spread written is the processing time without JVM and job start-up. ``extra``: settings
+    for the job (the demo threshold unless it says otherwise)."""
     base = build_replay(default_fixtures_dir(), start_ms=1_700_000_000_000)
     span_ms = base[-1].ts_ms - base[0].ts_ms + 1000
     values: list[bytes] = []
@@ -119,7 +121,8 @@ def throughput(bootstrap: str, records: int, parallelism: int, workdir: Path) ->
     prefix = f"tp{parallelism}-{time.time_ns()}"
     ensure_topics(bootstrap, topics(prefix), partitions=2)
     produce(bootstrap, f"{prefix}-prices", values)
-    env = job_env(bootstrap, prefix, ARB_FLINK_PARALLELISM=str(parallelism), DEMO_MODE="TRUE")
+    env = job_env(bootstrap, prefix, **{"ARB_FLINK_PARALLELISM": str(parallelism),
+                                        "DEMO_MODE": "TRUE", **(extra or {})})
     started = time.monotonic()
     proc = run_job(env, workdir / f"{prefix}.log", bounded=True)
     if proc.wait(timeout=900) != 0:
@@ -354,9 +357,19 @@ def main() -> None:
     with LocalBroker(port=free_port()) as broker:
         if not args.skip_throughput:
             print("\n== throughput (bounded job over preloaded records, default mode) ==")
-            for parallelism in (1, 2):
-                r = throughput(broker.bootstrap_servers, args.records, parallelism, workdir)
-                print(f"parallelism {parallelism}: {r['records']:.0f} records, job "
+            # One venue in ARB_VENUES leaves the tick path out (nothing to pair): the window
+            # path alone, side by side with both. Demo threshold: nearly every window alerts
+            # and nearly every quote passes (the heaviest load); default: a calm market.
+            one_path = {"ARB_VENUES": "coinbase"}
+            calm = {"DEMO_MODE": "FALSE"}
+            runs = [("both paths, demo", 1, {}), ("window path only, demo", 1, one_path),
+                    ("both paths, $50", 1, calm), ("window path only, $50", 1,
+                                                   {**one_path, **calm}),
+                    ("both paths, demo", 2, {})]
+            for label, parallelism, extra in runs:
+                r = throughput(broker.bootstrap_servers, args.records, parallelism, workdir,
+                               extra)
+                print(f"parallelism {parallelism}, {label}: {r['records']:.0f} records, job "
                       f"{r['total_s']:.1f} s in all, first to last output {r['busy_s']:.2f} s "
                       f"-> {r['events_per_s']:,.0f} events/s; {r['spreads_out']:.0f} spreads out")
         if not args.skip_latency:
