@@ -3,7 +3,7 @@
 Runs on real parts: a local Tansu broker, the job in a Flink MiniCluster, the recorded Coinbase
 and Binance messages from the replay. Prints numbers; asserts nothing (machines are shared).
 
-  python bench/bench_detection.py                 # everything (about 16 minutes)
+  python bench/bench_detection.py                 # everything (about 20 minutes)
   python bench/bench_detection.py --skip-latency  # throughput only
 
 Throughput: N records are loaded into ``crypto-prices`` first (the replay looped and shifted in
