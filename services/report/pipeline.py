@@ -323,6 +323,8 @@ def run_pipeline(options: ReportOptions, progress: Progress) -> ReportData:
         replay(options, kafka, env, logs, progress)
         collected = Collected()
         collect_prices(kafka, collected)
+        # Whatever the last tick saw (a fast replay can end before the first one): all of it.
+        progress.update(len(collected.prices), len(collected.prices))
         elapsed["replay"] = progress.finish(detail=f"{len(collected.prices):,} records")
         if not collected.prices:
             raise ReportError(f"the replay published nothing (log: {logs / 'producer.log'})")
