@@ -73,8 +73,8 @@ class AlerterMetrics:
         )
         self.episodes_open = Gauge(
             "arb_episodes_open",
-            "Opportunity episodes opened and not yet closed, by direction (as this alerter "
-            "has seen them since it started)",
+            "Opportunity episodes opened and not yet closed, by direction (the history's open "
+            "ones at start, then as the records come)",
             _PAIR,
             registry=registry,
         )

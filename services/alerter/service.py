@@ -417,6 +417,9 @@ class AlerterService:
             webhook=self.webhook, dashboard_url=self.settings.dashboard_url,
             stop=self.stop_event, post=self.settings.post_episodes,
         )
+        # Open episodes carry over a restart: their closing records decrement the gauge.
+        for direction, count in history.open_episode_counts().items():
+            self.metrics.episodes_open.labels(*direction).set(count)
         try:
             if self.spread_gauges:
                 self._spreads_thread = threading.Thread(

@@ -413,6 +413,14 @@ class AlertHistory:
     def recent_episodes(self, limit: int = 100) -> list[EpisodeRecord]:
         return recent_episodes(self._conn, limit)
 
+    def open_episode_counts(self) -> dict[tuple[str, str, str], int]:
+        """Episodes stored open (no closing record yet), per (symbol, buy, sell)."""
+        rows = self._conn.execute(
+            "SELECT symbol, buy_exchange, sell_exchange, COUNT(*) FROM episodes "
+            "WHERE is_open = 1 GROUP BY symbol, buy_exchange, sell_exchange",
+        ).fetchall()
+        return {(r[0], r[1], r[2]): r[3] for r in rows}
+
     def counts(self) -> dict[str, int]:
         return status_counts(self._conn)
 

@@ -144,3 +144,36 @@ def test_discord_gets_episode_messages_only(topics: Topics, discord: DiscordStan
     assert alerts, "the window path alerts on the scenario too"
     # Tick detection latency: one sample per opened record, from its Kafka timestamp.
     assert sample(service.metrics, "arb_tick_detection_latency_seconds_count") == 7
+
+
+@pytest.mark.integration
+def test_open_episodes_gauge_carries_over_a_restart(topics: Topics, discord: DiscordStandIn,
+                                                    tmp_path: Path, unique: str) -> None:
+    """An episode opened before a restart and closed after it: the restarted alerter starts
+    the gauge from the history (1), and the closing record brings it to 0, not -1."""
+    _, records = scenario()
+    opened = records[0]
+    closed = next(r for r in records if r.id == opened.id and not r.is_open)
+    labels = {"symbol": opened.symbol, "buy_exchange": opened.buy_exchange,
+              "sell_exchange": opened.sell_exchange}
+    kafka = KafkaSettings(**{**topics.kafka.__dict__, "episodes_topic": f"episodes-{unique}"})
+    ensure_topics(kafka.bootstrap_servers, [kafka.episodes_topic], 1)
+    settings = AlerterSettings(webhook_url=discord.url, history_db=str(tmp_path / "alerts.db"),
+                               group_id=f"alerter-{unique}", metrics_port=0)
+
+    def service() -> AlerterService:
+        return AlerterService(settings, kafka, metrics=AlerterMetrics(CollectorRegistry()),
+                              poll_timeout_s=0.1, spread_gauges=False)
+
+    topics.produce(kafka.episodes_topic, [to_json(opened)])
+    first = service()
+    with Running(first):
+        wait_until(lambda: len(discord.accepted) == 1, 30, "opened message sent")
+    assert sample(first.metrics, "arb_episodes_open", **labels) == 1
+
+    topics.produce(kafka.episodes_topic, [to_json(closed)])
+    second = service()
+    with Running(second):
+        wait_until(lambda: len(discord.accepted) == 2, 30, "closed message sent")
+    assert sample(second.metrics, "arb_episodes_open", **labels) == 0
+    assert footers(discord) == [f"episode {opened.id} opened", f"episode {opened.id} closed"]
