@@ -15,7 +15,7 @@ from services.common.messages import Episode, Spread
 from services.common.metrics import LATENCY_BUCKETS_SECONDS
 
 _PAIR = ("symbol", "buy_exchange", "sell_exchange")
-#: Episode durations: one window (1 s by default) up to several minutes.
+#: Episode durations (tick path): from tens of milliseconds up to minutes.
 EPISODE_DURATION_BUCKETS_SECONDS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 600)
 
 __all__ = ["AlerterMetrics", "consumer_lags"]

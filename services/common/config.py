@@ -385,7 +385,7 @@ class ProducerSettings:
     @classmethod
     def from_env(cls, env: Env | None = None) -> ProducerSettings:
         env = os.environ if env is None else env
-        venues = tuple(v.lower() for v in _get(env, "ARB_VENUES", cls.venues, _venue_names))
+        venues = _get(env, "ARB_VENUES", cls.venues, _venue_names)
         urls = {}
         maps = {}
         for venue in venues:
@@ -535,6 +535,6 @@ class DashboardSettings:
             group_id=_get(env, "ARB_DASHBOARD_GROUP_ID", cls.group_id, str),
             chart_seconds=_get(env, "ARB_DASHBOARD_CHART_SECONDS", cls.chart_seconds,
                                _positive_int),
-            venues=tuple(v.lower() for v in _get(env, "ARB_VENUES", cls.venues, _venue_names)),
+            venues=_get(env, "ARB_VENUES", cls.venues, _venue_names),
             stale_ms=_get(env, "ARB_STALE_MS", cls.stale_ms, _positive_int),
         )

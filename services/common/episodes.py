@@ -59,7 +59,6 @@ def rejudge(episode: Episode, latency_ms: Mapping[str, float], execution_ms: flo
 class _Open:
     """An episode being collected: what the job's session window accumulates."""
 
-    start_ms: int
     first: TickEvaluation
     passing: list[TickEvaluation] = field(default_factory=list)
     successor_ends_ms: list[int] = field(default_factory=list)
@@ -103,7 +102,7 @@ def _closed(episode: _Open, settings: DetectionSettings) -> Episode:
         end_ms = max(episode.successor_ends_ms)
     else:
         end_ms = max(e.stale_until_ms or 0 for e in episode.passing)
-    return _record(first.symbol, first.buy_exchange, first.sell_exchange, episode.start_ms,
+    return _record(first.symbol, first.buy_exchange, first.sell_exchange, first.tick_ts_ms,
                    end_ms, episode.passing, settings, is_open=False)
 
 
@@ -123,7 +122,7 @@ def episode_records(evaluations: Iterable[TickEvaluation], settings: DetectionSe
         end = last_end.get(key)
         opens = e.passing and (end is None or e.tick_ts_ms - end > settings.episode_gap_ms)
         if opens:
-            current[key] = _Open(e.tick_ts_ms, e)
+            current[key] = _Open(e)
             episodes.append(current[key])
             records.append(_record(e.symbol, e.buy_exchange, e.sell_exchange, e.tick_ts_ms,
                                    e.tick_ts_ms, [e], settings, is_open=True))

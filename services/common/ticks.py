@@ -60,8 +60,8 @@ def ordered_pairs(venues: Iterable[str]) -> list[tuple[str, str]]:
     return [(buy, sell) for buy in names for sell in names if buy != sell]
 
 
-def _live(tick_ts_ms: int, quote: Quote | None, stale_ms: int) -> bool:
-    return quote is not None and abs(tick_ts_ms - quote.ts_ms) <= stale_ms
+def _live(tick_ts_ms: int, quote: Quote, stale_ms: int) -> bool:
+    return abs(tick_ts_ms - quote.ts_ms) <= stale_ms
 
 
 def evaluate_pair(tick_ts_ms: int, buy: Quote | None, sell: Quote | None,
@@ -103,14 +103,15 @@ def evaluate_ticks(raw_records: Iterable[bytes | str], settings: DetectionSettin
                 continue
             buy, sell = book.get(buy_venue), book.get(sell_venue)
             live, passing, numbers = evaluate_pair(tick, buy, sell, settings)
-            stale_until = (None if buy is None or sell is None
-                           else min(buy.ts_ms, sell.ts_ms) + settings.stale_ms)
-            newest = None if buy is None or sell is None else max(buy.recv_ts_ms, sell.recv_ts_ms)
+            stale_until = newest = None
+            if buy is not None and sell is not None:
+                stale_until = min(buy.ts_ms, sell.ts_ms) + settings.stale_ms
+                newest = max(buy.recv_ts_ms, sell.recv_ts_ms)
             key = (record.symbol, buy_venue, sell_venue)
             before = previous.get(key)
             previous_passing = before is not None and before[0]
             previous_end = None
-            if previous_passing and before is not None and before[1] is not None:
+            if before is not None and before[0] and before[1] is not None:
                 previous_end = min(tick, before[1])
             yield TickEvaluation(
                 symbol=record.symbol, buy_exchange=buy_venue, sell_exchange=sell_venue,

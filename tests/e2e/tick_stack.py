@@ -38,6 +38,11 @@ class Shock:
     duration_s: float
 
     @property
+    def quiet_book(self) -> tuple[float, float]:
+        """The shocked venue's bid and ask when nothing happens."""
+        return CB_BOOK if self.venue == "coinbase" else BN_BOOK
+
+    @property
     def direction(self) -> tuple[str, str]:
         """(buy venue, sell venue)."""
         return ("binance" if self.venue == "coinbase" else "coinbase", self.venue)
@@ -113,27 +118,24 @@ def _quiet(exchanges: dict[str, MockExchange], symbol: str, tick: int) -> None:
 
 
 def _play(exchanges: dict[str, MockExchange], symbol: str, seconds: float,
-          shocked: Shock | None = None) -> tuple[float, float]:
+          shocked: Shock | None = None) -> float:
     """Quiet quotes for ``seconds``; with ``shocked``, its venue raised by SHOCK_USD throughout
-    (every quote then shows the spread). Returns (first send, last send) monotonic times. Both
-    symbols are quoted at BTC's level: it is a mock."""
-    first = last = time.monotonic()
+    (every quote then shows the spread). Returns when the first quote was sent (monotonic).
+    Both symbols are quoted at BTC's level: it is a mock."""
+    first = time.monotonic()
     end = first + seconds
     tick = 0
     while True:
-        now = time.monotonic()
         if shocked is None:
             _quiet(exchanges, symbol, tick)
         else:
-            book = CB_BOOK if shocked.venue == "coinbase" else BN_BOOK
-            sent = exchanges[shocked.venue].quote(
-                symbol, book[0] + SHOCK_USD, book[1] + SHOCK_USD)
+            bid, ask = shocked.quiet_book
+            sent = exchanges[shocked.venue].quote(symbol, bid + SHOCK_USD, ask + SHOCK_USD)
             first = sent if tick == 0 else first
-        last = now
         tick += 1
         time.sleep(max(0.0, min(1 / QUIET_QUOTES_PER_S, end - time.monotonic())))
         if time.monotonic() >= end:
-            return first, last
+            return first
 
 
 def warm_up(exchanges: dict[str, MockExchange], discord: DiscordStandIn,
@@ -163,10 +165,10 @@ def run_shocks(exchanges: dict[str, MockExchange], discord: DiscordStandIn, hist
     _play(exchanges, "BTC-USD", quiet_s)
     results = []
     for shock in shocks:
-        sent_s, _ = _play(exchanges, "BTC-USD", shock.duration_s, shock)
+        sent_s = _play(exchanges, "BTC-USD", shock.duration_s, shock)
         # the quote that ends it
         ended_s = exchanges[shock.venue].quote(
-            "BTC-USD", *(CB_BOOK if shock.venue == "coinbase" else BN_BOOK))
+            "BTC-USD", *shock.quiet_book)
         results.append(ShockResult(shock, sent_s, ended_s))
         _play(exchanges, "BTC-USD", quiet_s)
     time.sleep(5)  # the last closing messages
