@@ -25,15 +25,17 @@ SPREAD_COLUMNS = (
     "detected_ts_ms",
 )
 
-#: Per venue and quote field on the tick path: (column suffix, source expression). A null size
-#: is kept as -1 (see view_tick_books.sql).
+#: Per venue and quote field on the tick path: (column suffix, source expression, SQL type).
+#: seq is the record's Kafka offset, its arrival order; a null size is kept as -1
+#: (view_tick_books.sql).
 _BOOK_FIELDS = (
-    ("ts_ms", "ts_ms"),
-    ("recv_ts_ms", "recv_ts_ms"),
-    ("bid", "bid"),
-    ("bid_size", "COALESCE(bid_size, -1.0)"),
-    ("ask", "ask"),
-    ("ask_size", "COALESCE(ask_size, -1.0)"),
+    ("ts_ms", "ts_ms", "BIGINT"),
+    ("recv_ts_ms", "recv_ts_ms", "BIGINT"),
+    ("bid", "bid", "DOUBLE"),
+    ("bid_size", "COALESCE(bid_size, -1.0)", "DOUBLE"),
+    ("ask", "ask", "DOUBLE"),
+    ("ask_size", "COALESCE(ask_size, -1.0)", "DOUBLE"),
+    ("seq", "kafka_offset", "BIGINT"),
 )
 
 
@@ -83,8 +85,10 @@ def with_options(options: dict[str, str]) -> str:
 
 
 def pair_arithmetic(buy_ask: str, buy_size: str, buy_fee_bps: str, sell_bid: str,
-                    sell_size: str, sell_fee_bps: str, indent: str = "  ") -> str:
-    """The select list of one ordered pair's numbers, shared by the window and tick paths.
+                    sell_size: str, sell_fee_bps: str, indent: str = "  ",
+                    prefix: str = "") -> str:
+    """The select list of one ordered pair's numbers, shared by the window and tick paths,
+    each named with ``prefix``.
 
     The same operations in the same order as services.common.spread.pair_numbers.
     """
@@ -102,16 +106,16 @@ def pair_arithmetic(buy_ask: str, buy_size: str, buy_fee_bps: str, sell_bid: str
         "max_size": max_size,
         "est_profit_usd": f"({net_bps}) / 10000 * {buy_ask} * {max_size}",
     }
-    return ",\n".join(f"{indent}{expr} AS {name}" for name, expr in columns.items())
+    return ",\n".join(f"{indent}{expr} AS {prefix}{name}" for name, expr in columns.items())
 
 
-def alert_rule(settings: DetectionSettings) -> str:
-    """DESIGN's alert rule over the columns spread_usd, spread_bps and net_spread_bps, as
-    services.common.spread.passes_rule states it."""
-    rule = (f"(spread_usd >= CAST({settings.min_spread_usd!r} AS DOUBLE) "
-            f"AND spread_bps < CAST({settings.max_spread_bps!r} AS DOUBLE)")
+def alert_rule(settings: DetectionSettings, prefix: str = "") -> str:
+    """DESIGN's alert rule over the columns spread_usd, spread_bps and net_spread_bps (each
+    named with ``prefix``), as services.common.spread.passes_rule states it."""
+    rule = (f"({prefix}spread_usd >= CAST({settings.min_spread_usd!r} AS DOUBLE) "
+            f"AND {prefix}spread_bps < CAST({settings.max_spread_bps!r} AS DOUBLE)")
     if settings.min_net_bps is not None:
-        rule += f" AND net_spread_bps >= CAST({settings.min_net_bps!r} AS DOUBLE)"
+        rule += f" AND {prefix}net_spread_bps >= CAST({settings.min_net_bps!r} AS DOUBLE)"
     return rule + ")"
 
 
@@ -165,16 +169,29 @@ def tick_view_statements(settings: DetectionSettings) -> list[str]:
     venue_columns = ",\n".join(
         f"  LAST_VALUE(CASE WHEN exchange = {sql_literal(venue)} THEN {source} END) OVER w "
         f"AS {_venue_column(venue, suffix)}"
-        for venue in settings.venues for suffix, source in _BOOK_FIELDS
+        for venue in settings.venues for suffix, source, _ in _BOOK_FIELDS
+    )
+    # One LAG of a ROW of every venue column: one accumulator however many venues.
+    book = [(_venue_column(venue, suffix), sql_type)
+            for venue in settings.venues for suffix, _, sql_type in _BOOK_FIELDS]
+    previous_books = (
+        f"  LAG(CAST(ROW({', '.join(c for c, _ in book)}) AS "
+        f"ROW<{', '.join(f'{c} {t}' for c, t in book)}>)) OVER o AS previous_books"
     )
     selects = "\nUNION ALL\n".join(_pair_select(buy, sell, settings) for buy, sell in pairs)
+    arithmetic = {"indent": "    "}
     return [
         render("view_tick_books", venue_columns=venue_columns,
                venues=", ".join(sql_literal(v) for v in settings.venues)),
+        render("view_tick_previous_books", previous_books=previous_books),
         render("view_tick_pairs", pair_selects=selects),
         render("view_tick_spreads", stale_ms=settings.stale_ms, alert_rule=alert_rule(settings),
+               previous_alert_rule=alert_rule(settings, "previous_"),
                pair_arithmetic=pair_arithmetic("buy_ask", "buy_size", "buy_fee_bps", "sell_bid",
-                                               "sell_size", "sell_fee_bps", indent="    ")),
+                                               "sell_size", "sell_fee_bps", **arithmetic),
+               previous_pair_arithmetic=pair_arithmetic(
+                   "previous_buy_ask", "previous_buy_size", "buy_fee_bps", "previous_sell_bid",
+                   "previous_sell_size", "sell_fee_bps", prefix="previous_", **arithmetic)),
         render("view_tick_evaluations"),
         render("view_tick_opens", gap_ms=settings.episode_gap_ms),
         render("view_tick_episode_rows", reach_ms=settings.stale_ms + settings.episode_gap_ms),
@@ -182,19 +199,27 @@ def tick_view_statements(settings: DetectionSettings) -> list[str]:
 
 
 def _pair_select(buy: str, sell: str, settings: DetectionSettings) -> str:
+    """One ordered pair at a quote of either venue: the latest quotes of both, and the quotes
+    its previous evaluation compared (the latest ones before this quote)."""
     def side(role: str, venue: str, price: str, size: str) -> str:
+        def previous(field: str) -> str:
+            return f"previous_books.{_venue_column(venue, field)}"
         return (
             f"{_venue_column(venue, 'ts_ms')} AS {role}_ts_ms, "
             f"{_venue_column(venue, 'recv_ts_ms')} AS {role}_recv_ts_ms, "
             f"{_venue_column(venue, price)} AS {role}_{price}, "
             f"NULLIF({_venue_column(venue, size)}, -1.0) AS {role}_size, "
-            f"CAST({settings.fee_bps(venue)!r} AS DOUBLE) AS {role}_fee_bps"
+            f"CAST({settings.fee_bps(venue)!r} AS DOUBLE) AS {role}_fee_bps,\n    "
+            f"{previous('ts_ms')} AS previous_{role}_ts_ms, "
+            f"{previous('seq')} AS previous_{role}_seq, "
+            f"{previous(price)} AS previous_{role}_{price}, "
+            f"NULLIF({previous(size)}, -1.0) AS previous_{role}_size"
         )
     return (
         f"SELECT symbol, {sql_literal(buy)} AS buy_exchange, {sql_literal(sell)} AS "
-        f"sell_exchange, tick_ts_ms, event_time, proc_time,\n  "
-        f"{side('buy', buy, 'ask', 'ask_size')},\n  {side('sell', sell, 'bid', 'bid_size')}\n"
-        f"FROM tick_books WHERE exchange IN ({sql_literal(buy)}, {sql_literal(sell)})"
+        f"sell_exchange, tick_ts_ms, event_time, proc_time,\n    "
+        f"{side('buy', buy, 'ask', 'ask_size')},\n    {side('sell', sell, 'bid', 'bid_size')}\n"
+        f"FROM tick_previous_books WHERE exchange IN ({sql_literal(buy)}, {sql_literal(sell)})"
     )
 
 

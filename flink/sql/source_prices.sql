@@ -19,6 +19,8 @@ CREATE TABLE prices (
   trade_id STRING,
   ts_ms BIGINT,
   recv_ts_ms BIGINT,
+  -- the record's place in its partition: arrival order, for the tick path (view_tick_pairs.sql)
+  kafka_offset BIGINT METADATA FROM 'offset' VIRTUAL,
   event_time AS TO_TIMESTAMP_LTZ(COALESCE(ts_ms, 0), 3),
   -- arrival order, for the tick path (see view_tick_books.sql)
   proc_time AS PROCTIME(),

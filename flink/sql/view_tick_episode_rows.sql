@@ -1,4 +1,4 @@
--- The tick path, step 6: the evaluations that make up an episode, under its start: its passes,
+-- The tick path, step 7: the evaluations that make up an episode, under its start: its passes,
 -- and each evaluation that ended a pass (is_successor) unless it opened the next episode or came
 -- more than $reach_ms ms (stale + gap) later, when the pass ended by going stale instead.
 CREATE TEMPORARY VIEW tick_episode_rows AS

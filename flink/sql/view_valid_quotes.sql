@@ -11,6 +11,7 @@ SELECT
   ask_size,
   ts_ms,
   recv_ts_ms,
+  kafka_offset,
   event_time,
   proc_time,
   $fee_case AS fee_bps

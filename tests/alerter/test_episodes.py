@@ -43,7 +43,7 @@ SETTINGS = DetectionSettings.from_env({"ARB_TAKER_FEE_BPS": FEES, "ARB_MIN_NET_B
 
 def scenario() -> tuple[list[Spread], list[Episode]]:
     """The scenario's alert windows and its episode records, each episode's opening before its
-    closing as in a job's output: 7 episodes (the window path alerts far less often)."""
+    closing as in a job's output: 9 episodes (the window path alerts far less often)."""
     records = tick_scenario_records()
     alerts = detect(records, SETTINGS).alerts
     return alerts, episode_records(evaluate_ticks(records, SETTINGS), SETTINGS)
@@ -74,7 +74,7 @@ def test_one_opening_and_one_closing_message_per_episode(tmp_path: Path,
     assert outcomes == [SENT] * len(records) and again == [DUPLICATE] * len(records)
     assert footers(discord) == [f"episode {r.id} {'opened' if r.is_open else 'closed'}"
                                 for r in records]
-    assert len(closed) == 7
+    assert len(closed) == 9
     for episode in closed:
         row = stored[episode.id]
         assert (row.opened_status, row.closed_status) == (DELIVERED, DELIVERED)
@@ -85,9 +85,10 @@ def test_one_opening_and_one_closing_message_per_episode(tmp_path: Path,
     assert f"capturable: lasted {longest.duration_ms:,} ms, needs 550 ms" in closing
     assert sample(metrics, "arb_episodes_closed_total", symbol="BTC-USD",
                   buy_exchange="coinbase", sell_exchange="binance", capturable="true") == 2
-    assert sample(metrics, "arb_episode_duration_seconds_count", capturable="false") == 4
+    assert sample(metrics, "arb_episode_duration_seconds_count", capturable="false") == sum(
+        not e.capturable for e in closed) == 6
     assert sample(metrics, "arb_episode_messages_sent_total", channel="discord",
-                  message=CLOSED) == 7
+                  message=CLOSED) == 9
     # Each opened, then closed: none open now.
     assert sample(metrics, "arb_episodes_open", symbol="BTC-USD", buy_exchange="coinbase",
                   sell_exchange="binance") == 0
@@ -135,15 +136,15 @@ def test_discord_gets_episode_messages_only(topics: Topics, discord: DiscordStan
 
     assert sorted(footers(discord)) == sorted(
         f"episode {r.id} {OPENED if r.is_open else CLOSED}" for r in records)
-    assert len(discord.received) == 14  # 7 episodes x (open, close); no alert window
+    assert len(discord.received) == 18  # 9 episodes x (open, close); no alert window
     assert {a.status for a in read_recent(settings.history_db)} == {SUPPRESSED}
     episodes = read_episodes(settings.history_db)
-    assert len(episodes) == 7 and not any(e.is_open for e in episodes)
+    assert len(episodes) == 9 and not any(e.is_open for e in episodes)
     assert sample(service.metrics, "arb_alerts_suppressed_total",
                   reason="episodes") == len(alerts)
     assert alerts, "the window path alerts on the scenario too"
     # Tick detection latency: one sample per opened record, from its Kafka timestamp.
-    assert sample(service.metrics, "arb_tick_detection_latency_seconds_count") == 7
+    assert sample(service.metrics, "arb_tick_detection_latency_seconds_count") == 9
 
 
 @pytest.mark.integration

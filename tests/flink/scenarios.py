@@ -111,6 +111,10 @@ def tick_scenario_records() -> list[bytes]:
         # B: flickering around the threshold every 50 ms: one episode, not five (Binance's five
         # passes and Coinbase's refresh at 3000, which passes too).
         *[bn(up if i % 2 == 0 else bn_bid, 3000 + 50 * i) for i in range(10)],
+        # ... with Kraken quoting Coinbase's prices in between: the pair's previous evaluation
+        # is then not the symbol's previous quote, and Kraken's own pairs are evaluated too.
+        *[(3025 + 100 * i, quote("kraken", "BTC-USD", cb_bid, cb_ask, 3025 + 100 * i))
+          for i in range(5)],
         # C: passing again 800 ms after it stopped (within the 1 s gap): the same episode; 1.5 s
         # after: a new one, with no sizes on either side (Coinbase's refreshes from 7000 carry no
         # ask size): no profit estimate.

@@ -63,7 +63,7 @@ def closed(records: list[Episode]) -> dict[str, Episode]:
 
 def test_tick_episodes_match_reference(job_output) -> None:
     actual, expected, _ = job_output
-    assert len(expected) == 14
+    assert len(expected) == 18
     assert_same_episodes(actual, expected)
 
 
@@ -72,8 +72,10 @@ def test_each_scenario_shows_what_it_is_for(job_output) -> None:
     episodes = closed(actual)
     assert sorted(episodes) == sorted([
         btc(1100), btc(3000), btc(5000), btc(7500), btc(11_100),
+        btc(3025, "kraken", "binance"), btc(5000, "kraken", "binance"),
         btc(19_000, "binance", "coinbase"), f"ETH-USD|coinbase|binance|{T0 + 19_010}",
-    ])  # no Kraken (clock jumps), none at 10.5 s (Coinbase stale), none at 18 s (bad quote)
+    ])  # Kraken only while it quotes on time (B, and C within its stale time), none while its
+    # clock is off (F); none at 10.5 s (Coinbase stale), none at 18 s (bad quote)
     # A: 300 ms from the opening quote to the one that ended it, two passing quotes, peaking
     # at the second ($610 over Coinbase's ask).
     a = episodes[btc(1100)]
