@@ -28,11 +28,13 @@ def test_rows_newest_first_with_capturable(tmp_path: Path) -> None:
     rows = load_episodes(db, 100, Filters(), now_ms=0)
 
     assert all(tuple(r) == EPISODE_COLUMNS for r in rows)
-    # newest first: ETH 19.01 s, BTC the other way at 19 s, then BTC 11.1, 7.5, 5, 3, 1.1 s
+    # newest first: ETH 19.01 s, BTC the other way at 19 s, then BTC 11.1, 7.5, 5 s (Coinbase,
+    # then Kraken), Kraken at 3.025 s, Coinbase at 3 and 1.1 s
     assert [(r["Symbol"], r["Buy on"], r["Duration ms"], r["Capturable"]) for r in rows] == [
         ("ETH-USD", "coinbase", 1995, True), ("BTC-USD", "binance", 200, False),
         ("BTC-USD", "coinbase", 1900, True), ("BTC-USD", "coinbase", 100, False),
-        ("BTC-USD", "coinbase", 1000, True), ("BTC-USD", "coinbase", 450, False),
+        ("BTC-USD", "coinbase", 1000, True), ("BTC-USD", "kraken", 100, False),
+        ("BTC-USD", "kraken", 425, False), ("BTC-USD", "coinbase", 450, False),
         ("BTC-USD", "coinbase", 300, False)]
     assert {r["State"] for r in rows} == {"closed"}
     assert rows[-1]["Passing quotes"] == 2 and rows[-1]["Needs ms"] == 550
@@ -61,7 +63,8 @@ def test_page_shows_the_episode_table(page_env: Path) -> None:
     assert "Opportunity episodes" in [h.value for h in app.subheader]
     table = app.dataframe[0].value
     assert list(table.columns) == list(EPISODE_COLUMNS)
-    assert list(table["Capturable"]) == [True, False, True, False, True, False, False]
+    assert list(table["Capturable"]) == [True, False, True, False, True, False, False, False,
+                                         False]
 
 
 def test_page_lists_open_opportunities(page_env: Path) -> None:
@@ -72,5 +75,5 @@ def test_page_lists_open_opportunities(page_env: Path) -> None:
 
     assert not app.exception, app.exception
     banner = [m.value for m in app.markdown if "Open now" in m.value]
-    assert banner and banner[0].startswith("**Open now: 7**")
+    assert banner and banner[0].startswith("**Open now: 9**")
     assert "BTC-USD coinbase \u2192 binance" in banner[0]
