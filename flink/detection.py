@@ -37,6 +37,8 @@ _BOOK_FIELDS = (
     ("ask_size", "COALESCE(ask_size, -1.0)", "DOUBLE"),
     ("seq", "kafka_offset", "BIGINT"),
 )
+#: The book fields a pair's previous evaluation compares (not the receive times).
+_PREVIOUS_FIELDS = ("ts_ms", "seq", "bid", "bid_size", "ask", "ask_size")
 
 
 def epoch_ms(column: str) -> str:
@@ -171,15 +173,16 @@ def tick_view_statements(settings: DetectionSettings) -> list[str]:
         f"AS {_venue_column(venue, suffix)}"
         for venue in settings.venues for suffix, source, _ in _BOOK_FIELDS
     )
-    # One LAG of a ROW of every venue column: one accumulator however many venues.
-    book = [(_venue_column(venue, suffix), sql_type)
-            for venue in settings.venues for suffix, _, sql_type in _BOOK_FIELDS]
+    # One LAG of a ROW of every venue column the previous evaluation reads: one accumulator
+    # however many venues.
+    types = {suffix: sql_type for suffix, _, sql_type in _BOOK_FIELDS}
+    book = [(_venue_column(venue, suffix), types[suffix])
+            for venue in settings.venues for suffix in _PREVIOUS_FIELDS]
     previous_books = (
         f"  LAG(CAST(ROW({', '.join(c for c, _ in book)}) AS "
         f"ROW<{', '.join(f'{c} {t}' for c, t in book)}>)) OVER o AS previous_books"
     )
     selects = "\nUNION ALL\n".join(_pair_select(buy, sell, settings) for buy, sell in pairs)
-    arithmetic = {"indent": "    "}
     return [
         render("view_tick_books", venue_columns=venue_columns,
                venues=", ".join(sql_literal(v) for v in settings.venues)),
@@ -188,10 +191,10 @@ def tick_view_statements(settings: DetectionSettings) -> list[str]:
         render("view_tick_spreads", stale_ms=settings.stale_ms, alert_rule=alert_rule(settings),
                previous_alert_rule=alert_rule(settings, "previous_"),
                pair_arithmetic=pair_arithmetic("buy_ask", "buy_size", "buy_fee_bps", "sell_bid",
-                                               "sell_size", "sell_fee_bps", **arithmetic),
+                                               "sell_size", "sell_fee_bps", indent="    "),
                previous_pair_arithmetic=pair_arithmetic(
                    "previous_buy_ask", "previous_buy_size", "buy_fee_bps", "previous_sell_bid",
-                   "previous_sell_size", "sell_fee_bps", prefix="previous_", **arithmetic)),
+                   "previous_sell_size", "sell_fee_bps", indent="    ", prefix="previous_")),
         render("view_tick_evaluations"),
         render("view_tick_opens", gap_ms=settings.episode_gap_ms),
         render("view_tick_episode_rows", reach_ms=settings.stale_ms + settings.episode_gap_ms),

@@ -34,8 +34,9 @@ _ENV_LINE = re.compile(r"^\s*(?P<comment>#\s*)?(?P<name>[A-Za-z_][A-Za-z0-9_]*)=
 
 
 def load_script(path: Path) -> ModuleType:
-    """Import one of docker/'s scripts (not a package) as module ``docker_<name>``, once."""
-    name = f"docker_{path.stem}"
+    """Import a script (not a package: docker/'s, scripts/') as module ``<folder>_<name>``,
+    once."""
+    name = f"{path.parent.name}_{path.stem}"
     if name in sys.modules:
         return sys.modules[name]
     spec = importlib.util.spec_from_file_location(name, path)

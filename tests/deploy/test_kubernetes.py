@@ -22,7 +22,7 @@ from services.common.config import (
 )
 from tests.deploy import k8s_schemas
 from tests.deploy.kustomize import Document, KustomizeError, render, strategic_merge
-from tests.deploy.support import parse_dockerfile, rendered_compose
+from tests.deploy.support import load_script, parse_dockerfile, rendered_compose
 from tests.helpers import REPO
 from tests.test_docs import variables_read_by_code
 
@@ -34,16 +34,7 @@ WEBHOOK = re.compile(r"discord(?:app)?\.com/api/webhooks/", re.IGNORECASE)
 SECRET_KEY = re.compile(r"password|passwd|token|secret|api[_-]?key|webhook", re.IGNORECASE)
 
 
-def _load_generator() -> Any:
-    spec = importlib.util.spec_from_file_location(
-        "generate_k8s_monitoring", REPO / "scripts" / "generate_k8s_monitoring.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-generator = _load_generator()
+generator = load_script(REPO / "scripts" / "generate_k8s_monitoring.py")
 RENDERED = {overlay: render(KUBERNETES / "overlays" / overlay) for overlay in OVERLAYS}
 
 
