@@ -14,7 +14,6 @@ The webhook URL contains its token: it is a secret and never appears in logs or 
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +23,8 @@ from typing import Any
 import requests
 import structlog
 
+from services.common.backoff import Backoff
+from services.common.clock import now_ts_ms
 from services.common.messages import Episode, Spread
 
 log = structlog.get_logger(__name__)
@@ -303,6 +304,7 @@ class DiscordWebhook:
         self.max_attempts = max_attempts
         self.backoff_base_s = backoff_base_s
         self.backoff_max_s = backoff_max_s
+        self._backoff = Backoff(initial_s=backoff_base_s, max_s=backoff_max_s, jitter=0.5)
         self.max_retry_after_s = max_retry_after_s
         self._sleep = sleep
         self._session = session or requests.Session()
@@ -317,9 +319,8 @@ class DiscordWebhook:
         self._session.close()
 
     def _backoff_s(self, retry: int) -> float:
-        """Capped exponential backoff with full jitter (retry counts from 1)."""
-        ceiling = min(self.backoff_max_s, self.backoff_base_s * 2 ** (retry - 1))
-        return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not crypto
+        """The wait before ``retry`` (counting from 1): half to all of a doubling ceiling."""
+        return self._backoff.delay_s(retry - 1)
 
     def _wait(self, seconds: float) -> bool:
         return seconds <= 0 or self._sleep(seconds)
@@ -357,7 +358,7 @@ class DiscordWebhook:
                 self._note_bucket(response)
                 if 200 <= status < 300:
                     return DeliveryResult(
-                        True, OK, attempts, status, accepted_ts_ms=time.time_ns() // 1_000_000,
+                        True, OK, attempts, status, accepted_ts_ms=now_ts_ms(),
                     )
                 body = redact(response.text[:200], self._url)
                 if status == 429:

@@ -36,6 +36,7 @@ from services.alerter.discord import (
     episode_opened_payload,
 )
 from services.alerter.metrics import AlerterMetrics
+from services.common.clock import now_ts_ms
 from services.common.config import AlerterSettings, KafkaSettings
 from services.common.exceptions import RecordError
 from services.common.history import (
@@ -49,7 +50,6 @@ from services.common.history import (
     SUPPRESSED,
     AlertHistory,
     EpisodeRecord,
-    now_ms,
 )
 from services.common.kafka import make_consumer
 from services.common.logging import truncate
@@ -211,7 +211,7 @@ class AlertHandler(_Handler[Spread]):
         first_refusal = self.webhook.unusable is None
         result = self.webhook.send(build_payload(spread, self.dashboard_url))
         if result.ok:
-            accepted_ts_ms = result.accepted_ts_ms or now_ms()
+            accepted_ts_ms = result.accepted_ts_ms or now_ts_ms()
             self._store(lambda: self.history.mark_delivered(
                 spread.id, result.attempts, accepted_ts_ms,
             ))

@@ -14,7 +14,6 @@ migrated in place, in one transaction, the first time a newer alerter opens it.
 from __future__ import annotations
 
 import sqlite3
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import asdict, dataclass, fields
@@ -22,6 +21,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from services.common.clock import now_ts_ms
 from services.common.messages import Episode, Spread
 
 PENDING = "pending"
@@ -117,10 +117,6 @@ CREATE TABLE IF NOT EXISTS episodes (
 );
 CREATE INDEX IF NOT EXISTS episodes_newest ON episodes (start_ms DESC);
 """
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def utc_day_start_ms(ts_ms: int) -> int:
@@ -279,7 +275,7 @@ class AlertHistory:
 
     def record(self, spread: Spread, received_ts_ms: int | None = None) -> StoreResult:
         """Store an alert once; a second call with the same id changes nothing and says so."""
-        received_ts_ms = now_ms() if received_ts_ms is None else received_ts_ms
+        received_ts_ms = now_ts_ms() if received_ts_ms is None else received_ts_ms
         values = asdict(spread)
         values.pop("v", None)
         columns = (*_SPREAD_COLUMNS, "status", "attempts", "received_ts_ms", "updated_ts_ms")
@@ -302,7 +298,7 @@ class AlertHistory:
         return AlertRecord.from_row(row) if row else None
 
     def _update(self, alert_id: str, add_attempts: int = 0, **changes: Any) -> AlertRecord:
-        changes["updated_ts_ms"] = now_ms()
+        changes["updated_ts_ms"] = now_ts_ms()
         assignments = ", ".join([f"{name} = ?" for name in changes] + ["attempts = attempts + ?"])
         with self._conn:
             cursor = self._conn.execute(
@@ -323,7 +319,7 @@ class AlertHistory:
             alert_id,
             add_attempts=attempts,
             status=DELIVERED,
-            delivered_ts_ms=now_ms() if delivered_ts_ms is None else delivered_ts_ms,
+            delivered_ts_ms=now_ts_ms() if delivered_ts_ms is None else delivered_ts_ms,
             last_error=None,
         )
 
@@ -372,7 +368,7 @@ class AlertHistory:
         """Store an episode record: the opening one creates the row, the closing one creates it
         or brings it to its final numbers. Idempotent; a late opening record never undoes a
         close."""
-        received_ts_ms = now_ms() if received_ts_ms is None else received_ts_ms
+        received_ts_ms = now_ts_ms() if received_ts_ms is None else received_ts_ms
         values = asdict(episode)
         columns = (*_EPISODE_COLUMNS, "received_ts_ms", "updated_ts_ms")
         params = [values[name] for name in _EPISODE_COLUMNS] + [received_ts_ms, received_ts_ms]
@@ -402,7 +398,7 @@ class AlertHistory:
             cursor = self._conn.execute(
                 f"UPDATE episodes SET {message}_status = ?, attempts = attempts + ?, "  # noqa: S608 - checked name
                 "last_error = ?, updated_ts_ms = ? WHERE id = ?",
-                (status, attempts, _clip_error(error), now_ms(), episode_id),
+                (status, attempts, _clip_error(error), now_ts_ms(), episode_id),
             )
         if cursor.rowcount != 1:
             raise KeyError(episode_id)
@@ -539,7 +535,7 @@ def summarize(
     if conn is None:
         return HistorySummary(0, dict.fromkeys(STATUSES, 0), None, None, None)
     where, params = query.where()
-    today_from = utc_day_start_ms(now_ms()) if today_start_ms is None else today_start_ms
+    today_from = utc_day_start_ms(now_ts_ms()) if today_start_ms is None else today_start_ms
     row = conn.execute(
         "SELECT COUNT(*) AS n, MAX(window_end_ms) AS last_end, MAX(spread_usd) AS max_usd, "  # noqa: S608 - bound values
         "MAX(net_spread_bps) AS max_net, SUM(est_profit_usd) AS profit, "

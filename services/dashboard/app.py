@@ -10,13 +10,12 @@ position while it refreshes itself.
 
 from __future__ import annotations
 
-import time
-
 import altair as alt
 import pandas as pd
 import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
+from services.common.clock import now_ts_ms
 from services.common.config import DashboardSettings, KafkaSettings
 from services.common.exceptions import ConfigError
 from services.common.history import SUPPRESSED, utc_day_start_ms
@@ -47,10 +46,6 @@ resources = shared(settings, kafka)
 run_context = get_script_run_ctx()
 if run_context is not None:
     resources.sessions.touch(run_context.session_id)
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 # -- header and sidebar ---------------------------------------------------------------------------
@@ -232,7 +227,7 @@ def alert_table(view: data.AlertsView) -> None:
 
 @st.fragment(run_every=settings.refresh_seconds)
 def live_page() -> None:
-    now = now_ms()
+    now = now_ts_ms()
     snapshot = resources.state.snapshot(now)
     view = data.load_view(settings.history_db, settings.max_rows, filters.query(now),
                           utc_day_start_ms(now))

@@ -23,6 +23,7 @@ from typing import Any
 import structlog
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
+from services.common.clock import now_ts_ms
 from services.common.config import DashboardSettings, KafkaSettings
 from services.common.exceptions import RecordError
 from services.common.kafka import make_consumer
@@ -42,10 +43,6 @@ PRICES_BACKFILL_RECORDS = 200
 RETRY_S = 2.0
 
 Pair = tuple[str, str, str]  # (symbol, buy_exchange, sell_exchange)
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,7 +164,7 @@ class LiveState:
                 for _, point in sorted(self._points[key].items())
             )
             return LiveSnapshot(
-                taken_ms=now_ms() if taken_ms is None else taken_ms,
+                taken_ms=now_ts_ms() if taken_ms is None else taken_ms,
                 bootstrap_servers=self.bootstrap_servers,
                 kafka_checked=self._checked,
                 kafka_connected=self._connected,
@@ -310,7 +307,7 @@ class LiveReader:
                     self._stop.wait(self.retry_s / 4)
                     continue
                 messages = consumer.consume(num_messages=500, timeout=self.poll_timeout_s)
-                self.handle(messages, now_ms())
+                self.handle(messages, now_ts_ms())
         except Exception as exc:  # the page keeps working from the history store
             log.exception("dashboard_reader_stopped")
             self._connected(False, f"the background reader stopped: {type(exc).__name__}")

@@ -1,7 +1,8 @@
 """Producer: venue WebSockets (or recorded frames) -> quote/trade records -> Kafka crypto-prices."""
 
+from services.common.backoff import Backoff
 from services.producer.connector import Parsed, Venue, fx_to_usd_for
-from services.producer.feed import Backoff, Feed, run_feeds
+from services.producer.feed import Feed, run_feeds
 from services.producer.fx import FxRates
 from services.producer.metrics import ProducerMetrics
 from services.producer.publisher import KafkaPublisher

@@ -30,16 +30,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-import random
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import structlog
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, WebSocketException
 
+from services.common.backoff import Backoff
+from services.common.clock import now_ts_ms
 from services.common.exceptions import RecordError
 from services.common.logging import truncate
 from services.common.messages import Quote, Trade
@@ -57,26 +56,6 @@ NETWORK_ERRORS = (OSError, TimeoutError, WebSocketException)
 #: RecordError reasons that say nothing about the venue being alive (not one of its messages).
 _NOT_VENUE_MESSAGE = frozenset({"not_json", "unknown_type"})
 _DEFAULT = object()
-
-
-def wall_ms() -> int:
-    """The local clock in epoch ms: the ``ts_ms``/``recv_ts_ms`` of every live record."""
-    return time.time_ns() // 1_000_000
-
-
-@dataclass(frozen=True)
-class Backoff:
-    """Capped exponential backoff; jitter spreads reconnects so venues are not hit in step."""
-
-    initial_s: float = 0.5
-    max_s: float = 30.0
-    factor: float = 2.0
-    #: fraction of the delay that is randomised away (0 = none, 1 = anywhere in [0, delay])
-    jitter: float = 0.5
-
-    def delay_s(self, attempt: int, rand: Callable[[], float] = random.random) -> float:
-        base_s = min(self.max_s, self.initial_s * self.factor ** max(0, attempt))
-        return base_s * (1.0 - self.jitter * rand())
 
 
 class _SilentError(Exception):
@@ -101,7 +80,7 @@ class Feed:
         open_timeout_s: float = 10.0,
         backoff: Backoff | None = None,
         metrics: ProducerMetrics | None = None,
-        clock_ms: Callable[[], int] = wall_ms,
+        clock_ms: Callable[[], int] = now_ts_ms,
         max_connection_s: Any = _DEFAULT,
         rollover_margin_s: float = 600.0,
         overlap_s: float = 1.0,

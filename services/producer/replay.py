@@ -37,6 +37,7 @@ from pathlib import Path
 
 import structlog
 
+from services.common.clock import now_ts_ms
 from services.common.exceptions import RecordError
 from services.common.messages import Quote, Trade, validate_quote
 from services.producer.connector import PriceRecord, Venue, fx_to_usd_for
@@ -299,7 +300,7 @@ def plan_replay(
     ``aligned=False`` is for files recorded together (record mode): they keep their relative
     timing from the earliest frame of any of them, and none is looped."""
     fixtures = Path(fixtures_dir) if fixtures_dir is not None else default_fixtures_dir()
-    start_ms = time.time_ns() // 1_000_000 if start_ms is None else start_ms
+    start_ms = now_ts_ms() if start_ms is None else start_ms
     sources = _sources(recordings, fixtures, usdt_usd)
     origin_ms = None if aligned else min(s.first_ms for s in sources)
     if origin_ms is None:

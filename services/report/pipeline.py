@@ -23,6 +23,7 @@ import structlog
 from confluent_kafka import Consumer, TopicPartition
 
 from services.common.broker import LocalBroker, free_port
+from services.common.clock import now_ts_ms
 from services.common.config import DetectionSettings, KafkaSettings
 from services.common.episodes import feed_latency_p99_ms, latest_by_id, rejudge
 from services.common.exceptions import ArbError, RecordError
@@ -302,7 +303,7 @@ def build_data(options: ReportOptions, settings: DetectionSettings, collected: C
         episodes=episodes,
         latencies=latencies,
         notes=notes,
-        generated_ts_ms=time.time_ns() // 1_000_000,
+        generated_ts_ms=now_ts_ms(),
         elapsed_s=elapsed_s,
     )
 

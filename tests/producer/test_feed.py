@@ -24,11 +24,12 @@ from typing import Any
 import pytest
 import structlog
 
+from services.common.backoff import Backoff
 from services.common.kafka import ensure_topics
 from services.common.messages import Quote, Trade, parse_price_record
 from services.producer import binance, coinbase, kraken, okx
 from services.producer.connector import Venue
-from services.producer.feed import Backoff, Feed
+from services.producer.feed import Feed
 from services.producer.fx import FxRates
 from services.producer.replay import Frame, load_frames
 from tests.producer.conftest import (

@@ -19,7 +19,8 @@ from typing import Self
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
-from services.producer.feed import Backoff, Feed
+from services.common.backoff import Backoff
+from services.producer.feed import Feed
 
 Step = str | float  # a frame to send verbatim, or seconds to pause
 #: a server->client frame with a reserved opcode: not WebSocket, the client must fail the link
