@@ -19,6 +19,7 @@ import structlog
 from flink import detection
 from flink.jars import ensure_jars
 from services.common.config import DetectionSettings, KafkaSettings, load_dotenv
+from services.common.exceptions import ConfigError
 from services.common.kafka import end_offsets
 from services.common.logging import configure_logging
 
@@ -126,7 +127,7 @@ def table_environment(
     # A Flink cluster image has the connector in its lib/ and the reporter in its plugins/
     # (FLINK_LIB_DIR set before PyFlink starts, which sets it itself otherwise); a local
     # MiniCluster loads no plugins, so it gets the connector and the reporter as job jars.
-    jars_in_lib = bool(os.environ.get("FLINK_LIB_DIR"))
+    jars_in_lib = bool(settings.flink_lib_dir)
     env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
     conf = env.get_config()
     if not jars_in_lib:
@@ -198,11 +199,14 @@ def _stop_now(signum: int, frame: object) -> None:
 def main() -> int:
     load_dotenv()
     configure_logging("flink-job")
-    settings = DetectionSettings.from_env()
-    kafka = KafkaSettings.from_env()
-    metrics_port = int(os.environ.get("ARB_FLINK_METRICS_PORT", "9249"))
+    try:
+        settings = DetectionSettings.from_env()
+        kafka = KafkaSettings.from_env()
+    except ConfigError as exc:
+        log.error("config_invalid", error=str(exc))
+        return 2
     signal.signal(signal.SIGTERM, _stop_now)
-    run(settings, kafka, metrics_port=metrics_port)
+    run(settings, kafka, metrics_port=settings.metrics_port)
     return 0
 
 

@@ -16,12 +16,20 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from services.common.broker import LocalBroker
-from services.common.config import DetectionSettings, KafkaSettings, load_dotenv
+from services.common.config import (
+    AlerterSettings,
+    DashboardSettings,
+    DetectionSettings,
+    KafkaSettings,
+    LocalRunSettings,
+    ProducerSettings,
+    load_dotenv,
+)
 from services.common.exceptions import ArbError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -111,20 +119,20 @@ def dashboard_argv() -> list[str]:
     return _python("-m", "services.dashboard")
 
 
-#: The scrape targets of prometheus/prometheus.yml and the variables that move them.
-SCRAPE_PORTS = {
-    "8001": "ARB_PRODUCER_METRICS_PORT", "8002": "ARB_ALERTER_METRICS_PORT",
-    "8003": "ARB_DASHBOARD_METRICS_PORT", "9249": "ARB_FLINK_METRICS_PORT",
-    "9090": "ARB_PROMETHEUS_PORT",
-}
+def scrape_ports(env: Mapping[str, str]) -> dict[int, int]:
+    """prometheus/prometheus.yml's targets (each setting's default port) -> this run's ports."""
+    ports = [(ProducerSettings, "metrics_port"), (AlerterSettings, "metrics_port"),
+             (DashboardSettings, "metrics_port"), (DetectionSettings, "metrics_port"),
+             (LocalRunSettings, "prometheus_port")]
+    return {model.model_fields[name].default: getattr(model.from_env(env), name)
+            for model, name in ports}
 
 
-def local_prometheus_config(env: dict[str, str]) -> Path:
+def local_prometheus_config(env: Mapping[str, str]) -> Path:
     """prometheus/prometheus.yml with its targets moved to the ports this run uses, written
     under var/ (with the rule files referenced by absolute path)."""
     text = (REPO / "prometheus" / "prometheus.yml").read_text()
-    for default, variable in SCRAPE_PORTS.items():
-        port = env.get(variable) or default
+    for default, port in scrape_ports(env).items():
         text = text.replace(f'"127.0.0.1:{default}"', f'"127.0.0.1:{port}"')
     text = text.replace("  - rules/*.yml", f"  - {REPO / 'prometheus' / 'rules'}/*.yml")
     out = VAR / "prometheus.yml"
@@ -136,7 +144,7 @@ def prometheus_argv(env: dict[str, str]) -> list[str] | None:
     binary = shutil.which("prometheus")
     if binary is None:
         return None
-    port = env.get("ARB_PROMETHEUS_PORT") or "9090"
+    port = LocalRunSettings.from_env(env).prometheus_port
     return [binary, f"--config.file={local_prometheus_config(env)}",
             f"--storage.tsdb.path={VAR / 'prometheus'}",
             f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"]
@@ -182,7 +190,7 @@ def start(args: argparse.Namespace) -> int:
     try:
         for child in children:
             child.start(tty)
-        port = os.environ.get("ARB_DASHBOARD_PORT", "8501")
+        port = DashboardSettings.from_env().port
         print(f"arb: running {', '.join(c.name for c in children)}"
               f"{'' if prom else ' (prometheus not installed: skipped)'}; alert history at "
               f"http://localhost:{port} - Ctrl-C stops everything", flush=True)

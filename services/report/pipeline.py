@@ -16,7 +16,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import structlog
@@ -319,7 +319,7 @@ def run_pipeline(options: ReportOptions, progress: Progress) -> ReportData:
     broker = LocalBroker(port=free_port(), topics=names.topics, partitions=1,
                          log_file=logs / "broker.log")
     with broker:
-        kafka = replace(names, bootstrap_servers=broker.bootstrap_servers, partitions=1)
+        kafka = names.replace(bootstrap_servers=broker.bootstrap_servers, partitions=1)
         env = child_env(kafka, options.fixtures_dir, f"arb-report-{uuid.uuid4().hex[:8]}")
         replay(options, kafka, env, logs, progress)
         collected = Collected()

