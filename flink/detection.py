@@ -2,6 +2,9 @@
 
 The SQL lives in ``flink/sql/*.sql``, one statement per file, with ``$name`` placeholders
 filled from :class:`DetectionSettings`; ``job.py`` only declares the Kafka tables and runs them.
+Column lists and types come from the records' declarations (services.common.messages); the
+sink schemas spelled out in the ``.sql`` files are checked against them by
+tests/flink/test_schema.py.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from pathlib import Path
 from string import Template
 
 from services.common.config import FALLBACK_TAKER_FEE_BPS, DetectionSettings
+from services.common.messages import VERSION_FIELD, Quote, Spread, record_fields
 from services.common.ticks import ordered_pairs
 
 SQL_DIR = Path(__file__).resolve().parent / "sql"
@@ -17,24 +21,36 @@ SQL_DIR = Path(__file__).resolve().parent / "sql"
 #: A price above this is not a price (it guards against Infinity from a broken writer).
 MAX_PRICE_USD = 1e12
 
-#: Columns of the spreads and alerts sinks, in their order.
-SPREAD_COLUMNS = (
-    "v", "id", "symbol", "window_start_ms", "window_end_ms", "buy_exchange", "buy_ask",
-    "buy_size", "sell_exchange", "sell_bid", "sell_size", "spread_usd", "spread_bps",
-    "net_spread_bps", "max_size", "est_profit_usd", "quote_age_ms", "newest_recv_ts_ms",
-    "detected_ts_ms",
-)
+#: Flink SQL type of each declared field type; the schema version is a small INT.
+FLINK_TYPES: dict[type, str] = {str: "STRING", int: "BIGINT", float: "DOUBLE", bool: "BOOLEAN"}
+VERSION_TYPE = "INT"
+
+
+def flink_columns(record: type) -> tuple[tuple[str, str], ...]:
+    """(name, Flink SQL type) of every field of a record, in declaration order: the JSON
+    source and sink columns of that record."""
+    return tuple(
+        (s.name, VERSION_TYPE if s.name == VERSION_FIELD else FLINK_TYPES[s.kind])
+        for s in record_fields(record)
+    )
+
+
+#: Columns of the spreads and alerts sinks, in their order (their INSERTs are positional).
+SPREAD_COLUMNS = tuple(name for name, _ in flink_columns(Spread))
+_QUOTE_TYPES = dict(flink_columns(Quote))
 
 #: Per venue and quote field on the tick path: (column suffix, source expression, SQL type).
 #: seq is the record's Kafka offset, its arrival order; a null size is kept as -1
 #: (view_tick_books.sql).
 _BOOK_FIELDS = (
-    ("ts_ms", "ts_ms", "BIGINT"),
-    ("recv_ts_ms", "recv_ts_ms", "BIGINT"),
-    ("bid", "bid", "DOUBLE"),
-    ("bid_size", "COALESCE(bid_size, -1.0)", "DOUBLE"),
-    ("ask", "ask", "DOUBLE"),
-    ("ask_size", "COALESCE(ask_size, -1.0)", "DOUBLE"),
+    *((name, source, _QUOTE_TYPES[name]) for name, source in (
+        ("ts_ms", "ts_ms"),
+        ("recv_ts_ms", "recv_ts_ms"),
+        ("bid", "bid"),
+        ("bid_size", "COALESCE(bid_size, -1.0)"),
+        ("ask", "ask"),
+        ("ask_size", "COALESCE(ask_size, -1.0)"),
+    )),
     ("seq", "kafka_offset", "BIGINT"),
 )
 #: The book fields a pair's previous evaluation compares (not the receive times).
@@ -146,7 +162,7 @@ def view_statements(settings: DetectionSettings) -> list[str]:
             window_end_ms=window_end,
             pair_arithmetic=pair_arithmetic("b.ask", "b.ask_size", "b.fee_bps", "s.bid",
                                             "s.bid_size", "s.fee_bps"),
-            now_ms=epoch_ms("CURRENT_TIMESTAMP"),
+            now_ts_ms=epoch_ms("CURRENT_TIMESTAMP"),
         ),
         render("view_alert_spreads", alert_rule=alert_rule(settings)),
         *tick_view_statements(settings),
@@ -248,7 +264,7 @@ def insert_statements(settings: DetectionSettings) -> list[str]:
             buy_latency_ms=latency_case("buy_exchange", settings),
             sell_latency_ms=latency_case("sell_exchange", settings),
             execution_ms=f"CAST({settings.execution_ms} AS BIGINT)",
-            now_ms=epoch_ms("CURRENT_TIMESTAMP"),
+            now_ts_ms=epoch_ms("CURRENT_TIMESTAMP"),
             closed_episodes=closed_episodes_query(settings),
         ),
     ]

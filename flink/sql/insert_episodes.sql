@@ -4,7 +4,6 @@
 -- configured) plus the execution time. The arithmetic mirrors services.common.episodes.
 INSERT INTO episodes_sink
 SELECT
-  1 AS v,
   CONCAT(symbol, '|', buy_exchange, '|', sell_exchange, '|', CAST(start_ms AS STRING)) AS id,
   symbol,
   buy_exchange,
@@ -21,7 +20,8 @@ SELECT
   end_ms - start_ms >= required_ms AS capturable,
   is_open,
   newest_recv_ts_ms,
-  $now_ms AS detected_ts_ms
+  $now_ts_ms AS detected_ts_ms,
+  1 AS v
 FROM (
   SELECT *,
     GREATEST($buy_latency_ms, $sell_latency_ms) + $execution_ms AS required_ms

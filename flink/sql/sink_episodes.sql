@@ -1,7 +1,6 @@
 -- arbitrage-episodes (tick path): one record when an episode opens (is_open = TRUE), one when it
 -- closes.
 CREATE TABLE $table (
-  v INT,
   id STRING,
   symbol STRING,
   buy_exchange STRING,
@@ -18,7 +17,8 @@ CREATE TABLE $table (
   capturable BOOLEAN,
   is_open BOOLEAN,
   newest_recv_ts_ms BIGINT,
-  detected_ts_ms BIGINT
+  detected_ts_ms BIGINT,
+  v INT
 ) WITH (
 $sink_options
 )

@@ -1,6 +1,5 @@
 -- One record per window and ordered venue pair (buy at one venue's ask, sell at the other's bid).
 CREATE TABLE $table (
-  v INT,
   id STRING,
   symbol STRING,
   window_start_ms BIGINT,
@@ -18,7 +17,8 @@ CREATE TABLE $table (
   est_profit_usd DOUBLE,
   quote_age_ms BIGINT,
   newest_recv_ts_ms BIGINT,
-  detected_ts_ms BIGINT
+  detected_ts_ms BIGINT,
+  v INT
 ) WITH (
 $sink_options
 )

@@ -3,7 +3,6 @@
 -- services.common.spread.pair_numbers operation for operation.
 CREATE TEMPORARY VIEW pair_spreads AS
 SELECT
-  1 AS v,
   CONCAT(b.symbol, '|', CAST($window_end_ms AS STRING), '|', b.exchange, '|', s.exchange) AS id,
   b.symbol AS symbol,
   $window_start_ms AS window_start_ms,
@@ -17,7 +16,8 @@ SELECT
 $pair_arithmetic,
   $window_end_ms - LEAST(b.recv_ts_ms, s.recv_ts_ms) AS quote_age_ms,
   GREATEST(b.recv_ts_ms, s.recv_ts_ms) AS newest_recv_ts_ms,
-  $now_ms AS detected_ts_ms
+  $now_ts_ms AS detected_ts_ms,
+  1 AS v
 FROM window_quotes AS b
 JOIN window_quotes AS s
   ON b.symbol = s.symbol

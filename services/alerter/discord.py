@@ -157,9 +157,10 @@ def build_payload(spread: Spread, dashboard_url: str | None = None) -> dict[str,
     }
 
 
-def _duration(ms: int) -> str:
+def _duration(duration_ms: int) -> str:
     """Milliseconds below 10 s, where they matter to a trader; seconds above."""
-    return f"{ms:,} ms" if ms < 10_000 else f"{ms / 1000:,.1f} s"
+    return (f"{duration_ms:,} ms" if duration_ms < 10_000
+            else f"{duration_ms / 1000:,.1f} s")
 
 
 def _capture(episode: Episode) -> str:

@@ -39,7 +39,7 @@ from services.alerter.metrics import AlerterMetrics
 from services.common.clock import now_ts_ms
 from services.common.config import AlerterSettings, KafkaSettings
 from services.common.exceptions import RecordError
-from services.common.history import (
+from services.common.history.schema import (
     CLOSED,
     DELIVERED,
     FAILED,
@@ -48,9 +48,9 @@ from services.common.history import (
     PENDING,
     SKIPPED,
     SUPPRESSED,
-    AlertHistory,
     EpisodeRecord,
 )
+from services.common.history.store import AlertHistory
 from services.common.kafka import make_consumer
 from services.common.logging import truncate
 from services.common.messages import Episode, Spread, parse_episode, parse_spread
@@ -64,14 +64,13 @@ FINAL_STATUSES = frozenset({DELIVERED, FAILED, NO_WEBHOOK, SUPPRESSED})
 #: Pause between attempts to write the history store when it fails (disk full, locked).
 STORE_RETRY_MAX_S = 10.0
 
-# Outcomes of one record, for callers and tests.
+# Outcomes of one record, for callers and tests. Three are the constant of what they report:
+# FAILED and NO_WEBHOOK (the status the record's alert or message is stored with) and
+# INTERRUPTED (the delivery result that cut it short, left uncommitted).
 INVALID = "invalid"
 SENT = "sent"
-NOT_SENT = "failed"
 DUPLICATE = "duplicate"
 COOLDOWN = "cooldown"
-RECORDED_ONLY = "no_webhook"
-STOPPED = "interrupted"
 #: An episode recorded but not posted: Discord gets alert windows instead.
 NOT_POSTED = "not_posted"
 #: An alert window recorded but not posted: Discord gets its episode's messages instead.
@@ -179,7 +178,7 @@ class AlertHandler(_Handler[Spread]):
         self.metrics.alerts_received.inc()
         stored = self._store(lambda: self.history.record(spread))
         if not stored.inserted and stored.alert.status in FINAL_STATUSES:
-            self.metrics.alerts_suppressed.labels("duplicate").inc()
+            self.metrics.alerts_suppressed.labels(DUPLICATE).inc()
             log.info("alert_duplicate", alert_id=spread.id, status=stored.alert.status)
             return Outcome(DUPLICATE, commit=True, alert_id=spread.id)
         if stored.inserted and kafka_ts_ms is not None:
@@ -189,9 +188,9 @@ class AlertHandler(_Handler[Spread]):
 
         if self.webhook is None:
             self._store(lambda: self.history.mark_no_webhook(spread.id))
-            self.metrics.alerts_suppressed.labels("no_webhook").inc()
+            self.metrics.alerts_suppressed.labels(NO_WEBHOOK).inc()
             log.info("alert_recorded", alert_id=spread.id, status=NO_WEBHOOK)
-            return Outcome(RECORDED_ONLY, commit=True, alert_id=spread.id)
+            return Outcome(NO_WEBHOOK, commit=True, alert_id=spread.id)
 
         if not self.post:
             self._store(lambda: self.history.mark_suppressed(spread.id, None, AS_EPISODE_NOTE))
@@ -224,7 +223,7 @@ class AlertHandler(_Handler[Spread]):
         if result.reason == INTERRUPTED:
             # Left pending and uncommitted: the next run gets the record again and retries it.
             log.info("alert_delivery_interrupted", alert_id=spread.id)
-            return Outcome(STOPPED, commit=False, alert_id=spread.id)
+            return Outcome(INTERRUPTED, commit=False, alert_id=spread.id)
         error = f"{result.reason}: {result.detail}" if result.detail else result.reason
         self._store(lambda: self.history.mark_failed(spread.id, result.attempts, error))
         self.metrics.alerts_failed.labels(CHANNEL, result.reason).inc()
@@ -237,7 +236,7 @@ class AlertHandler(_Handler[Spread]):
         log_failure = log.info if result.reason == WEBHOOK_UNUSABLE else log.warning
         log_failure("alert_delivery_failed", alert_id=spread.id, reason=result.reason,
                     status=result.status, attempts=result.attempts, detail=result.detail)
-        return Outcome(NOT_SENT, commit=True, alert_id=spread.id)
+        return Outcome(FAILED, commit=True, alert_id=spread.id)
 
 
 class EpisodeHandler(_Handler[Episode]):
@@ -270,7 +269,7 @@ class EpisodeHandler(_Handler[Episode]):
 
     def _on_opened(self, episode: Episode, stored: EpisodeRecord) -> Outcome:
         if stored.opened_status != PENDING:
-            self.metrics.alerts_suppressed.labels("duplicate").inc()
+            self.metrics.alerts_suppressed.labels(DUPLICATE).inc()
             return Outcome(DUPLICATE, commit=True, alert_id=episode.id)
         if not stored.is_open:  # already closed: its closing message says it all
             self._mark(episode.id, OPENED, SKIPPED)
@@ -280,7 +279,7 @@ class EpisodeHandler(_Handler[Episode]):
 
     def _on_closed(self, stored: EpisodeRecord) -> Outcome:
         if stored.closed_status != PENDING:
-            self.metrics.alerts_suppressed.labels("duplicate").inc()
+            self.metrics.alerts_suppressed.labels(DUPLICATE).inc()
             return Outcome(DUPLICATE, commit=True, alert_id=stored.id)
         opened_posted = stored.opened_status == DELIVERED
         if stored.opened_status == PENDING:
@@ -298,7 +297,7 @@ class EpisodeHandler(_Handler[Episode]):
             self._mark(episode_id, message, NO_WEBHOOK)
             log.info("episode_recorded", episode_id=episode_id, message=message,
                      status=NO_WEBHOOK)
-            return Outcome(RECORDED_ONLY, commit=True, alert_id=episode_id)
+            return Outcome(NO_WEBHOOK, commit=True, alert_id=episode_id)
         if not self.post:  # ARB_DISCORD_MESSAGES=alerts: stored, not posted
             self._mark(episode_id, message, SUPPRESSED)
             return Outcome(NOT_POSTED, commit=True, alert_id=episode_id)
@@ -311,13 +310,13 @@ class EpisodeHandler(_Handler[Episode]):
             return Outcome(SENT, commit=True, alert_id=episode_id)
         if result.reason == INTERRUPTED:
             log.info("episode_delivery_interrupted", episode_id=episode_id, message=message)
-            return Outcome(STOPPED, commit=False, alert_id=episode_id)
+            return Outcome(INTERRUPTED, commit=False, alert_id=episode_id)
         error = f"{result.reason}: {result.detail}" if result.detail else result.reason
         self._mark(episode_id, message, FAILED, result.attempts, error)
         self.metrics.episode_messages_failed.labels(CHANNEL, message, result.reason).inc()
         log.warning("episode_message_failed", episode_id=episode_id, message=message,
                     reason=result.reason, status=result.status, attempts=result.attempts)
-        return Outcome(NOT_SENT, commit=True, alert_id=episode_id)
+        return Outcome(FAILED, commit=True, alert_id=episode_id)
 
 
 def _kafka_ts_ms(msg: Message) -> int | None:

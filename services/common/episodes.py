@@ -61,7 +61,7 @@ class _Open:
 
     first: TickEvaluation
     passing: list[TickEvaluation] = field(default_factory=list)
-    successor_ends_ms: list[int] = field(default_factory=list)
+    successor_end_ts_ms: list[int] = field(default_factory=list)
 
 
 def _record(symbol: str, buy: str, sell: str, start_ms: int, end_ms: int,
@@ -98,8 +98,8 @@ def _closed(episode: _Open, settings: DetectionSettings) -> Episode:
     """The closed record. The last pass ended at the next evaluation when one followed within
     reach (every pass then has a successor); else when its older side went stale."""
     first = episode.first
-    if len(episode.successor_ends_ms) >= len(episode.passing):
-        end_ms = max(episode.successor_ends_ms)
+    if len(episode.successor_end_ts_ms) >= len(episode.passing):
+        end_ms = max(episode.successor_end_ts_ms)
     else:
         end_ms = max(e.stale_until_ms or 0 for e in episode.passing)
     return _record(first.symbol, first.buy_exchange, first.sell_exchange, first.tick_ts_ms,
@@ -111,16 +111,18 @@ def episode_records(evaluations: Iterable[TickEvaluation], settings: DetectionSe
     """Every record a bounded run of the job writes: per episode its opened record (the
     opening quote only), then, once the input is complete, its closed record."""
     reach_ms = settings.stale_ms + settings.episode_gap_ms
-    last_end: dict[tuple[str, str, str], int] = {}
+    #: per direction: when its last pass ended (event time)
+    last_end_ts_ms: dict[tuple[str, str, str], int] = {}
     current: dict[tuple[str, str, str], _Open] = {}
     episodes: list[_Open] = []
     records: list[Episode] = []
     for e in evaluations:
         key = e.direction
         if e.previous_end_ms is not None:
-            last_end[key] = e.previous_end_ms
-        end = last_end.get(key)
-        opens = e.passing and (end is None or e.tick_ts_ms - end > settings.episode_gap_ms)
+            last_end_ts_ms[key] = e.previous_end_ms
+        end_ts_ms = last_end_ts_ms.get(key)
+        opens = e.passing and (end_ts_ms is None
+                               or e.tick_ts_ms - end_ts_ms > settings.episode_gap_ms)
         if opens:
             current[key] = _Open(e)
             episodes.append(current[key])
@@ -133,7 +135,7 @@ def episode_records(evaluations: Iterable[TickEvaluation], settings: DetectionSe
             episode.passing.append(e)
         if (e.previous_end_ms is not None and not opens and e.previous_tick_ts_ms is not None
                 and abs(e.tick_ts_ms - e.previous_tick_ts_ms) <= reach_ms):
-            episode.successor_ends_ms.append(e.previous_end_ms)
+            episode.successor_end_ts_ms.append(e.previous_end_ms)
     records.extend(_closed(episode, settings) for episode in episodes)
     return records
 

@@ -1,22 +1,129 @@
 """The wire records of DESIGN.md: quotes and trades on ``crypto-prices``, spreads and alerts.
 
-Every record is one JSON object with schema version ``v``. Parsers here are pure: bytes in,
-a frozen dataclass out, or :class:`RecordError` with a short ``reason`` that callers use as a
-metric label. Unknown fields are ignored so that newer writers do not break older readers.
+Every record is one JSON object with schema version ``v``. Each record is declared once, as a
+frozen dataclass below: a field's name (with its unit: ``*_ts_ms`` epoch ms, ``*_ms`` a
+duration, ``*_usd``, ``*_bps``; DESIGN's ``window_start_ms``/``window_end_ms`` and an
+episode's ``start_ms``/``end_ms`` are epoch ms under their contract names), its type, and
+whether it may be null (``| None``). The parsers
+here, the Flink column lists (flink.detection) and the history store's SQLite tables
+(services.common.history) derive from :func:`record_fields`; the literal copies that must stay
+(the Flink ``.sql`` sink schemas) are checked against it by tests with :func:`column_drift`.
+
+Parsers are pure: bytes in, a frozen dataclass out, or :class:`RecordError` with a short
+``reason`` that callers use as a metric label. Unknown fields are ignored so that newer writers
+do not break older readers.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import math
-from dataclasses import asdict, dataclass
-from typing import Any
+import types
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
 
 from services.common.exceptions import RecordError
 
 SCHEMA_VERSION = 1
+#: The field every record carries its schema version in.
+VERSION_FIELD = "v"
 SIDES = ("buy", "sell")
 INT64_MAX = 2**63 - 1
+
+#: Reads one field from a decoded JSON object: (object, key, optional) -> value.
+Reader = Callable[[dict[str, Any], str, bool], Any]
+_WIRE = "wire"
+
+
+@dataclass(frozen=True, slots=True)
+class _Rule:
+    """How one field is read when its type's plain rule does not fit."""
+
+    #: Replaces the type's reader.
+    read: Reader | None = None
+    #: A field whose value stands in when this one is absent, null or 0 (older writers).
+    fallback: str | None = None
+    #: ``v`` and ``type``: the same in every record of a class; checked, never read as data.
+    header: bool = False
+
+
+def _wire(**rule: Any) -> dict[str, _Rule]:
+    return {_WIRE: _Rule(**rule)}
+
+
+_HEADER = _wire(header=True)
+
+
+def _req(obj: dict[str, Any], key: str) -> Any:
+    if obj.get(key) is None:
+        raise RecordError("missing_field", key)
+    return obj[key]
+
+
+def _str(obj: dict[str, Any], key: str, optional: bool = False) -> str | None:
+    if obj.get(key) is None and optional:
+        return None
+    value = _req(obj, key)
+    if not isinstance(value, str) or not value:
+        raise RecordError("bad_field", key)
+    return value
+
+
+def _text(obj: dict[str, Any], key: str, optional: bool = False) -> str | None:
+    """Any JSON value, as text: venues number some ids and spell others."""
+    if obj.get(key) is None and optional:
+        return None
+    return str(_req(obj, key))
+
+
+def _int(obj: dict[str, Any], key: str, optional: bool = False) -> int | None:
+    value = obj.get(key)
+    if value is None and optional:
+        return None
+    value = _req(obj, key)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise RecordError("bad_field", key)
+    if isinstance(value, float) and (not math.isfinite(value) or value != int(value)):
+        raise RecordError("bad_field", f"{key}={value!r}")  # NaN, Infinity or a fraction
+    if not -INT64_MAX <= int(value) <= INT64_MAX:  # Flink and Kafka readers use 64-bit longs
+        raise RecordError("bad_field", f"{key} out of range")
+    return int(value)
+
+
+def _num(obj: dict[str, Any], key: str, optional: bool = False) -> float | None:
+    value = obj.get(key)
+    if value is None and optional:
+        return None
+    value = _req(obj, key)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise RecordError("bad_field", key)
+    try:
+        number = float(value)
+    except OverflowError:  # an integer literal too large for a double
+        raise RecordError("bad_field", f"{key} out of range") from None
+    if not math.isfinite(number):  # Python's json reads NaN and Infinity; no field wants them
+        raise RecordError("bad_field", f"{key}={value!r}")
+    return number
+
+
+def _flag(obj: dict[str, Any], key: str, optional: bool = False) -> bool | None:
+    value = obj.get(key)
+    if value is None and optional:
+        return None
+    if not isinstance(value, bool):
+        raise RecordError("bad_field", key)
+    return value
+
+
+def _truthy(obj: dict[str, Any], key: str, optional: bool = False) -> bool:
+    """A flag older writers leave out: absent or null is False."""
+    return bool(obj.get(key, False))
+
+
+#: The plain reader of each field type.
+_READERS: dict[type, Reader] = {str: _str, int: _int, float: _num, bool: _flag}
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,9 +142,9 @@ class Quote:
     ts_ms: int
     recv_ts_ms: int
     exchange_ts_ms: int | None
-    refresh: bool = False
-    type: str = "quote"
-    v: int = SCHEMA_VERSION
+    refresh: bool = field(default=False, metadata=_wire(read=_truthy))
+    type: str = field(default="quote", metadata=_HEADER)
+    v: int = field(default=SCHEMA_VERSION, metadata=_HEADER)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,22 +157,24 @@ class Trade:
     price: float
     size: float
     side: str
-    trade_id: str
+    trade_id: str = field(metadata=_wire(read=_text))
     quote_ccy: str
     fx_to_usd: float
     ts_ms: int
     recv_ts_ms: int
     exchange_ts_ms: int | None
-    type: str = "trade"
-    v: int = SCHEMA_VERSION
+    type: str = field(default="trade", metadata=_HEADER)
+    v: int = field(default=SCHEMA_VERSION, metadata=_HEADER)
 
 
 @dataclass(frozen=True, slots=True)
 class Spread:
     """One ordered venue pair in one window: buy at ``buy_exchange``'s ask, sell at the other's bid.
 
-    ``newest_recv_ts_ms`` (receive time of the newest contributing quote) is an addition to
-    DESIGN.md's field list so that detection and delivery latency can be measured downstream.
+    The records of ``arbitrage-spreads`` and of ``arbitrage-alerts`` (the spreads that pass the
+    alert rule). ``newest_recv_ts_ms`` (receive time of the newest contributing quote) is an
+    addition to DESIGN.md's field list so that detection and delivery latency can be measured
+    downstream; a record without it (an older writer), or with 0, reads as ``window_end_ms``.
     """
 
     id: str
@@ -84,9 +193,9 @@ class Spread:
     max_size: float | None
     est_profit_usd: float | None
     quote_age_ms: int
-    newest_recv_ts_ms: int
+    newest_recv_ts_ms: int = field(metadata=_wire(fallback="window_end_ms"))
     detected_ts_ms: int | None = None
-    v: int = SCHEMA_VERSION
+    v: int = field(default=SCHEMA_VERSION, metadata=_HEADER)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +229,7 @@ class Episode:
     is_open: bool
     newest_recv_ts_ms: int
     detected_ts_ms: int | None = None
-    v: int = SCHEMA_VERSION
+    v: int = field(default=SCHEMA_VERSION, metadata=_HEADER)
 
     @property
     def direction(self) -> tuple[str, str, str]:
@@ -129,6 +238,65 @@ class Episode:
 
 
 PriceRecord = Quote | Trade
+#: Every wire record, for checks that walk all of them.
+RECORDS = (Quote, Trade, Spread, Episode)
+_R = TypeVar("_R")
+
+
+@dataclass(frozen=True, slots=True)
+class FieldSpec:
+    """One declared field as every copy of a schema needs it."""
+
+    name: str
+    #: The value's type: str, int, float or bool.
+    kind: type
+    #: May be null on the wire (None in Python).
+    optional: bool
+    #: ``v`` or ``type``: part of the envelope, not of the record's data.
+    header: bool
+
+
+def _kind(hint: Any) -> tuple[type, bool]:
+    """(base type, optional) of an annotation such as ``float | None``."""
+    if get_origin(hint) in (Union, types.UnionType):
+        args = [a for a in get_args(hint) if a is not type(None)]
+        if len(args) != 1:
+            raise TypeError(f"a record field has one type or that type | None, not {hint}")
+        return args[0], True
+    return hint, False
+
+
+@functools.cache
+def record_fields(record: type) -> tuple[FieldSpec, ...]:
+    """The declared fields of a record dataclass, in declaration order (the wire order)."""
+    hints = get_type_hints(record)
+    specs = []
+    for f in fields(record):
+        kind, optional = _kind(hints[f.name])
+        if kind not in _READERS:
+            raise TypeError(f"{record.__name__}.{f.name}: unsupported type {kind}")
+        rule = f.metadata.get(_WIRE, _Rule())
+        specs.append(FieldSpec(f.name, kind, optional, rule.header))
+    return tuple(specs)
+
+
+def data_fields(record: type) -> tuple[str, ...]:
+    """Names of a record's data fields (its header ``v``/``type`` left out)."""
+    return tuple(s.name for s in record_fields(record) if not s.header)
+
+
+def column_drift(declared: Sequence[tuple[str, str]], copy: Sequence[tuple[str, str]],
+                 where: str, *, ordered: bool = True) -> list[str]:
+    """What a copy of a declaration (name, type pairs) got wrong, one line per problem; empty
+    when it matches. ``ordered``: the copy must also keep the declared order."""
+    want, have = dict(declared), dict(copy)
+    problems = [f"{where}: lacks {name} {kind}" for name, kind in declared if name not in have]
+    problems += [f"{where}: has undeclared {name}" for name, _ in copy if name not in want]
+    problems += [f"{where}: {name} is {have[name]}, declared {kind}"
+                 for name, kind in declared if name in have and have[name] != kind]
+    if ordered and not problems and [n for n, _ in declared] != [n for n, _ in copy]:
+        problems.append(f"{where}: columns in another order than declared")
+    return problems
 
 
 def spread_id(symbol: str, window_end_ms: int, buy_exchange: str, sell_exchange: str) -> str:
@@ -153,52 +321,30 @@ def _load(raw: bytes | str) -> dict[str, Any]:
         raise RecordError("not_json", str(exc)[:120]) from exc
     if not isinstance(obj, dict):
         raise RecordError("not_object", type(obj).__name__)
-    if obj.get("v") != SCHEMA_VERSION:
-        raise RecordError("bad_version", repr(obj.get("v")))
+    if obj.get(VERSION_FIELD) != SCHEMA_VERSION:
+        raise RecordError("bad_version", repr(obj.get(VERSION_FIELD)))
     return obj
 
 
-def _req(obj: dict[str, Any], key: str) -> Any:
-    if obj.get(key) is None:
-        raise RecordError("missing_field", key)
-    return obj[key]
+@functools.cache
+def _plan(record: type) -> tuple[tuple[str, Reader, bool, str | None], ...]:
+    """Per data field: (name, reader, optional, fallback), from the declaration."""
+    rules = {f.name: f.metadata.get(_WIRE, _Rule()) for f in fields(record)}
+    return tuple(
+        (s.name, rules[s.name].read or _READERS[s.kind],
+         s.optional or rules[s.name].fallback is not None, rules[s.name].fallback)
+        for s in record_fields(record) if not s.header
+    )
 
 
-def _str(obj: dict[str, Any], key: str) -> str:
-    value = _req(obj, key)
-    if not isinstance(value, str) or not value:
-        raise RecordError("bad_field", key)
-    return value
-
-
-def _int(obj: dict[str, Any], key: str, *, optional: bool = False) -> int | None:
-    value = obj.get(key)
-    if value is None and optional:
-        return None
-    value = _req(obj, key)
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise RecordError("bad_field", key)
-    if isinstance(value, float) and (not math.isfinite(value) or value != int(value)):
-        raise RecordError("bad_field", f"{key}={value!r}")  # NaN, Infinity or a fraction
-    if not -INT64_MAX <= int(value) <= INT64_MAX:  # Flink and Kafka readers use 64-bit longs
-        raise RecordError("bad_field", f"{key} out of range")
-    return int(value)
-
-
-def _num(obj: dict[str, Any], key: str, *, optional: bool = False) -> float | None:
-    value = obj.get(key)
-    if value is None and optional:
-        return None
-    value = _req(obj, key)
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise RecordError("bad_field", key)
-    try:
-        number = float(value)
-    except OverflowError:  # an integer literal too large for a double
-        raise RecordError("bad_field", f"{key} out of range") from None
-    if not math.isfinite(number):  # Python's json reads NaN and Infinity; no field wants them
-        raise RecordError("bad_field", f"{key}={value!r}")
-    return number
+def parse_fields(record: type[_R], obj: dict[str, Any]) -> _R:
+    """Build a record from a decoded object, field by field in declaration order: a required
+    field that is absent or null is ``missing_field``, a value of the wrong type ``bad_field``."""
+    values: dict[str, Any] = {}
+    for name, read, optional, fallback in _plan(record):
+        value = read(obj, name, optional)
+        values[name] = values[fallback] if fallback and not value else value
+    return record(**values)
 
 
 def check_price(value: float, name: str) -> float:
@@ -236,96 +382,28 @@ def validate_trade(trade: Trade) -> Trade:
     return trade
 
 
+#: ``crypto-prices`` record kinds (each class's ``type``) and their validation.
+_PRICE_KINDS: dict[str, tuple[type[Quote] | type[Trade], Callable[[Any], PriceRecord]]] = {
+    Quote.__dataclass_fields__["type"].default: (Quote, validate_quote),
+    Trade.__dataclass_fields__["type"].default: (Trade, validate_trade),
+}
+
+
 def parse_price_record(raw: bytes | str) -> PriceRecord:
     """Parse one ``crypto-prices`` record (quote or trade)."""
     obj = _load(raw)
     kind = obj.get("type")
-    common = {
-        "exchange": _str(obj, "exchange"),
-        "symbol": _str(obj, "symbol"),
-        "venue_symbol": _str(obj, "venue_symbol"),
-        "quote_ccy": _str(obj, "quote_ccy"),
-        "fx_to_usd": _num(obj, "fx_to_usd"),
-        "ts_ms": _int(obj, "ts_ms"),
-        "recv_ts_ms": _int(obj, "recv_ts_ms"),
-        "exchange_ts_ms": _int(obj, "exchange_ts_ms", optional=True),
-    }
-    if kind == "quote":
-        return validate_quote(
-            Quote(
-                bid=_num(obj, "bid"),
-                bid_size=_num(obj, "bid_size", optional=True),
-                ask=_num(obj, "ask"),
-                ask_size=_num(obj, "ask_size", optional=True),
-                refresh=bool(obj.get("refresh", False)),
-                **common,
-            ),
-        )
-    if kind == "trade":
-        return validate_trade(
-            Trade(
-                price=_num(obj, "price"),
-                size=_num(obj, "size"),
-                side=_str(obj, "side"),
-                trade_id=str(_req(obj, "trade_id")),
-                **common,
-            ),
-        )
-    raise RecordError("unknown_type", repr(kind))
+    if not isinstance(kind, str) or kind not in _PRICE_KINDS:
+        raise RecordError("unknown_type", repr(kind))
+    record, validate = _PRICE_KINDS[kind]
+    return validate(parse_fields(record, obj))
 
 
 def parse_spread(raw: bytes | str) -> Spread:
     """Parse one ``arbitrage-spreads`` / ``arbitrage-alerts`` record."""
-    obj = _load(raw)
-    window_end_ms = _int(obj, "window_end_ms")
-    return Spread(
-        id=_str(obj, "id"),
-        symbol=_str(obj, "symbol"),
-        window_start_ms=_int(obj, "window_start_ms"),
-        window_end_ms=window_end_ms,
-        buy_exchange=_str(obj, "buy_exchange"),
-        buy_ask=_num(obj, "buy_ask"),
-        buy_size=_num(obj, "buy_size", optional=True),
-        sell_exchange=_str(obj, "sell_exchange"),
-        sell_bid=_num(obj, "sell_bid"),
-        sell_size=_num(obj, "sell_size", optional=True),
-        spread_usd=_num(obj, "spread_usd"),
-        spread_bps=_num(obj, "spread_bps"),
-        net_spread_bps=_num(obj, "net_spread_bps"),
-        max_size=_num(obj, "max_size", optional=True),
-        est_profit_usd=_num(obj, "est_profit_usd", optional=True),
-        quote_age_ms=_int(obj, "quote_age_ms"),
-        newest_recv_ts_ms=_int(obj, "newest_recv_ts_ms", optional=True) or window_end_ms,
-        detected_ts_ms=_int(obj, "detected_ts_ms", optional=True),
-    )
-
-
-def _flag(obj: dict[str, Any], key: str) -> bool:
-    value = obj.get(key)
-    if not isinstance(value, bool):
-        raise RecordError("bad_field", key)
-    return value
+    return parse_fields(Spread, _load(raw))
 
 
 def parse_episode(raw: bytes | str) -> Episode:
     """Parse one ``arbitrage-episodes`` record."""
-    obj = _load(raw)
-    return Episode(
-        id=_str(obj, "id"),
-        symbol=_str(obj, "symbol"),
-        buy_exchange=_str(obj, "buy_exchange"),
-        sell_exchange=_str(obj, "sell_exchange"),
-        start_ms=_int(obj, "start_ms"),
-        end_ms=_int(obj, "end_ms"),
-        duration_ms=_int(obj, "duration_ms"),
-        quotes=_int(obj, "quotes"),
-        peak_net_spread_bps=_num(obj, "peak_net_spread_bps"),
-        mean_net_spread_bps=_num(obj, "mean_net_spread_bps"),
-        peak_spread_usd=_num(obj, "peak_spread_usd"),
-        peak_est_profit_usd=_num(obj, "peak_est_profit_usd", optional=True),
-        required_ms=_int(obj, "required_ms"),
-        capturable=_flag(obj, "capturable"),
-        is_open=_flag(obj, "is_open"),
-        newest_recv_ts_ms=_int(obj, "newest_recv_ts_ms"),
-        detected_ts_ms=_int(obj, "detected_ts_ms", optional=True),
-    )
+    return parse_fields(Episode, _load(raw))

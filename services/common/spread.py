@@ -103,7 +103,3 @@ def is_alert(spread: Spread, settings: DetectionSettings) -> bool:
     """Whether a window's spread is an alert (see :func:`passes_rule`)."""
     return passes_rule(spread.spread_usd, spread.spread_bps, spread.net_spread_bps, settings)
 
-
-def is_bad_quote(spread: Spread, settings: DetectionSettings) -> bool:
-    """A spread this wide is a broken quote, not an opportunity: counted, never alerted."""
-    return spread.spread_bps >= settings.max_spread_bps

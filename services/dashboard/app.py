@@ -18,7 +18,8 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 from services.common.clock import now_ts_ms
 from services.common.config import DashboardSettings, KafkaSettings
 from services.common.exceptions import ConfigError
-from services.common.history import SUPPRESSED, utc_day_start_ms
+from services.common.history.reads import utc_day_start_ts_ms
+from services.common.history.schema import DELIVERED, FAILED, SUPPRESSED
 from services.dashboard import data
 from services.dashboard.live import LiveSnapshot, Shared, release, shared_for
 from services.dashboard.metrics import serve_metrics
@@ -104,8 +105,8 @@ def kafka_notice(snapshot: LiveSnapshot) -> None:
         st.info(f"Kafka connected, {snapshot.kafka_problem}.", icon=":material/hourglass_top:")
 
 
-def feed_strip(snapshot: LiveSnapshot, now: int) -> None:
-    health = data.feed_health(settings.venues, snapshot.venues, settings.stale_ms, now)
+def feed_strip(snapshot: LiveSnapshot, page_ts_ms: int) -> None:
+    health = data.feed_health(settings.venues, snapshot.venues, settings.stale_ms, page_ts_ms)
     columns = st.columns(len(health) + 1, border=True)
     kafka_state = (":green[● connected]" if snapshot.kafka_connected
                    else ":red[● unreachable]" if snapshot.kafka_checked else ":gray[○ connecting]")
@@ -120,7 +121,7 @@ def feed_strip(snapshot: LiveSnapshot, now: int) -> None:
         column.markdown(f"**{feed.venue}**  \n{state}")
 
 
-def summary_numbers(view: data.AlertsView, now: int) -> None:
+def summary_numbers(view: data.AlertsView, page_ts_ms: int) -> None:
     summary = view.summary
     best = summary.best
     cells = st.columns(7)
@@ -135,10 +136,10 @@ def summary_numbers(view: data.AlertsView, now: int) -> None:
     )
     cells[2].metric("Total est. profit", data.money(summary.total_est_profit_usd),
                     help="Sum over the matching alerts of net spread x size shown")
-    cells[3].metric("Delivered to Discord", f"{summary.by_status['delivered']:,}")
+    cells[3].metric("Delivered to Discord", f"{summary.by_status[DELIVERED]:,}")
     cells[4].metric("Suppressed (cooldown)", f"{summary.by_status[SUPPRESSED]:,}")
-    cells[5].metric("Failed", f"{summary.by_status['failed']:,}")
-    cells[6].metric("Last alert", data.age_text(summary.last_window_end_ms, now))
+    cells[5].metric("Failed", f"{summary.by_status[FAILED]:,}")
+    cells[6].metric("Last alert", data.age_text(summary.last_window_end_ts_ms, page_ts_ms))
 
 
 def spread_chart(snapshot: LiveSnapshot) -> None:
@@ -227,15 +228,16 @@ def alert_table(view: data.AlertsView) -> None:
 
 @st.fragment(run_every=settings.refresh_seconds)
 def live_page() -> None:
-    now = now_ts_ms()
-    snapshot = resources.state.snapshot(now)
-    view = data.load_view(settings.history_db, settings.max_rows, filters.query(now),
-                          utc_day_start_ms(now))
+    page_ts_ms = now_ts_ms()
+    snapshot = resources.state.snapshot(page_ts_ms)
+    view = data.load_view(settings.history_db, settings.max_rows, filters.query(page_ts_ms),
+                          utc_day_start_ts_ms(page_ts_ms))
     kafka_notice(snapshot)
-    feed_strip(snapshot, now)
-    summary_numbers(view, now)
+    feed_strip(snapshot, page_ts_ms)
+    summary_numbers(view, page_ts_ms)
     spread_chart(snapshot)
-    episode_table(data.load_episodes(settings.history_db, settings.max_rows, filters, now))
+    episode_table(data.load_episodes(settings.history_db, settings.max_rows, filters,
+                                     page_ts_ms))
     alert_table(view)
 
 

@@ -2,8 +2,9 @@
 
 Reads the alerter's history store read-only; a store that does not exist yet is an empty view,
 not an error (the dashboard may start before the first alert). Filters from the sidebar become
-an :class:`~services.common.history.AlertQuery`; the live parts (spread chart, feed health) are
-built from a :class:`~services.dashboard.live.LiveSnapshot`. Times are epoch ms, shown in UTC.
+an :class:`~services.common.history.reads.AlertQuery`; the live parts (spread chart, feed
+health) are built from a :class:`~services.dashboard.live.LiveSnapshot`. Times are epoch ms,
+shown in UTC.
 """
 
 from __future__ import annotations
@@ -14,10 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from services.common.history import (
+from services.common.history.reads import (
     AlertQuery,
-    AlertRecord,
-    EpisodeRecord,
     HistoryOptions,
     HistorySummary,
     open_reader,
@@ -25,8 +24,9 @@ from services.common.history import (
     recent_alerts,
     recent_episodes,
     summarize,
-    utc_day_start_ms,
+    utc_day_start_ts_ms,
 )
+from services.common.history.schema import AlertRecord, EpisodeRecord
 from services.dashboard.live import LiveSnapshot, SpreadPoint, VenueActivity
 
 #: Table columns, in display order; units are in the names.
@@ -70,7 +70,7 @@ EPISODE_COLUMNS = (
 
 ALL_TIME = "All time"
 TODAY = "Today (UTC)"
-#: Time-range choices and how far back each reaches (None: see :func:`since_ms`).
+#: Time-range choices and how far back each reaches (None: see :func:`since_ts_ms`).
 TIME_RANGES: dict[str, int | None] = {
     "Last 15 minutes": 15 * 60_000,
     "Last hour": 3_600_000,
@@ -98,12 +98,12 @@ def parse_pair_label(label: str) -> tuple[str, str]:
     return buy, sell
 
 
-def since_ms(time_range: str, now_ms: int) -> int | None:
+def since_ts_ms(time_range: str, now_ts_ms: int) -> int | None:
     """Where a time range starts; None for all time. Unknown labels mean all time."""
     if time_range == TODAY:
-        return utc_day_start_ms(now_ms)
+        return utc_day_start_ts_ms(now_ts_ms)
     span = TIME_RANGES.get(time_range)
-    return None if span is None else now_ms - span
+    return None if span is None else now_ts_ms - span
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,11 +116,11 @@ class Filters:
     min_net_bps: float | None = None
     measure: str = "Net bps"
 
-    def query(self, now_ms: int) -> AlertQuery:
+    def query(self, now_ts_ms: int) -> AlertQuery:
         return AlertQuery(
             symbols=self.symbols,
             pairs=tuple(parse_pair_label(label) for label in self.pairs),
-            since_ms=since_ms(self.time_range, now_ms),
+            since_ts_ms=since_ts_ms(self.time_range, now_ts_ms),
             min_net_bps=self.min_net_bps,
         )
 
@@ -179,7 +179,7 @@ def to_row(alert: AlertRecord) -> dict[str, Any]:
 
 def load_view(
     db_path: str | Path, limit: int, query: AlertQuery | None = None,
-    today_start_ms: int | None = None,
+    today_start_ts_ms: int | None = None,
 ) -> AlertsView:
     """The newest ``limit`` matching alerts (newest first), their summary and the filter
     choices, from one consistent read."""
@@ -190,7 +190,7 @@ def load_view(
         conn.execute("BEGIN")  # one snapshot for the rows and the numbers
         try:
             alerts = recent_alerts(conn, limit, query)
-            summary = summarize(conn, query, today_start_ms)
+            summary = summarize(conn, query, today_start_ts_ms)
             choices = options(conn)
         finally:
             conn.rollback()
@@ -247,7 +247,7 @@ class FeedHealth:
 
 
 def feed_health(
-    venues: Iterable[str], activity: dict[str, VenueActivity], stale_ms: int, now_ms: int,
+    venues: Iterable[str], activity: dict[str, VenueActivity], stale_ms: int, now_ts_ms: int,
 ) -> list[FeedHealth]:
     """Configured venues first (in their order), then any other venue seen on the topic."""
     names = list(dict.fromkeys([*venues, *sorted(activity)]))
@@ -257,31 +257,31 @@ def feed_health(
         if seen is None:
             health.append(FeedHealth(venue, False, None, 0))
             continue
-        age_ms = max(0, now_ms - seen.last_ts_ms)
+        age_ms = max(0, now_ts_ms - seen.last_ts_ms)
         health.append(FeedHealth(venue, age_ms <= stale_ms, age_ms, seen.records))
     return health
 
 
-def age_text(ts_ms: int | None, now_ms: int) -> str:
+def age_text(ts_ms: int | None, now_ts_ms: int) -> str:
     """'12 s ago', '5 min ago', '3 h ago', '2 d ago': how long since the last alert."""
     if ts_ms is None:
         return "never"
-    seconds = max(0, (now_ms - ts_ms) // 1000)
+    seconds = max(0, (now_ts_ms - ts_ms) // 1000)
     for unit, size in (("d", 86_400), ("h", 3600), ("min", 60)):
         if seconds >= size:
             return f"{seconds // size} {unit} ago"
     return f"{seconds} s ago"
 
 
-def duration_text(ms: int | None) -> str:
+def duration_text(age_ms: int | None) -> str:
     """A message age for the feed strip: '350 ms', '4.2 s', '3 min', or 'no data'."""
-    if ms is None:
+    if age_ms is None:
         return "no data"
-    if ms < 1000:
-        return f"{ms} ms"
-    if ms < 60_000:
-        return f"{ms / 1000:.1f} s"
-    return age_text(0, ms).removesuffix(" ago")
+    if age_ms < 1000:
+        return f"{age_ms} ms"
+    if age_ms < 60_000:
+        return f"{age_ms / 1000:.1f} s"
+    return age_text(0, age_ms).removesuffix(" ago")
 
 
 def money(value: float | None) -> str:
@@ -314,12 +314,12 @@ def episode_row(episode: EpisodeRecord) -> dict[str, Any]:
     return dict(zip(EPISODE_COLUMNS, values, strict=True))
 
 
-def load_episodes(db_path: str | Path, limit: int, filters: Filters, now_ms: int,
+def load_episodes(db_path: str | Path, limit: int, filters: Filters, now_ts_ms: int,
                   ) -> list[dict[str, Any]]:
     """The newest ``limit`` episodes matching the sidebar's symbol, pair and time filters."""
-    since = since_ms(filters.time_range, now_ms)
+    start_ts_ms = since_ts_ms(filters.time_range, now_ts_ms)
     with open_reader(db_path) as conn:
         episodes = [] if conn is None else recent_episodes(conn, limit)
     return [episode_row(e) for e in episodes
             if filters.wants(e.symbol, e.buy_exchange, e.sell_exchange)
-            and (since is None or e.end_ms >= since)]
+            and (start_ts_ms is None or e.end_ms >= start_ts_ms)]

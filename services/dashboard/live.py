@@ -68,15 +68,15 @@ class VenueActivity:
 
     exchange: str
     last_ts_ms: int
-    last_read_ms: int
+    last_read_ts_ms: int
     records: int
 
 
 @dataclass(frozen=True, slots=True)
 class LiveSnapshot:
-    """What the reader knows at ``taken_ms``; every page run renders one of these."""
+    """What the reader knows at ``taken_ts_ms``; every page run renders one of these."""
 
-    taken_ms: int
+    taken_ts_ms: int
     bootstrap_servers: str
     kafka_checked: bool  # False until the first connection attempt has an answer
     kafka_connected: bool
@@ -98,7 +98,7 @@ class LiveState:
         self.bootstrap_servers = bootstrap_servers
         self._lock = threading.Lock()
         self._points: dict[Pair, dict[int, SpreadPoint]] = {}
-        self._newest_end_ms: int | None = None
+        self._newest_end_ts_ms: int | None = None
         self._venues: dict[str, VenueActivity] = {}
         self._records_read: dict[str, int] = {}
         self._checked = False
@@ -113,23 +113,23 @@ class LiveState:
         )
         key = (spread.symbol, spread.buy_exchange, spread.sell_exchange)
         with self._lock:
-            if self._newest_end_ms is not None and (
-                    point.window_end_ms < self._newest_end_ms - self.chart_ms):
+            if self._newest_end_ts_ms is not None and (
+                    point.window_end_ms < self._newest_end_ts_ms - self.chart_ms):
                 return
             self._points.setdefault(key, {})[point.window_end_ms] = point
-            if self._newest_end_ms is None or point.window_end_ms > self._newest_end_ms:
-                self._newest_end_ms = point.window_end_ms
+            if self._newest_end_ts_ms is None or point.window_end_ms > self._newest_end_ts_ms:
+                self._newest_end_ts_ms = point.window_end_ms
             self._adds_since_prune += 1
             if self._adds_since_prune >= 1000:
                 self._prune()
 
-    def add_price(self, record: Quote | Trade, read_ms: int) -> None:
+    def add_price(self, record: Quote | Trade, read_ts_ms: int) -> None:
         with self._lock:
             seen = self._venues.get(record.exchange)
             self._venues[record.exchange] = VenueActivity(
                 exchange=record.exchange,
                 last_ts_ms=max(record.ts_ms, seen.last_ts_ms if seen else record.ts_ms),
-                last_read_ms=read_ms,
+                last_read_ts_ms=read_ts_ms,
                 records=(seen.records if seen else 0) + 1,
             )
 
@@ -145,9 +145,9 @@ class LiveState:
 
     def _prune(self) -> None:
         self._adds_since_prune = 0
-        if self._newest_end_ms is None:
+        if self._newest_end_ts_ms is None:
             return
-        oldest = self._newest_end_ms - self.chart_ms
+        oldest = self._newest_end_ts_ms - self.chart_ms
         for key in list(self._points):
             kept = {end: p for end, p in self._points[key].items() if end >= oldest}
             if kept:
@@ -155,7 +155,7 @@ class LiveState:
             else:
                 del self._points[key]
 
-    def snapshot(self, taken_ms: int | None = None) -> LiveSnapshot:
+    def snapshot(self, taken_ts_ms: int | None = None) -> LiveSnapshot:
         with self._lock:
             self._prune()
             points = tuple(
@@ -164,7 +164,7 @@ class LiveState:
                 for _, point in sorted(self._points[key].items())
             )
             return LiveSnapshot(
-                taken_ms=now_ts_ms() if taken_ms is None else taken_ms,
+                taken_ts_ms=now_ts_ms() if taken_ts_ms is None else taken_ts_ms,
                 bootstrap_servers=self.bootstrap_servers,
                 kafka_checked=self._checked,
                 kafka_connected=self._connected,
@@ -314,7 +314,7 @@ class LiveReader:
         finally:
             consumer.close()
 
-    def handle(self, messages: Iterable[Message], read_ms: int) -> None:
+    def handle(self, messages: Iterable[Message], read_ts_ms: int) -> None:
         """Feed one batch into the state; a record that does not parse is counted and skipped."""
         got_records = False
         for msg in messages:
@@ -334,7 +334,7 @@ class LiveReader:
                 if topic == self.kafka.spreads_topic:
                     self.state.add_spread(parse_spread(value))
                 else:
-                    self.state.add_price(parse_price_record(value), read_ms)
+                    self.state.add_price(parse_price_record(value), read_ts_ms)
             except RecordError as exc:
                 self.metrics.records_invalid.labels(topic, exc.reason).inc()
                 if (topic, exc.reason) not in self._logged_invalid:  # once per kind

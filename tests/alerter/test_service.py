@@ -22,19 +22,17 @@ from services.alerter.metrics import AlerterMetrics, consumer_lags
 from services.alerter.service import (
     COOLDOWN,
     DUPLICATE,
+    FAILED,
+    INTERRUPTED,
     INVALID,
-    NOT_SENT,
-    RECORDED_ONLY,
+    NO_WEBHOOK,
     SENT,
-    STOPPED,
     AlerterService,
     AlertHandler,
 )
 from services.common.config import AlerterSettings, KafkaSettings
 from services.common.history import (
     DELIVERED,
-    FAILED,
-    NO_WEBHOOK,
     PENDING,
     SUPPRESSED,
     AlertHistory,
@@ -164,7 +162,7 @@ def test_without_webhook_history_is_still_recorded(
 
     outcome = handler_for(history, metrics, None).handle(to_json(spread))
 
-    assert (outcome.kind, outcome.commit) == (RECORDED_ONLY, True)
+    assert (outcome.kind, outcome.commit) == (NO_WEBHOOK, True)
     assert history.get(spread.id).status == NO_WEBHOOK  # type: ignore[union-attr]
     assert sample(metrics, "arb_alerts_suppressed_total", reason="no_webhook") == 1
 
@@ -177,7 +175,7 @@ def test_rejected_alert_is_recorded_failed_without_the_url(
 
     outcome = handler_for(history, metrics, discord.url).handle(to_json(spread))
 
-    assert (outcome.kind, outcome.commit) == (NOT_SENT, True)
+    assert (outcome.kind, outcome.commit) == (FAILED, True)
     stored = history.get(spread.id)
     assert stored is not None
     assert (stored.status, stored.attempts) == (FAILED, 1)
@@ -196,7 +194,7 @@ def test_interrupted_delivery_is_left_pending_and_uncommitted_then_retried(
 
     outcome = stopping.handle(to_json(spread))
 
-    assert (outcome.kind, outcome.commit) == (STOPPED, False)
+    assert (outcome.kind, outcome.commit) == (INTERRUPTED, False)
     assert history.get(spread.id).status == PENDING  # type: ignore[union-attr]
 
     # The next run gets the uncommitted record again: pending is not final, so it is sent.
@@ -253,7 +251,7 @@ def test_cooldown_counts_only_delivered_alerts(
     kinds = [handler.handle(to_json(s)).kind for s in (first, second)]
 
     # The trader never saw the first one, so the second is not held back.
-    assert kinds == [NOT_SENT, SENT]
+    assert kinds == [FAILED, SENT]
 
 
 def test_cooldown_off_sends_every_window(
@@ -276,7 +274,7 @@ def test_refused_webhook_is_reported_once_and_not_posted_to_again(
     with structlog.testing.capture_logs() as logs:
         outcomes = [handler.handle(to_json(s)) for s in spreads]
 
-    assert {(o.kind, o.commit) for o in outcomes} == {(NOT_SENT, True)}
+    assert {(o.kind, o.commit) for o in outcomes} == {(FAILED, True)}
     assert len(discord.received) == 1
     assert {history.get(s.id).status for s in spreads} == {FAILED}  # type: ignore[union-attr]
     errors = [e for e in logs if e["log_level"] == "error"]

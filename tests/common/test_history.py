@@ -26,7 +26,7 @@ from services.common.history import (
     read_recent,
     recent_alerts,
     summarize,
-    utc_day_start_ms,
+    utc_day_start_ts_ms,
 )
 from services.common.messages import Spread
 from tests.support.alerts import WINDOW_END_MS, make_spread
@@ -316,8 +316,8 @@ def populated(db_path: Path) -> list[Spread]:
     AlertQuery(symbols=("ETH-USD",)),
     AlertQuery(pairs=(("binance", "coinbase"),)),
     AlertQuery(symbols=("BTC-USD",), pairs=(("coinbase", "binance"), ("binance", "coinbase"))),
-    AlertQuery(since_ms=WINDOW_END_MS + 1),
-    AlertQuery(until_ms=WINDOW_END_MS + 1),
+    AlertQuery(since_ts_ms=WINDOW_END_MS + 1),
+    AlertQuery(until_ts_ms=WINDOW_END_MS + 1),
     AlertQuery(min_net_bps=5.0),
     AlertQuery(statuses=(DELIVERED,)),
     AlertQuery(symbols=("DOGE-USD",)),
@@ -328,15 +328,15 @@ def test_query_matches_the_same_filter_in_python(
     def wanted(s: Spread) -> bool:
         return ((not query.symbols or s.symbol in query.symbols)
                 and (not query.pairs or (s.buy_exchange, s.sell_exchange) in query.pairs)
-                and (query.since_ms is None or s.window_end_ms >= query.since_ms)
-                and (query.until_ms is None or s.window_end_ms < query.until_ms)
+                and (query.since_ts_ms is None or s.window_end_ms >= query.since_ts_ms)
+                and (query.until_ts_ms is None or s.window_end_ms < query.until_ts_ms)
                 and (query.min_net_bps is None or s.net_spread_bps >= query.min_net_bps)
                 and (not query.statuses or (s is populated[0]) == (DELIVERED in query.statuses)))
 
     with open_reader(db_path) as conn:
         assert conn is not None
         found = recent_alerts(conn, 100, query)
-        summary = summarize(conn, query, today_start_ms=WINDOW_END_MS + 1)
+        summary = summarize(conn, query, today_start_ts_ms=WINDOW_END_MS + 1)
 
     expected = [s for s in populated if wanted(s)]
     assert sorted(a.id for a in found) == sorted(s.id for s in expected)
@@ -363,4 +363,4 @@ def test_options_list_what_the_store_holds(db_path: Path, populated: list[Spread
 
 
 def test_utc_day_start() -> None:
-    assert utc_day_start_ms(WINDOW_END_MS) == WINDOW_END_MS - (12 * 3600 + 1) * 1000
+    assert utc_day_start_ts_ms(WINDOW_END_MS) == WINDOW_END_MS - (12 * 3600 + 1) * 1000

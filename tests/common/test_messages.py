@@ -9,13 +9,22 @@ import pytest
 
 from services.common.exceptions import RecordError
 from services.common.messages import (
+    RECORDS,
+    Episode,
     Quote,
+    Spread,
     Trade,
+    column_drift,
+    episode_id,
+    parse_episode,
+    parse_fields,
     parse_price_record,
     parse_spread,
+    record_fields,
     spread_id,
     to_json,
 )
+from tests.common.declarations import redeclared
 from tests.support.alerts import make_spread
 
 
@@ -28,11 +37,22 @@ def quote(**changes: object) -> Quote:
     return Quote(**fields)
 
 
+def trade() -> Trade:
+    return Trade(exchange="coinbase", symbol="ETH-USD", venue_symbol="ETH-USD", price=3000.5,
+                 size=0.25, side="sell", trade_id="981", quote_ccy="USD", fx_to_usd=1.0,
+                 ts_ms=5, recv_ts_ms=5, exchange_ts_ms=3)
+
+
+def episode() -> Episode:
+    return Episode(id=episode_id("BTC-USD", "coinbase", "binance", 1000), symbol="BTC-USD",
+                   buy_exchange="coinbase", sell_exchange="binance", start_ms=1000, end_ms=1600,
+                   duration_ms=600, quotes=4, peak_net_spread_bps=9.5, mean_net_spread_bps=6.0,
+                   peak_est_profit_usd=None, peak_spread_usd=80.0, required_ms=550,
+                   capturable=True, is_open=False, newest_recv_ts_ms=1590, detected_ts_ms=1700)
+
+
 def test_quote_and_trade_round_trip() -> None:
-    trade = Trade(exchange="coinbase", symbol="ETH-USD", venue_symbol="ETH-USD", price=3000.5,
-                  size=0.25, side="sell", trade_id="981", quote_ccy="USD", fx_to_usd=1.0,
-                  ts_ms=5, recv_ts_ms=5, exchange_ts_ms=3)
-    for record in (quote(), trade):
+    for record in (quote(), trade()):
         assert parse_price_record(to_json(record)) == record
     assert json.loads(to_json(quote()))["v"] == 1
 
@@ -77,3 +97,74 @@ def test_nan_never_reaches_the_wire() -> None:
     with pytest.raises(RecordError) as err:
         parse_price_record(to_json(quote()).replace(b"60000.0,", b"NaN,", 1))
     assert err.value.reason == "bad_field"
+
+
+# -- the parser follows the declaration ----------------------------------------------------------
+
+SAMPLES = {Quote: quote, Trade: trade, Spread: make_spread, Episode: episode}
+PARSERS = {Quote: parse_price_record, Trade: parse_price_record, Spread: parse_spread,
+           Episode: parse_episode}
+#: Fields with a wire rule of their own (tested below): absent means False, stands in from
+#: another field, or any value as text.
+OWN_RULES = {"refresh", "newest_recv_ts_ms", "trade_id"}
+DATA_FIELDS = [(record, spec) for record in RECORDS for spec in record_fields(record)
+               if not spec.header and spec.name not in OWN_RULES]
+
+
+def test_every_record_has_a_sample_and_a_parser() -> None:
+    assert set(SAMPLES) == set(PARSERS) == set(RECORDS)
+
+
+@pytest.mark.parametrize(("record", "spec"), DATA_FIELDS,
+                         ids=[f"{r.__name__}.{s.name}" for r, s in DATA_FIELDS])
+def test_each_declared_field_is_read_as_declared(record: type, spec: object) -> None:
+    """Absent: missing_field (a flag: bad_field), unless declared optional (then None); of
+    another type: bad_field."""
+    obj = json.loads(to_json(SAMPLES[record]()))
+    parse = PARSERS[record]
+    del obj[spec.name]
+    if spec.optional:
+        assert getattr(parse(json.dumps(obj)), spec.name) is None
+    else:
+        with pytest.raises(RecordError) as err:
+            parse(json.dumps(obj))
+        absent = "bad_field" if spec.kind is bool else "missing_field"
+        assert (err.value.reason, err.value.detail) == (absent, spec.name)
+    wrong = {str: 12, int: "12", float: "1.5", bool: "true"}[spec.kind]
+    with pytest.raises(RecordError) as err:
+        parse(json.dumps({**obj, spec.name: wrong}))
+    assert err.value.reason == "bad_field"
+
+
+def test_fields_with_their_own_rule() -> None:
+    obj = json.loads(to_json(quote()))
+    del obj["refresh"]
+    assert parse_price_record(json.dumps(obj)).refresh is False  # older producers
+    spread = json.loads(to_json(make_spread()))
+    del spread["newest_recv_ts_ms"]
+    assert parse_spread(json.dumps(spread)).newest_recv_ts_ms == spread["window_end_ms"]
+    raw = json.loads(to_json(trade()))
+    assert parse_price_record(json.dumps({**raw, "trade_id": 981})).trade_id == "981"
+
+
+def test_a_field_added_to_the_declaration_is_required_by_its_parser() -> None:
+    grown = redeclared(Spread, extra=(("executable_usd", float | None), ("fills", int)))
+    obj = json.loads(to_json(make_spread()))
+
+    with pytest.raises(RecordError) as err:
+        parse_fields(grown, obj)
+    assert (err.value.reason, err.value.detail) == ("missing_field", "fills")
+    parsed = parse_fields(grown, {**obj, "fills": 3})
+    assert (parsed.executable_usd, parsed.fills) == (None, 3)
+
+
+def test_column_drift_names_each_problem() -> None:
+    declared = [("id", "STRING"), ("ts_ms", "BIGINT"), ("v", "INT")]
+    assert column_drift(declared, declared, "copy") == []
+    assert column_drift(declared, [("id", "STRING"), ("ts_ms", "DOUBLE"), ("x", "INT")],
+                        "copy") == ["copy: lacks v INT", "copy: has undeclared x",
+                                    "copy: ts_ms is DOUBLE, declared BIGINT"]
+    reordered = [declared[1], declared[0], declared[2]]
+    assert column_drift(declared, reordered, "copy") == [
+        "copy: columns in another order than declared"]
+    assert column_drift(declared, reordered, "copy", ordered=False) == []

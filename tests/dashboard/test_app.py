@@ -19,7 +19,7 @@ from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df
 from streamlit.testing.v1 import AppTest
 
 from services.common.broker import LocalBroker
-from services.common.history import AlertHistory, utc_day_start_ms
+from services.common.history import AlertHistory, utc_day_start_ts_ms
 from services.common.kafka import ensure_topics, make_producer
 from services.common.messages import Spread, to_json
 from services.dashboard.data import pair_label
@@ -100,7 +100,7 @@ def test_populated_store_lists_alerts_newest_first_with_summary(page_env: Path) 
 
 
 def test_alerts_today_counts_from_utc_midnight(page_env: Path) -> None:
-    midnight = utc_day_start_ms(now_ms())
+    midnight = utc_day_start_ts_ms(now_ms())
     alerts = [make_spread(window_end_ms=end) for end in
               (midnight - 60_000, midnight + 1000, min(now_ms(), midnight + 2000))]
     store(page_env, alerts)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from services.common.history import AlertHistory, AlertQuery, HistoryOptions, utc_day_start_ms
+from services.common.history import AlertHistory, AlertQuery, HistoryOptions, utc_day_start_ts_ms
 from services.dashboard.data import (
     ALL_TIME,
     COLUMNS,
@@ -24,7 +24,7 @@ from services.dashboard.data import (
     load_view,
     pair_label,
     parse_pair_label,
-    since_ms,
+    since_ts_ms,
 )
 from services.dashboard.live import SpreadPoint, VenueActivity
 from tests.support.alerts import WINDOW_END_MS, make_spread
@@ -36,7 +36,7 @@ def test_missing_store_is_an_empty_view(tmp_path: Path) -> None:
     assert not view.store_exists
     assert view.rows == []
     assert view.summary.total == 0
-    assert view.summary.last_window_end_ms is None
+    assert view.summary.last_window_end_ts_ms is None
 
 
 def test_rows_are_newest_first_with_every_column(tmp_path: Path) -> None:
@@ -67,7 +67,7 @@ def test_rows_are_newest_first_with_every_column(tmp_path: Path) -> None:
     assert view.summary.by_status == {
         "pending": 3, "delivered": 1, "failed": 1, "no_webhook": 0, "suppressed": 0,
     }
-    assert view.summary.last_window_end_ms == spreads[4].window_end_ms
+    assert view.summary.last_window_end_ts_ms == spreads[4].window_end_ms
     assert view.summary.max_spread_usd == spreads[4].spread_usd
 
 
@@ -88,7 +88,7 @@ def test_filters_become_a_query() -> None:
     query = filters.query(now_ms)
 
     assert query == AlertQuery(symbols=("ETH-USD",), pairs=(("binance", "coinbase"),),
-                               since_ms=now_ms - 3_600_000, min_net_bps=2.5)
+                               since_ts_ms=now_ms - 3_600_000, min_net_bps=2.5)
     assert Filters().query(now_ms) == AlertQuery()
 
 
@@ -98,12 +98,12 @@ def test_filters_become_a_query() -> None:
     ("Last 7 days", 7 * 86_400_000),
 ])
 def test_time_ranges(label: str, expected_back_ms: int) -> None:
-    assert since_ms(label, 10**13) == 10**13 - expected_back_ms
+    assert since_ts_ms(label, 10**13) == 10**13 - expected_back_ms
 
 
 def test_today_starts_at_utc_midnight_and_all_time_has_no_start() -> None:
-    assert since_ms(TODAY, WINDOW_END_MS) == utc_day_start_ms(WINDOW_END_MS)
-    assert since_ms(ALL_TIME, WINDOW_END_MS) is None
+    assert since_ts_ms(TODAY, WINDOW_END_MS) == utc_day_start_ts_ms(WINDOW_END_MS)
+    assert since_ts_ms(ALL_TIME, WINDOW_END_MS) is None
     assert set(TIME_RANGES) >= {TODAY, ALL_TIME}
 
 

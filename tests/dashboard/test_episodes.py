@@ -25,7 +25,7 @@ def test_rows_newest_first_with_capturable(tmp_path: Path) -> None:
     db = tmp_path / "alerts.db"
     store_episodes(db)
 
-    rows = load_episodes(db, 100, Filters(), now_ms=0)
+    rows = load_episodes(db, 100, Filters(), now_ts_ms=0)
 
     assert all(tuple(r) == EPISODE_COLUMNS for r in rows)
     # newest first: ETH 19.01 s, BTC the other way at 19 s, then BTC 11.1, 7.5, 5 s (Coinbase,
@@ -46,11 +46,11 @@ def test_filters_and_open_episodes(tmp_path: Path) -> None:
 
     rows = load_episodes(db, 100, Filters(symbols=("BTC-USD",),
                                           pairs=(pair_label("coinbase", "binance"),),
-                                          time_range=ALL_TIME), now_ms=0)
+                                          time_range=ALL_TIME), now_ts_ms=0)
 
     assert len(rows) == 5 and {r["State"] for r in rows} == {"open"}
     assert {r["Duration ms"] for r in rows} == {0}
-    assert load_episodes(tmp_path / "missing.db", 100, Filters(), now_ms=0) == []
+    assert load_episodes(tmp_path / "missing.db", 100, Filters(), now_ts_ms=0) == []
 
 
 def test_page_shows_the_episode_table(page_env: Path) -> None:

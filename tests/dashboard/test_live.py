@@ -52,24 +52,24 @@ def test_state_drops_points_older_than_the_chart_span() -> None:
 
 def test_state_keeps_the_newest_record_time_per_venue() -> None:
     state = LiveState(chart_ms=1000)
-    state.add_price(make_quote(ts_ms=WINDOW_END_MS + 500), read_ms=1)
-    state.add_price(make_quote(ts_ms=WINDOW_END_MS), read_ms=2)  # older record read later
-    state.add_price(make_quote(exchange="binance", ts_ms=WINDOW_END_MS), read_ms=3)
+    state.add_price(make_quote(ts_ms=WINDOW_END_MS + 500), read_ts_ms=1)
+    state.add_price(make_quote(ts_ms=WINDOW_END_MS), read_ts_ms=2)  # older record read later
+    state.add_price(make_quote(exchange="binance", ts_ms=WINDOW_END_MS), read_ts_ms=3)
 
     venues = state.snapshot().venues
 
     assert (venues["coinbase"].last_ts_ms, venues["coinbase"].records) == (WINDOW_END_MS + 500, 2)
-    assert venues["coinbase"].last_read_ms == 2
+    assert venues["coinbase"].last_read_ts_ms == 2
     assert venues["binance"].records == 1
 
 
 def test_state_starts_unchecked() -> None:
-    snapshot = LiveState(chart_ms=1000, bootstrap_servers="h:1").snapshot(taken_ms=5)
+    snapshot = LiveState(chart_ms=1000, bootstrap_servers="h:1").snapshot(taken_ts_ms=5)
 
     assert (snapshot.kafka_checked, snapshot.kafka_connected, snapshot.kafka_problem) == (
         False, False, None,
     )
-    assert (snapshot.taken_ms, snapshot.bootstrap_servers) == (5, "h:1")
+    assert (snapshot.taken_ts_ms, snapshot.bootstrap_servers) == (5, "h:1")
 
 
 def test_reader_handles_a_batch_counting_what_does_not_parse() -> None:
@@ -85,7 +85,7 @@ def test_reader_handles_a_batch_counting_what_does_not_parse() -> None:
     ]
 
     with structlog.testing.capture_logs() as logs:
-        reader.handle(batch, read_ms=WINDOW_END_MS)
+        reader.handle(batch, read_ts_ms=WINDOW_END_MS)
 
     snapshot = state.snapshot()
     assert len(snapshot.spreads) == 1

@@ -1,0 +1,174 @@
+"""The Flink SQL copies of the records agree with their declarations (services.common.messages).
+
+The sink schemas are spelled out in flink/sql/*.sql (STYLE 13) and the INSERTs into them are
+positional, so each copy is parsed here and compared, names, types and order, with the
+declaration. No Flink needed: these run in milliseconds.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from flink import detection
+from flink.detection import SQL_DIR, flink_columns
+from services.common.config import DetectionSettings
+from services.common.messages import (
+    RECORDS,
+    Episode,
+    Quote,
+    Spread,
+    Trade,
+    column_drift,
+    data_fields,
+)
+from tests.common.declarations import redeclared
+
+SETTINGS = DetectionSettings.from_env({"ARB_VENUES": "coinbase,binance"})
+
+
+def _sql(name: str) -> str:
+    """A statement file without its comments."""
+    return re.sub(r"--[^\n]*", "", (SQL_DIR / f"{name}.sql").read_text())
+
+
+def _split(text: str) -> list[str]:
+    """Items of a comma-separated list, ignoring commas inside parentheses."""
+    items, depth, current = [], 0, []
+    for char in text:
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            items.append("".join(current).strip())
+            current = []
+        else:
+            current.append(char)
+    items.append("".join(current).strip())
+    return [item for item in items if item]
+
+
+def _body(text: str, start: int) -> str:
+    """What lies between the parenthesis at ``start`` and its match."""
+    depth = 0
+    for i in range(start, len(text)):
+        depth += {"(": 1, ")": -1}.get(text[i], 0)
+        if depth == 0:
+            return text[start + 1:i]
+    raise ValueError("unbalanced parentheses")
+
+
+def table_columns(name: str) -> list[tuple[str, str]]:
+    """(name, type) of a CREATE TABLE's physical columns: computed and metadata columns and
+    the watermark are the job's own, not the record's."""
+    text = _sql(name)
+    columns = []
+    for item in _split(_body(text, text.index("("))):
+        words = item.replace("`", "").split()
+        if words[0].upper() == "WATERMARK" or "METADATA" in words or words[1].upper() == "AS":
+            continue
+        columns.append((words[0], " ".join(words[1:])))
+    return columns
+
+
+def select_names(select_list: str) -> list[str]:
+    """Output names of a SELECT list: the alias after a top-level AS, else the column."""
+    names = []
+    for item in _split(select_list):
+        # An AS inside parentheses (a CAST) is never at the end of the item.
+        alias = re.search(r"\bAS\s+`?(\w+)`?\s*$", item, re.IGNORECASE)
+        names.append(alias.group(1) if alias else item.split(".")[-1].strip("`"))
+    return names
+
+
+def outer_select(statement: str) -> str:
+    """The first SELECT list of a statement (up to its top-level FROM)."""
+    start = re.search(r"\bSELECT\b", statement, re.IGNORECASE).end()
+    depth = 0
+    for match in re.finditer(r"[()]|\bFROM\b", statement[start:], re.IGNORECASE):
+        part = match.group(0)
+        if part in "()":
+            depth += 1 if part == "(" else -1
+        elif depth == 0:
+            return statement[start:start + match.start()]
+    raise ValueError("no FROM")
+
+
+# -- sinks: exact copies ------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("sql_file", "record"), [
+    ("sink_spreads", Spread),
+    ("sink_episodes", Episode),
+])
+def test_sink_schema_is_the_declaration(sql_file: str, record: type) -> None:
+    assert column_drift(flink_columns(record), table_columns(sql_file), sql_file) == []
+
+
+def test_episode_insert_selects_the_declared_columns_in_order() -> None:
+    names = select_names(outer_select(_sql("insert_episodes")))
+    assert names == [name for name, _ in flink_columns(Episode)]
+
+
+@pytest.mark.parametrize("insert", ["insert_spreads", "insert_alerts"])
+def test_spread_inserts_select_the_declared_columns_in_order(insert: str) -> None:
+    statement = next(s for s in detection.insert_statements(SETTINGS) if s.startswith(
+        f"INSERT INTO {'spreads' if insert == 'insert_spreads' else 'alerts'}_sink"))
+    assert select_names(outer_select(statement)) == [n for n, _ in flink_columns(Spread)]
+
+
+def test_pair_view_produces_every_spread_field() -> None:
+    view = next(s for s in detection.view_statements(SETTINGS) if "VIEW pair_spreads" in s)
+    assert sorted(select_names(outer_select(view))) == sorted(detection.SPREAD_COLUMNS)
+
+
+# -- source: a subset of the price records' fields ----------------------------------------------
+
+def source_drift(quote: type = Quote, trade: type = Trade) -> list[str]:
+    """Source columns that are not a declared quote or trade field of the same type."""
+    declared = {**dict(flink_columns(trade)), **dict(flink_columns(quote))}
+    problems = []
+    for name, kind in table_columns("source_prices"):
+        if name not in declared:
+            problems.append(f"source_prices: {name} is neither a quote nor a trade field")
+        elif declared[name] != kind:
+            problems.append(f"source_prices: {name} is {kind}, declared {declared[name]}")
+    return problems
+
+
+def test_source_columns_are_declared_price_fields() -> None:
+    shared = set(data_fields(Quote)) & set(data_fields(Trade))
+    assert {n: t for n, t in flink_columns(Quote) if n in shared} == {
+        n: t for n, t in flink_columns(Trade) if n in shared}  # one type per name
+    assert source_drift() == []
+
+
+# -- the checks fail when a copy drifts ----------------------------------------------------------
+
+def test_a_field_added_to_the_declaration_is_missing_from_the_sink() -> None:
+    grown = redeclared(Spread, extra=(("executable_usd", float | None),))
+    assert column_drift(flink_columns(grown), table_columns("sink_spreads"), "sink_spreads") == [
+        "sink_spreads: lacks executable_usd DOUBLE"]
+
+
+def test_a_field_whose_type_changed_is_reported() -> None:
+    changed = redeclared(Episode, types={"quotes": float})
+    assert column_drift(flink_columns(changed), table_columns("sink_episodes"),
+                        "sink_episodes") == ["sink_episodes: quotes is BIGINT, declared DOUBLE"]
+
+
+def test_a_renamed_field_is_reported_in_the_source() -> None:
+    renamed = redeclared(Quote, renamed={"bid": "bid_usd"})
+    assert source_drift(quote=renamed) == [
+        "source_prices: bid is neither a quote nor a trade field"]
+
+
+def test_a_reordered_copy_is_reported() -> None:
+    declared = flink_columns(Spread)
+    swapped = [declared[1], declared[0], *declared[2:]]
+    assert column_drift(declared, swapped, "copy") == [
+        "copy: columns in another order than declared"]
+
+
+def test_every_record_maps_to_flink_types() -> None:
+    for record in RECORDS:
+        assert all(kind in {"STRING", "BIGINT", "DOUBLE", "BOOLEAN", "INT"}
+                   for _, kind in flink_columns(record))
