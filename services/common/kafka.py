@@ -26,10 +26,8 @@ PRODUCER_DEFAULTS: dict[str, Any] = {
     "acks": "all",
     "linger.ms": 5,
     "compression.type": "none",
-    # Bounded memory when the broker is slow or down: beyond this, produce() raises BufferError
-    # and the caller decides what to drop.
-    "queue.buffering.max.messages": 100_000,
-    "queue.buffering.max.kbytes": 65_536,
+    # The local queue's bounds (beyond them produce() raises BufferError and the caller decides
+    # what to drop) belong to the caller: the price publisher's is ARB_PRODUCER_QUEUE_MAX_MESSAGES.
     "message.timeout.ms": 30_000,
 }
 
