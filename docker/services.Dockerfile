@@ -26,11 +26,15 @@ RUN --mount=type=cache,target=/root/.cache/pip \
 WORKDIR /app
 COPY docker/healthcheck.py docker/healthcheck.py
 COPY data/recordings data/recordings
+COPY docs/runbook.md docs/runbook.md
 COPY services services
 # /data is the alert-history volume (owned by arb, so a fresh named volume is writable).
+# BIND_ADDRESS: inside a container the metrics endpoints listen on every interface, so that
+# Prometheus reaches them; only the ports compose publishes are reachable from outside.
 ENV PYTHONPATH=/app \
     ARB_HISTORY_DB=/data/alerts.db \
-    ARB_FIXTURES_DIR=/app/data/recordings
+    ARB_FIXTURES_DIR=/app/data/recordings \
+    BIND_ADDRESS=0.0.0.0
 # Numeric, so a runtime that checks for a non-root user (runAsNonRoot) can tell.
 USER 10001:10001
 # producer metrics, alerter metrics, dashboard metrics, Streamlit

@@ -10,9 +10,11 @@ import importlib.util
 import os
 import signal
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlparse
 
 import structlog
 
@@ -30,6 +32,9 @@ log = structlog.get_logger(__name__)
 
 #: Where PyFlink keeps Flink's optional plugins (the Prometheus reporter among them).
 PYFLINK_PLUGINS = Path(importlib.util.find_spec("pyflink").origin).parent / "plugins"
+CHECKPOINT_INTERVAL = "execution.checkpointing.interval"
+CHECKPOINT_DIR = "execution.checkpointing.dir"
+RECOVERY_PATH = "execution.state-recovery.path"
 SPREADS_TABLE = "spreads_sink"
 ALERTS_TABLE = "alerts_sink"
 EPISODES_TABLE = "episodes_sink"
@@ -136,7 +141,6 @@ def table_environment(
             jars += sorted(PYFLINK_PLUGINS.glob("metrics-prometheus/*.jar"))
         conf.set("pipeline.jars", ";".join(p.resolve().as_uri() for p in jars))
     conf.set("pipeline.name", job_name)
-    conf.set("parallelism.default", str(settings.parallelism))
     conf.set("table.local-time-zone", "UTC")
     conf.set("table.exec.source.idle-timeout", f"{settings.idle_timeout_ms} ms")
     conf.set("pipeline.auto-watermark-interval", f"{settings.watermark_interval_ms} ms")
@@ -150,18 +154,44 @@ def table_environment(
         conf.set("metrics.reporter.prom.factory.class",
                  "org.apache.flink.metrics.prometheus.PrometheusReporterFactory")
         conf.set("metrics.reporter.prom.port", str(metrics_port))
-    if settings.checkpoint_interval_ms:
-        conf.set("execution.checkpointing.interval", f"{settings.checkpoint_interval_ms} ms")
-        conf.set("execution.checkpointing.dir", Path(settings.checkpoint_dir).resolve().as_uri())
-        # Keep the last checkpoint when the job stops or crashes, so the next start resumes
-        # from it (offsets and window state) instead of from the configured startup offsets.
-        conf.set("execution.checkpointing.externalized-checkpoint-retention",
-                 "RETAIN_ON_CANCELLATION")
-        restore = latest_checkpoint(Path(settings.checkpoint_dir)) if settings.restore else None
-        if restore is not None:
-            conf.set("execution.state-recovery.path", restore.as_uri())
-            log.info("flink_job_restoring", checkpoint=str(restore))
+    # A local MiniCluster reads no config.yaml: what it holds (parallelism = the machine's
+    # cores) is PyFlink's guess, nobody's setting.
+    local = conf.get("execution.target", "local") == "local"
+    for key, value in runtime_options(settings, lambda k: None if local else conf.get(k, None),
+                                      ).items():
+        conf.set(key, value)
+        if key == RECOVERY_PATH:
+            log.info("flink_job_restoring", checkpoint=value)
     return env
+
+
+def runtime_options(settings: DetectionSettings,
+                    flink_value: Callable[[str], str | None]) -> dict[str, str]:
+    """Parallelism and checkpointing. An ARB_* variable that is set wins; otherwise Flink's own
+    configuration (``flink run -D``, config.yaml), read through ``flink_value``, does, and the
+    setting's default fills in what it leaves unset."""
+    options: dict[str, str] = {}
+
+    def follow(key: str, value: str, field: str | None = None) -> None:
+        if field in settings.model_fields_set or flink_value(key) is None:
+            options[key] = value
+
+    follow("parallelism.default", str(settings.parallelism), "parallelism")
+    if settings.checkpoint_interval_ms:
+        follow(CHECKPOINT_INTERVAL, f"{settings.checkpoint_interval_ms} ms",
+               "checkpoint_interval_ms")
+    if CHECKPOINT_INTERVAL not in options and flink_value(CHECKPOINT_INTERVAL) is None:
+        return options  # checkpointing off
+    follow(CHECKPOINT_DIR, Path(settings.checkpoint_dir).resolve().as_uri(), "checkpoint_dir")
+    # Keep the last checkpoint when the job stops or crashes, so the next start resumes from
+    # it (offsets and window state) instead of from the configured startup offsets.
+    follow("execution.checkpointing.externalized-checkpoint-retention", "RETAIN_ON_CANCELLATION")
+    if settings.restore and flink_value(RECOVERY_PATH) is None:  # not `flink run -s`
+        where = urlparse(options.get(CHECKPOINT_DIR) or flink_value(CHECKPOINT_DIR) or "")
+        restore = latest_checkpoint(Path(where.path)) if where.scheme == "file" else None
+        if restore is not None:
+            options[RECOVERY_PATH] = restore.as_uri()
+    return options
 
 
 def run(settings: DetectionSettings, kafka: KafkaSettings, job_name: str = "arb-detector",

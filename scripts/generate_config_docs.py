@@ -50,8 +50,7 @@ DOCKER_ONLY = """\
 GRAFANA_ADMIN_PASSWORD=
 
 # --- Docker only --------------------------------------------------------------------------------
-# Address the published ports listen on; 0.0.0.0 opens them to the network.
-# BIND_ADDRESS=127.0.0.1
+# (BIND_ADDRESS, which compose also reads for its published ports, is under "Every process".)
 # GRAFANA_ADMIN_USER=admin
 # Flink image version; must satisfy pyproject.toml's apache-flink pin (the image build checks).
 # FLINK_VERSION=2.3.0

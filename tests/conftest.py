@@ -12,6 +12,9 @@ import pytest
 from services.common.broker import LocalBroker, free_port
 
 REPO = Path(__file__).resolve().parent.parent
+# No test reads a .env, wherever it runs (the repository's may hold a real webhook): every
+# service and every child process inherits this (services/common/config.py, ENV_FILE).
+os.environ["ENV_FILE"] = os.devnull
 SHARED_FIXTURES = REPO.parent / "shared" / "fixtures" / "exchanges"
 FIXTURES = Path(os.environ.get("ARB_FIXTURES_DIR", SHARED_FIXTURES))
 

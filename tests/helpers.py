@@ -12,7 +12,7 @@ from pathlib import Path
 from confluent_kafka import Consumer, TopicPartition
 
 from services.common.broker import free_port
-from services.common.kafka import end_offsets, make_producer
+from services.common.kafka import client_config, end_offsets, make_producer
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -29,8 +29,8 @@ def produce_raw(bootstrap: str, topic: str, values: Iterable[bytes], key: bytes 
 
 def read_topic(bootstrap: str, topic: str, timeout_s: float = 15.0) -> list[tuple[bytes, int]]:
     """Every record of ``topic`` from the start to its current end: (value, Kafka timestamp ms)."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"read-{time.time_ns()}",
-                         "enable.auto.commit": False})
+    consumer = Consumer(client_config(bootstrap, **{"group.id": f"read-{time.time_ns()}",
+                                                    "enable.auto.commit": False}))
     try:
         parts = sorted(consumer.list_topics(topic, timeout=10).topics[topic].partitions)
         ends = end_offsets(bootstrap, topic)
@@ -53,8 +53,9 @@ def read_topic(bootstrap: str, topic: str, timeout_s: float = 15.0) -> list[tupl
 
 def start_env(tmp_path: Path) -> dict[str, str]:
     """The environment of an ``arb start`` under test: free ports, state under ``tmp_path``,
-    none of the caller's ARB_/FLINK_ settings, no demo threshold and no webhook unless added."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ARB_", "FLINK_"))}
+    none of the caller's ARB_/FLINK_/LOG_ settings, no demo threshold and no webhook unless
+    added."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ARB_", "FLINK_", "LOG_"))}
     for name in ("DEMO_MODE", "DISCORD_WEBHOOK_URL"):
         env.pop(name, None)
     env.update({
@@ -72,7 +73,7 @@ def start_env(tmp_path: Path) -> dict[str, str]:
 
 
 def flink_env(bootstrap: str, topics: Mapping[str, str], **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ARB_", "FLINK_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ARB_", "FLINK_", "LOG_"))}
     env.pop("DEMO_MODE", None)
     env.update({
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap,

@@ -3,6 +3,7 @@ minute, Ctrl-C stops every child, and one child dying stops the rest."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -42,10 +43,13 @@ def alert_count(db: Path) -> int:
         return 0
 
 
-def start_stack(tmp_path: Path, fixtures_dir: Path, log: Path) -> tuple[subprocess.Popen, Path]:
+def start_stack(tmp_path: Path, fixtures_dir: Path, log: Path,
+                log_format: str = "console") -> tuple[subprocess.Popen, Path]:
+    """``arb start --replay`` as on a terminal (console lines), or as under a log collector."""
     db = tmp_path / "alerts.db"
     env = start_env(tmp_path)
-    env.update({"DEMO_MODE": "TRUE", "ARB_FIXTURES_DIR": str(fixtures_dir)})
+    env.update({"DEMO_MODE": "TRUE", "ARB_FIXTURES_DIR": str(fixtures_dir),
+                "LOG_FORMAT": log_format})
     out = open(log, "wb")  # noqa: SIM115 - closed with the process below
     proc = subprocess.Popen(
         [sys.executable, "-m", "services.cli", "start", "--replay", "--no-prometheus"],
@@ -85,6 +89,31 @@ def test_start_shows_alerts_and_ctrl_c_stops_everything(tmp_path: Path, fixtures
     for name in ("flink", "alerter", "dashboard", "producer"):
         assert f"{name:<10}|" in text, f"no prefixed output from {name}"
     assert "Traceback" not in text
+    # Console lines only: no child's JSON, no librdkafka's raw lines.
+    foreign = [line for line in text.splitlines()
+               if line.partition("| ")[2].startswith(("{", "%")) or line.startswith("{")]
+    assert foreign == []
+
+
+def test_start_in_json_mode_prints_only_json(tmp_path: Path, fixtures_dir: Path,
+                                             output_dir: Path) -> None:
+    """What a log collector reads: one JSON object per line, from every piece, unprefixed."""
+    log = output_dir / "arb-start.log"
+    proc, db = start_stack(tmp_path, fixtures_dir, log, log_format="json")
+    try:
+        wait_for_alerts(proc, db, log, timeout_s=60)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=40) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    services = set()
+    for line in log.read_text().splitlines():
+        if line.strip():
+            record = json.loads(line)  # fails on the first line that is not JSON
+            assert isinstance(record, dict), line
+            services.add(record.get("service"))
+    assert {"arb", "flink-job", "alerter", "dashboard", "producer"} <= services
 
 
 def test_a_dying_child_stops_the_rest(tmp_path: Path, fixtures_dir: Path,

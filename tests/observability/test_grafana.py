@@ -3,6 +3,7 @@ by uid everywhere, secrets from the environment, and alert rules that agree with
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from collections import Counter
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ from tests.observability.contract import (
     EXPRESSION_UID,
     GRAFANA_DIR,
     PROMETHEUS_DIR,
+    REPO,
     RULES_DIR,
     RUNBOOK,
 )
@@ -63,17 +65,6 @@ def prometheus_alerts() -> dict[str, dict[str, Any]]:
         for rule in group["rules"]
         if "alert" in rule
     }
-
-
-def threshold_values() -> dict[str, float]:
-    """arb:threshold:* recording rules, whose expressions are vector(<number>)."""
-    values = {}
-    for group in load_yaml(RULES_DIR / "recording.yml")["groups"]:
-        for rule in group["rules"]:
-            match = re.fullmatch(r"vector\(([\d.]+)\)", rule["expr"].strip())
-            if rule["record"].startswith("arb:threshold:") and match:
-                values[rule["record"]] = float(match.group(1))
-    return values
 
 
 # Datasource -------------------------------------------------------------------------------------
@@ -232,29 +223,56 @@ def test_grafana_rule_queries_use_the_datasource_or_expressions() -> None:
                 assert item["datasourceUid"] == EXPRESSION_UID, where
                 assert model["datasource"]["uid"] == EXPRESSION_UID, where
                 assert model["type"] in EXPRESSION_TYPES, where
-                assert model["expression"] in ref_ids, where
+                if model["type"] == "math":  # refers to other queries as $A
+                    refs = re.findall(r"\$\{?([A-Za-z]\w*)", model["expression"])
+                    assert refs and set(refs) <= set(ref_ids), where
+                else:
+                    assert model["expression"] in ref_ids, where
+
+
+def test_grafana_rules_are_generated_from_the_prometheus_alerts() -> None:
+    """The checked-in file is what scripts/generate_grafana_rules.py writes today: no hand copy
+    to drift (the script's --check does the same)."""
+    generator = _generator()
+    assert alert_rule_files() == [generator.TARGET]
+    assert generator.TARGET.read_text(encoding="utf-8") == generator.render(), (
+        "grafana/provisioning/alerting/rules.yml is stale: run scripts/generate_grafana_rules.py")
 
 
 def test_grafana_rules_mirror_the_prometheus_alerts() -> None:
-    """Same name, severity, `for` and runbook, and the same threshold as the named one."""
+    """Every alert, by name, with its severity, `for`, runbook and its own PromQL as query A."""
     alerts = prometheus_alerts()
-    thresholds = threshold_values()
-    for rule in grafana_rules():
-        title = rule["title"]
-        assert title in alerts, f"{title} has no Prometheus alert of that name"
+    rules = {rule["title"]: rule for rule in grafana_rules()}
+    assert set(rules) == set(alerts)
+    for title, rule in rules.items():
         alert = alerts[title]
         assert rule["labels"]["severity"] == alert["labels"]["severity"], title
         assert rule["for"] == alert["for"], title
         for key in ("summary", "description", "runbook_url"):
             assert rule["annotations"].get(key), f"{title}: no {key}"
         assert rule["annotations"]["runbook_url"] == alert["annotations"]["runbook_url"], title
-        named = re.findall(r"arb:threshold:[a-z_]+", alert["expr"])
-        if named:
-            condition = next(d for d in rule["data"] if d["refId"] == rule["condition"])
-            (evaluator,) = [c["evaluator"] for c in condition["model"]["conditions"]]
-            assert evaluator["params"] == [thresholds[named[0]]], (
-                f"{title}: Grafana threshold {evaluator['params']} differs from {named[0]}"
-            )
+        (query,) = [d for d in rule["data"] if d["datasourceUid"] == DATASOURCE_UID]
+        assert query["model"]["expr"] == alert["expr"].strip(), title
+        assert "$value " not in str(rule["annotations"]), f"{title}: Prometheus' $value"
+
+
+def test_the_generator_translates_values_and_refuses_what_it_cannot() -> None:
+    generator = _generator()
+    text = generator.annotation('{{ $value | humanize }} of {{ $labels.job }}', "x")
+    assert text == '{{ $values.A.Value | humanize }} of {{ $labels.job }}'
+    with pytest.raises(ValueError, match="Grafana does not have"):
+        generator.annotation("{{ $externalLabels.cluster }}", "x")
+    with pytest.raises(ValueError, match="no Grafana translation"):
+        generator.grafana_rule({"alert": "A", "expr": "up == 0", "keep_firing_for": "1m"})
+
+
+def _generator() -> Any:
+    path = REPO / "scripts" / "generate_grafana_rules.py"
+    spec = importlib.util.spec_from_file_location("generate_grafana_rules", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def test_discord_contact_point_takes_its_url_from_the_environment() -> None:
