@@ -126,7 +126,8 @@ def rendered_compose(**overrides: str) -> dict[str, Any]:
 def documented_variables(expand_venues: bool = False) -> set[str]:
     """The variables docs/configuration.md lists; ``ARB_<VENUE>_...`` kept as written, or with
     ``expand_venues`` one per venue the producer knows."""
-    names = set(re.findall(r"`((?:ARB|KAFKA|DISCORD|DEMO)_[A-Z0-9_<>]+)`", CONFIG_DOC.read_text()))
+    names = set(re.findall(r"^\| `([A-Z][A-Z0-9_<>]*)` \|", CONFIG_DOC.read_text(),
+                           flags=re.MULTILINE))
     if not expand_venues:
         return names
     from services.producer.venues import VENUES

@@ -440,6 +440,9 @@ NOT_PASSED = {
     "ARB_TANSU_BIN": "the embedded broker only runs without Docker",
     "ARB_PROMETHEUS_PORT": "the Prometheus that arb start runs; compose has its own service",
     "ARB_ALERTMANAGER_PORT": "the Alertmanager that arb start runs; compose alerts via Grafana",
+    "BIND_ADDRESS": "compose reads it for the published ports; inside, the image sets 0.0.0.0",
+    "ENV_FILE": "compose reads .env itself and passes the variables on",
+    "FLINK_LIB_DIR": "set by the Flink image, not by .env",
 }
 
 
