@@ -1,5 +1,5 @@
-"""Producer benchmark: recorded frames per second through parse+normalize, the feed's per-frame
-path, and parse+normalize+produce into a local Tansu broker.
+"""Producer benchmark: recorded frames per second through JSON decoding, parse+normalize, the
+feed's per-frame path (the shared frame processor), and the same path into a local Tansu broker.
 
 Prints numbers; asserts nothing (machines are shared). Single process, single thread:
 
@@ -17,12 +17,19 @@ yields records, as it would for subscribed markets. Two frame sets are measured:
 - ``all``: every WebSocket frame of the recordings, book updates included (they parse to
   control kinds and yield no record).
 
-Stages: ``parse+normalize`` is ``venue.parse_frame`` (JSON decode, dispatch, validation, USD
-conversion, Quote/Trade records). ``feed path`` adds what the live loop does per frame
-(``Feed.on_frame``: sequence checks, quote book, metrics) with a sink that drops records.
-``+produce`` publishes every record to a local Tansu (topic with 1 partition, idempotent
-producer, acks=all, waiting for room rather than dropping) and includes the final flush, so
-every record counted was acknowledged by the broker.
+Stages: ``decode`` compares the standard library's ``json.loads`` with the producer's decoder
+(orjson, with json's answers: ``services/producer/decoding.py``). ``parse+normalize`` is
+``venue.parse_frame`` (decode, dispatch, validation, USD conversion, Quote/Trade records).
+``feed path`` is what the live feed does per frame, ``Feed.on_frame``: the receive clock, the
+shared :class:`FrameProcessor` (parse, sequence checks, fx, quote book, metrics on a private
+registry) and a sink that drops records; the replay and record mode run the same processor.
+``+produce`` runs parse+normalize (as before the frame processor), then the feed path, into a
+local Tansu (topic with 1 partition, idempotent producer, acks=all, waiting for room rather
+than dropping) and includes the final flush, so every record counted was acknowledged by the
+broker.
+
+The last lines sum up the two figures the producer is held to: parse+normalize frames/s on the
+subscribed channels, and feed-path records/s (subscribed channels and all recorded frames).
 """
 
 from __future__ import annotations
@@ -45,9 +52,11 @@ from services.common.exceptions import RecordError  # noqa: E402
 from services.common.messages import Quote, Trade  # noqa: E402
 from services.producer import binance, coinbase, kraken, okx  # noqa: E402
 from services.producer.connector import Venue  # noqa: E402
+from services.producer.decoding import decode  # noqa: E402
 from services.producer.feed import Feed  # noqa: E402
 from services.producer.metrics import ProducerMetrics  # noqa: E402
-from services.producer.publisher import KafkaPublisher  # noqa: E402
+from services.producer.processor import FrameProcessor  # noqa: E402
+from services.producer.publisher import KafkaPublisher, Sink  # noqa: E402
 from services.producer.replay import Frame, default_fixtures_dir, load_frames  # noqa: E402
 
 FX = 1.0003
@@ -98,13 +107,30 @@ def _kind(venue: Venue, frame: Frame) -> str:
 
 
 def best_rate(run: Callable[[], int], repeat: int) -> tuple[float, int]:
-    """(frames per second of the fastest pass, records per pass)."""
+    """(seconds of the fastest pass, records per pass)."""
     best_s, records = float("inf"), 0
     for _ in range(repeat):
         started = time.perf_counter()
         records = run()
         best_s = min(best_s, time.perf_counter() - started)
     return best_s, records
+
+
+def decode_pass(loads: Callable[[str], object]) -> Callable[[Load], Callable[[], int]]:
+    def make(load: Load) -> Callable[[], int]:
+        raws = [f.raw for f in load.frames]
+
+        def run() -> int:
+            for raw in raws:
+                try:  # noqa: SIM105 - contextlib.suppress costs more than a decode here
+                    loads(raw)
+                except (ValueError, RecordError):
+                    pass
+            return 0
+
+        return run
+
+    return make
 
 
 def parse_pass(load: Load) -> Callable[[], int]:
@@ -132,21 +158,32 @@ class _Drop:
         return True
 
 
+def bench_feed(venue: Venue, sink: Sink, metrics: ProducerMetrics) -> Feed:
+    """A live feed (never connected) reading every recorded product, as a subscribed market."""
+    feed = Feed(venue, [], sink, fx=FX, metrics=metrics)
+    feed.processor = FrameProcessor(venue, _Everything(), fx=FX, book=feed.book,
+                                    counts=metrics.feed(venue.name))
+    return feed
+
+
 def feed_pass(load: Load) -> Callable[[], int]:
     raws = [f.raw for f in load.frames]
 
     def run() -> int:
         sink = _Drop()
-        feed = Feed(load.venue, [], sink, fx=FX, metrics=ProducerMetrics(CollectorRegistry()))
-        feed.symbol_map = _Everything()
+        on_frame = bench_feed(load.venue, sink, ProducerMetrics(CollectorRegistry())).on_frame
         for raw in raws:
-            feed.on_frame(raw)
+            on_frame(raw)
         return sink.n
 
     return run
 
 
-def report(title: str, rows: Sequence[tuple[str, int, float, int]]) -> None:
+Rows = list[tuple[str, int, float, int]]
+
+
+def report(title: str, rows: Rows) -> tuple[float, float]:
+    """Prints one table; returns (frames/s, records/s) of all venues together."""
     print(f"\n{title}")
     print(f"  {'venue':<10} {'frames':>7} {'records':>8} {'frames/s':>12} {'records/s':>12}")
     total_frames = total_records = 0
@@ -159,55 +196,95 @@ def report(title: str, rows: Sequence[tuple[str, int, float, int]]) -> None:
         total_s += seconds
     print(f"  {'all':<10} {total_frames:>7} {total_records:>8} {total_frames / total_s:>12,.0f} "
           f"{total_records / total_s:>12,.0f}")
+    return total_frames / total_s, total_records / total_s
 
 
-def cpu_stages(fixtures: Path, repeat: int) -> None:
+STAGES = (
+    ("decode, json.loads (stdlib)", decode_pass(json.loads)),
+    ("decode, producer decoder (orjson + stdlib answers)", decode_pass(decode)),
+    ("parse+normalize", parse_pass),
+    ("feed path (Feed.on_frame -> FrameProcessor, no Kafka)", feed_pass),
+)
+
+
+def cpu_stages(fixtures: Path, repeat: int) -> dict[tuple[str, bool], tuple[float, float]]:
+    """(stage, subscribed) -> (frames/s, records/s) of all venues together."""
+    totals = {}
     for subscribed in (True, False):
         label = "subscribed channels" if subscribed else "all recorded frames"
         data = loads(fixtures, subscribed)
-        for stage, make in (("parse+normalize", parse_pass), ("feed path (no Kafka)",
-                                                                 feed_pass)):
+        for stage, make in STAGES:
             rows = []
             for load in data:
                 seconds, records = best_rate(make(load), repeat)
                 rows.append((load.venue.name, len(load.frames), seconds, records))
-            report(f"{stage}, {label}, best of {repeat} passes", rows)
+            totals[(stage, subscribed)] = report(f"{stage}, {label}, best of {repeat} passes",
+                                                 rows)
+    return totals
 
 
-def kafka_stage(fixtures: Path, passes: int) -> None:
-    """All venues' subscribed frames in one stream, ``passes`` times, into a local Tansu."""
+def summary(totals: dict[tuple[str, bool], tuple[float, float]]) -> None:
+    parse_fps = totals[("parse+normalize", True)][0]
+    feed = STAGES[-1][0]
+    print("\nsummary (all venues together)")
+    print(f"  parse+normalize, subscribed channels:  {parse_fps:>10,.0f} frames/s "
+          f"(target >= 150,000)")
+    print(f"  feed path, subscribed channels:        {totals[(feed, True)][1]:>10,.0f} records/s "
+          f"(target >= 100,000)")
+    print(f"  feed path, all recorded frames:        {totals[(feed, False)][1]:>10,.0f} records/s "
+          f"(target >= 100,000)")
+    old, new = (totals[(STAGES[i][0], True)][0] for i in (0, 1))
+    print(f"  decode, subscribed channels: stdlib {old:,.0f}, producer {new:,.0f} frames/s "
+          f"({new / old:.1f}x)")
+
+
+def kafka_stage(fixtures: Path, passes: int, *, feed_path: bool) -> None:
+    """All venues' subscribed frames in one stream, ``passes`` times, into a local Tansu: parsed
+    and published (as the bench measured before the frame processor), or through the feed path
+    (each pass as a new connection, so the sequence checks start over)."""
     data = loads(fixtures, subscribed=True)
-    stream = [(load.venue.parse_frame, f.raw, f.recv_ts_ms) for load in data
-              for f in load.frames] * passes
     topic = "bench-prices"
+    everything = _Everything()
     with LocalBroker(port=free_port(), topics=[topic], partitions=1) as broker:
-        publisher = KafkaPublisher(broker.bootstrap_servers, topic,
-                                   ProducerMetrics(CollectorRegistry()), block=True)
-        everything = _Everything()
+        metrics = ProducerMetrics(CollectorRegistry())
+        publisher = KafkaPublisher(broker.bootstrap_servers, topic, metrics, block=True)
+        feeds = {load.venue.name: bench_feed(load.venue, publisher, metrics) for load in data}
         # warm-up: connection, metadata, idempotent producer id
         publisher.publish(Quote("bench", "WARM-USD", "WARM", 1.0, 1.0, 2.0, 1.0, "USD", 1.0,
                                 1, 1, None))
         publisher.flush(30)
         started = time.perf_counter()
-        for parse, raw, recv_ts_ms in stream:
-            try:
-                records = parse(raw, recv_ts_ms, symbol_map=everything, fx_to_usd=FX).records
-            except RecordError:
-                continue
-            for record in records:
-                publisher.publish(record)
+        frames = 0
+        for _ in range(passes):
+            for load in data:
+                frames += len(load.frames)
+                if feed_path:
+                    feed = feeds[load.venue.name]
+                    feed.processor.forget()
+                    for f in load.frames:
+                        feed.on_frame(f.raw)
+                    continue
+                parse = load.venue.parse_frame
+                for f in load.frames:
+                    try:
+                        records = parse(f.raw, f.recv_ts_ms, symbol_map=everything,
+                                        fx_to_usd=FX).records
+                    except RecordError:
+                        continue
+                    for record in records:
+                        publisher.publish(record)
         handed_s = time.perf_counter() - started
         left = publisher.flush(120)
         seconds = time.perf_counter() - started
         delivered = publisher.delivered - 1
-    print(f"\nparse+normalize+produce to local Tansu, subscribed channels of all venues, "
-          f"{passes} passes")
-    print(f"  frames {len(stream)}, records acknowledged {delivered} (undelivered {left}, "
+    stage = "feed path" if feed_path else "parse+normalize"
+    print(f"\n{stage}+produce to local Tansu, subscribed channels of all venues, {passes} passes")
+    print(f"  frames {frames}, records acknowledged {delivered} (undelivered {left}, "
           f"failed {publisher.failed}, dropped {publisher.dropped})")
     print(f"  until all handed to the producer: {handed_s:.2f} s, "
-          f"{len(stream) / handed_s:,.0f} frames/s")
+          f"{frames / handed_s:,.0f} frames/s")
     print(f"  until all acknowledged by the broker: {seconds:.2f} s, "
-          f"{len(stream) / seconds:,.0f} frames/s, {delivered / seconds:,.0f} records/s")
+          f"{frames / seconds:,.0f} frames/s, {delivered / seconds:,.0f} records/s")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -222,9 +299,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"python {sys.version.split()[0]}, fixtures {fixtures}, one thread")
     print("frames by venue:", json.dumps({v.name: len(load_frames(fixtures / f))
                                           for v, f in RECORDINGS}))
-    cpu_stages(fixtures, args.repeat)
+    totals = cpu_stages(fixtures, args.repeat)
+    summary(totals)
     if not args.no_kafka:
-        kafka_stage(fixtures, args.kafka_passes)
+        kafka_stage(fixtures, args.kafka_passes, feed_path=False)
+        kafka_stage(fixtures, args.kafka_passes, feed_path=True)
     return 0
 
 

@@ -2,13 +2,16 @@
 
 from services.common.backoff import Backoff
 from services.producer.connector import Parsed, Venue, fx_to_usd_for
-from services.producer.feed import Feed, run_feeds
+from services.producer.feed import Feed, FeedOptions, FrameTap, run_feeds
 from services.producer.fx import FxRates
-from services.producer.metrics import ProducerMetrics
+from services.producer.metrics import FeedMetrics, ProducerMetrics
+from services.producer.processor import FrameProcessor, Outcome
 from services.producer.publisher import KafkaPublisher
 from services.producer.quote_book import QuoteBook
+from services.producer.recorder import FrameRecorder
 from services.producer.replay import (
     DEFAULT_RECORDINGS,
+    FeedEvent,
     Recording,
     ReplayPlan,
     Shock,
@@ -25,8 +28,15 @@ __all__ = [
     "VENUES",
     "Backoff",
     "Feed",
+    "FeedEvent",
+    "FeedMetrics",
+    "FeedOptions",
+    "FrameProcessor",
+    "FrameRecorder",
+    "FrameTap",
     "FxRates",
     "KafkaPublisher",
+    "Outcome",
     "Parsed",
     "ProducerMetrics",
     "QuoteBook",

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import functools
 import signal
 import sys
 import threading
@@ -34,11 +33,11 @@ from services.common.kafka import ensure_topics
 from services.common.logging import configure_logging
 from services.common.metrics import MetricsServer
 from services.producer.connector import USDC, USDT, Venue
-from services.producer.feed import Feed, run_feeds
+from services.producer.feed import Feed, FeedOptions, FrameTap, run_feeds
 from services.producer.fx import FX_MARKETS, FxRates
 from services.producer.metrics import ProducerMetrics, default_metrics
 from services.producer.publisher import KafkaPublisher
-from services.producer.recorder import DiscardSink, FrameRecorder, RecordingFeed
+from services.producer.recorder import DiscardSink, FrameRecorder
 from services.producer.replay import (
     DEFAULT_RECORDINGS,
     Shock,
@@ -70,7 +69,7 @@ def _speed(text: str) -> float | None:
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m services.producer",
+        prog="arb producer",
         description="Publish exchange quotes and trades to Kafka crypto-prices.",
     )
     parser.add_argument("mode", nargs="?", choices=("live", "replay", "record"), default="live")
@@ -120,7 +119,8 @@ def run_replay(
              loop=args.loop, shocks=[str(s) for s in args.shock])
     # Paced, the replay's clock starts now: receive times are then wall-clock times.
     start_ms = None if args.speed is None else time.time_ns() // 1_000_000
-    records = iter_replay(plan, loop=args.loop, gap_ms=settings.refresh_ms, start_ms=start_ms)
+    records = iter_replay(plan, loop=args.loop, gap_ms=settings.refresh_ms, start_ms=start_ms,
+                          feed_events=True)
     sent = publish_replay(records, publisher, speed=args.speed, stop=stop, metrics=metrics,
                           origin_ms=start_ms)
     for exchange in exchanges:
@@ -154,32 +154,36 @@ def warn_if_refresh_misses_windows(settings: ProducerSettings) -> bool:
 
 def build_feeds(
     settings: ProducerSettings, publisher: KafkaPublisher | DiscardSink,
-    metrics: ProducerMetrics, make_feed: Callable[..., Feed] = Feed,
+    metrics: ProducerMetrics, tap_for: Callable[[str], FrameTap] | None = None,
 ) -> list[Feed]:
-    """One feed per venue, sharing one table of stablecoin rates.
+    """One feed per venue, sharing one table of stablecoin rates; ``tap_for(venue)`` gives a
+    feed the tap that sees its frames (record mode).
 
     A rate market (USDT-USD ...) is subscribed on every venue that lists it, but only when some
     configured market is quoted in that stablecoin.
     """
     venues = configured_venues(settings)
     needed = {v.market_quote_ccy(s) for v in venues for s in v.venue_symbols(settings.symbols)}
-    rate_markets = [m for m, ccy in FX_MARKETS.items() if ccy in needed]
+    rate_markets = tuple(m for m, ccy in FX_MARKETS.items() if ccy in needed)
     fx = FxRates({USDT: settings.usdt_usd, USDC: settings.usdc_usd}, settings.fx_max_age_ms)
     for market in rate_markets:
         sources = [v.name for v in venues if market in v.fx_symbols]
         log.info("fx_rate_sources", market=market, live_from=sources,
                  fallback=fx.fallback[FX_MARKETS[market]])
     return [
-        make_feed(
+        Feed(
             venue, settings.symbols, publisher,
-            url=settings.ws_urls.get(venue.name),
+            FeedOptions(
+                url=settings.ws_urls.get(venue.name),
+                rate_markets=rate_markets,
+                refresh_ms=settings.refresh_ms,
+                stale_ms=settings.stale_ms,
+                watchdog_ms=settings.watchdog_ms,
+                rollover_margin_s=settings.rollover_margin_s,
+            ),
             fx=fx,
-            rate_markets=rate_markets,
-            refresh_ms=settings.refresh_ms,
-            stale_ms=settings.stale_ms,
-            watchdog_ms=settings.watchdog_ms,
-            rollover_margin_s=settings.rollover_margin_s,
             metrics=metrics,
+            tap=None if tap_for is None else tap_for(venue.name),
         )
         for venue in venues
     ]
@@ -225,8 +229,7 @@ async def run_record(
         max_file_bytes=max(1, round(args.max_file_mb * 1024 * 1024)),
     )
     sink = DiscardSink()
-    feeds.extend(build_feeds(settings, sink, metrics,
-                             functools.partial(RecordingFeed, recorder=recorder)))
+    feeds.extend(build_feeds(settings, sink, metrics, tap_for=recorder.tap))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -244,8 +247,8 @@ async def run_record(
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    load_dotenv()  # first: LOG_LEVEL and LOG_FORMAT may come from .env
     configure_logging("producer")
-    load_dotenv()
     try:
         settings = ProducerSettings.from_env()
         kafka = KafkaSettings.from_env()

@@ -29,17 +29,15 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from services.common.exceptions import RecordError
-from services.common.messages import Quote, Trade
+from services.common.messages import PriceRecord, Quote, Trade
 from services.producer.connector import (
     USDT,
     FxToUsd,
     Parsed,
-    PriceRecord,
     SeqSpan,
     Venue,
     canonical,
     check_book,
-    decode,
     epoch_ms,
     positive,
     rate_for,
@@ -47,6 +45,7 @@ from services.producer.connector import (
     seq_number,
     suffix_ccy,
 )
+from services.producer.decoding import decode
 
 NAME = "binance"
 WS_URL = "wss://stream.binance.com:9443"

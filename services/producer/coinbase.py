@@ -34,23 +34,22 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from services.common.exceptions import RecordError
-from services.common.messages import Quote, Trade
+from services.common.messages import PriceRecord, Quote, Trade
 from services.producer.connector import (
     USD,
     FxToUsd,
     Parsed,
-    PriceRecord,
     SeqSpan,
     Venue,
     canonical,
     check_book,
-    decode,
     positive,
     rate_for,
     records_only,
     rfc3339_to_ms,
     seq_number,
 )
+from services.producer.decoding import decode
 
 NAME = "coinbase"
 WS_URL = "wss://ws-feed.exchange.coinbase.com"

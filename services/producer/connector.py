@@ -12,7 +12,6 @@ reach a record.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -21,9 +20,7 @@ from datetime import datetime
 from typing import Any, NamedTuple, Protocol
 
 from services.common.exceptions import ConfigError, RecordError
-from services.common.messages import Quote, Trade
-
-PriceRecord = Quote | Trade
+from services.common.messages import PriceRecord
 
 USD = "USD"
 USDT = "USDT"
@@ -130,6 +127,8 @@ def rate_for(fx_to_usd: FxToUsd, quote_ccy: str) -> float:
     """The rate to USD for ``quote_ccy``: 1.0 for USD, else the table's (``no_fx_rate``)."""
     if quote_ccy == USD:
         return 1.0
+    if fx_to_usd.__class__ is float:  # the common case first: isinstance of a union is slower
+        return fx_to_usd
     if isinstance(fx_to_usd, float | int):
         return float(fx_to_usd)
     rate = fx_to_usd.get(quote_ccy)
@@ -144,22 +143,6 @@ def suffix_ccy(venue_symbol: str, known: Sequence[str]) -> str:
         if venue_symbol.endswith(ccy) and len(venue_symbol) > len(ccy):
             return ccy
     return ""
-
-
-def decode(raw: str | bytes) -> Any:
-    """JSON text -> Python object, or RecordError('not_json')."""
-    try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise RecordError("not_json", str(exc)[:120]) from exc
-
-
-def required(msg: Mapping[str, Any], key: str) -> Any:
-    """A required field; absent or null is ``missing_field``."""
-    value = msg.get(key)
-    if value is None:
-        raise RecordError("missing_field", key)
-    return value
 
 
 _INF = math.inf
@@ -190,19 +173,6 @@ def positive(value: Any, key: str, reason: str) -> float:
     if 0.0 < number < _INF:  # False for NaN too
         return number
     raise RecordError(reason, f"{key}={value!r}")
-
-
-def price(msg: Mapping[str, Any], key: str) -> float:
-    """A venue decimal string as a strictly positive finite float, else ``bad_price``."""
-    return positive(msg.get(key), key, "bad_price")
-
-
-def size(msg: Mapping[str, Any], key: str, *, optional: bool = False) -> float | None:
-    """A venue decimal size, strictly positive; ``optional`` allows it to be absent."""
-    value = msg.get(key)
-    if optional and value is None:
-        return None
-    return positive(value, key, "bad_size")
 
 
 def canonical(symbol_map: Mapping[str, str], venue_symbol: Any, key: str = "symbol") -> str:

@@ -1,28 +1,28 @@
-"""The one live feed loop every venue runs: connect, subscribe, read, parse, publish, refresh.
+"""The one live feed loop every venue runs: connect, subscribe, read, reconnect, refresh.
 
-Venue knowledge stays in the connector (:class:`Venue`); this loop only knows WebSockets:
+Venue knowledge stays in the connector (:class:`Venue`) and what a frame means in the frame
+processor (``processor.py``: parse, sequence, fx, quote book, metrics); this loop only knows
+WebSockets and time, and hands every frame on:
 
 - **Reconnect**: a dropped connection, a failed connect or a silent socket leads to a reconnect
   after a capped exponential backoff with jitter; the backoff starts over once a connection has
-  delivered a usable frame. Every reconnect resubscribes. On every disconnect the venue's
-  quotes (and any stablecoin rate it supplied) are forgotten, so they stop being refreshed and
-  drop out of the detection windows.
-- **Watchdog**: no usable frame (one that parses, heartbeats included) for ``watchdog_ms`` means
-  the connection is dead even if TCP says otherwise: reconnect. Garbage does not feed it.
+  delivered a usable frame. Every reconnect resubscribes. On every disconnect the processor
+  forgets the venue's quotes (and any stablecoin rate it supplied), so they stop being refreshed
+  and drop out of the detection windows, and its sequence numbers, which start over.
+- **Watchdog**: no usable frame (one of the venue's messages, heartbeats included) for
+  ``watchdog_ms`` means the connection is dead even if TCP says otherwise: reconnect. Garbage
+  does not feed it.
 - **Pings**: WebSocket pings from the venue are answered by the websockets library while this
   loop reads; the client pings too and drops a connection whose pongs stop. A venue that wants
   an application-level ping (OKX) gets ``venue.ping_message`` after ``ping_after_s`` of quiet.
 - **Planned reconnect**: a venue that closes old connections (Binance after 24 h) gets a
   replacement opened ``rollover_margin_s`` before that. Once the new connection delivers, the old
   one is still read for ``overlap_s`` and then closed; the new connection's frames of the
-  overlap are mostly duplicates, dropped by the sequence check. No gap at all.
-- **Sequence checks** (``sequence.py``): a jump in trade ids is counted and logged as
-  ``sequence_gap``; a duplicate or older update is dropped.
+  overlap are mostly duplicates, dropped by the processor's sequence check. No gap at all.
 - **Freshness**: while the venue is live (a usable frame within ``stale_ms``) each unchanged
   best bid/ask is re-published every ``refresh_ms`` (``refresh: true``); when it goes silent the
   refreshes stop and ``feed_stale`` is logged.
-
-This loop owns the feed metrics.
+- **Tap**: ``tap``, if given, sees every frame before the processor does (record mode).
 """
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ import asyncio
 import contextlib
 import math
 from collections.abc import Callable, Sequence
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Literal
 
 import structlog
 from websockets.asyncio.client import ClientConnection, connect
@@ -39,90 +40,105 @@ from websockets.exceptions import ConnectionClosed, WebSocketException
 
 from services.common.backoff import Backoff
 from services.common.clock import now_ts_ms
-from services.common.exceptions import RecordError
-from services.common.logging import truncate
-from services.common.messages import Quote, Trade
 from services.producer.connector import Venue
-from services.producer.fx import FX_MARKETS, FxRates
+from services.producer.fx import FxRates
 from services.producer.metrics import ProducerMetrics, default_metrics
+from services.producer.processor import FrameProcessor
 from services.producer.publisher import Sink
 from services.producer.quote_book import QuoteBook
-from services.producer.sequence import RESYNC, STALE, SequenceTracker
 
 log = structlog.get_logger(__name__)
 
 #: Errors that mean "this connection is gone"; anything else is a bug and fails loudly.
 NETWORK_ERRORS = (OSError, TimeoutError, WebSocketException)
-#: RecordError reasons that say nothing about the venue being alive (not one of its messages).
-_NOT_VENUE_MESSAGE = frozenset({"not_json", "unknown_type"})
-_DEFAULT = object()
+#: An option left to the venue's own value (``Venue.max_connection_s``, ``ping_after_s``).
+VENUE_DEFAULT: Literal["venue"] = "venue"
+
+#: Sees every raw frame of a feed before it is processed (record mode writes it to a file).
+FrameTap = Callable[[str | bytes], None]
+_Opened = tuple[ClientConnection, str | bytes]
 
 
 class _SilentError(Exception):
     """The watchdog fired: nothing usable arrived for ``watchdog_ms``."""
 
 
+@dataclass(frozen=True)
+class FeedOptions:
+    """How one venue's feed connects, keeps its connection and refreshes its quotes."""
+
+    #: base URL; None: the venue's own
+    url: str | None = None
+    #: canonical rate markets (USDT-USD ...) to read, quotes only, where the venue lists them
+    rate_markets: tuple[str, ...] = ()
+    refresh_ms: int = 500
+    stale_ms: int = 2000
+    watchdog_ms: int = 10_000
+    open_timeout_s: float = 10.0
+    backoff: Backoff = field(default_factory=Backoff)
+    #: the venue closes connections older than this; None: never
+    max_connection_s: float | Literal["venue"] | None = VENUE_DEFAULT
+    rollover_margin_s: float = 600.0
+    overlap_s: float = 1.0
+    #: an application-level ping after this much quiet; None: never
+    ping_after_s: float | Literal["venue"] | None = VENUE_DEFAULT
+
+
 class Feed:
-    """One venue's live connection(s), its quote book and its refresh timer."""
+    """One venue's live connection(s), its frame processor and its refresh timer."""
 
     def __init__(
         self,
         venue: Venue,
         symbols: Sequence[str],
         sink: Sink,
+        options: FeedOptions | None = None,
         *,
-        url: str | None = None,
         fx: FxRates | float = 1.0,
-        rate_markets: Sequence[str] = (),
-        refresh_ms: int = 500,
-        stale_ms: int = 2000,
-        watchdog_ms: int = 10_000,
-        open_timeout_s: float = 10.0,
-        backoff: Backoff | None = None,
         metrics: ProducerMetrics | None = None,
         clock_ms: Callable[[], int] = now_ts_ms,
-        max_connection_s: Any = _DEFAULT,
-        rollover_margin_s: float = 600.0,
-        overlap_s: float = 1.0,
-        ping_after_s: Any = _DEFAULT,
+        tap: FrameTap | None = None,
     ) -> None:
-        """``fx``: the shared live rates, or one fixed rate for every non-USD market.
-        ``rate_markets``: canonical rate markets (USDT-USD ...) to subscribe where the venue lists
-        them, quotes only, to feed ``fx``. ``max_connection_s``/``ping_after_s`` default to the
-        venue's."""
+        """``fx``: the live rates shared by every feed, or one fixed rate for every non-USD
+        market. ``clock_ms``: the receive clock, epoch ms."""
+        options = options or FeedOptions()
         self.venue = venue
         self.name = venue.name
+        self.options = options
         self.venue_symbols = venue.venue_symbols(symbols)
         venue.check_markets(self.venue_symbols)
-        self.symbol_map = venue.symbol_map(symbols)
+        symbol_map = venue.symbol_map(symbols)
         self.rate_only: list[str] = []
-        for market in rate_markets:
+        for market in options.rate_markets:
             venue_symbol = venue.fx_symbols.get(market)
-            if venue_symbol is not None and venue_symbol not in self.symbol_map:
+            if venue_symbol is not None and venue_symbol not in symbol_map:
                 self.rate_only.append(venue_symbol)
-                self.symbol_map[venue_symbol] = market
-        #: canonical symbols read only for their rate, never published
-        self._unpublished = {self.symbol_map[s] for s in self.rate_only}
-        self.url = venue.connect_url(url or venue.ws_url, self.venue_symbols, self.rate_only)
+                symbol_map[venue_symbol] = market
+        self.url = venue.connect_url(options.url or venue.ws_url, self.venue_symbols,
+                                     self.rate_only)
         self.sink = sink
-        self.fx = fx if isinstance(fx, FxRates) else None
-        self._fixed_fx = None if isinstance(fx, FxRates) else float(fx)
-        self.watchdog_ms = watchdog_ms
-        self.open_timeout_s = open_timeout_s
-        self.backoff = backoff or Backoff()
         self.metrics = metrics or default_metrics()
+        self.feed_metrics = self.metrics.feed(self.name)
+        self.processor = FrameProcessor(
+            venue, symbol_map, fx=fx, counts=self.feed_metrics,
+            book=QuoteBook(refresh_ms=options.refresh_ms, stale_ms=options.stale_ms),
+            unpublished={symbol_map[s] for s in self.rate_only},
+        )
         self.clock_ms = clock_ms
-        self.book = QuoteBook(refresh_ms=refresh_ms, stale_ms=stale_ms)
-        self.seq = SequenceTracker()
-        max_s = venue.max_connection_s if max_connection_s is _DEFAULT else max_connection_s
+        self.tap = tap
+        self.backoff = options.backoff
+        self.watchdog_ms = options.watchdog_ms
+        max_s = (venue.max_connection_s if options.max_connection_s == VENUE_DEFAULT
+                 else options.max_connection_s)
+        margin_s = options.rollover_margin_s
         #: open a replacement connection after this long (None: never)
         self.rollover_after_s = None if max_s is None else (
-            max_s - rollover_margin_s if max_s > rollover_margin_s else max_s * 0.9)
-        self.overlap_s = overlap_s
-        ping_s = venue.ping_after_s if ping_after_s is _DEFAULT else ping_after_s
+            max_s - margin_s if max_s > margin_s else max_s * 0.9)
+        ping_s = venue.ping_after_s if options.ping_after_s == VENUE_DEFAULT else (
+            options.ping_after_s)
         #: the pong must be able to arrive before the watchdog gives up on a quiet market
         self.ping_after_s = None if ping_s is None or venue.ping_message is None else min(
-            ping_s, watchdog_ms / 2000)
+            ping_s, options.watchdog_ms / 2000)
         self.connected = False
         self.connections = 0
         self.rollovers = 0
@@ -130,20 +146,21 @@ class Feed:
         self._live = False
         self._ws: ClientConnection | None = None
         self._closing: set[asyncio.Task[None]] = set()
-        self._logged_reasons: set[str] = set()
-        m = self.metrics
-        self._m_last = m.feed_last_message.labels(self.name)
-        self._m_latency = m.feed_latency.labels(self.name)
-        self._m_messages: dict[str, Any] = {}
-        self._m_errors: dict[str, Any] = {}
-        self._m_prices: dict[str, tuple[Any, Any]] = {}
-        self._last_alive_ms: int | None = None
+
+    @property
+    def fx(self) -> FxRates | None:
+        """The live rates this feed reads and feeds (None with a fixed rate)."""
+        return self.processor.fx
+
+    @property
+    def book(self) -> QuoteBook:
+        return self.processor.book
 
     # --- connection lifecycle -----------------------------------------------------------
 
     async def run(self) -> None:
         """Run until cancelled: the connection loop and the refresh timer side by side."""
-        self.metrics.feed_connected.labels(self.name).set(0)
+        self.feed_metrics.connected(False)
         refresher = asyncio.create_task(self._refresh_loop(), name=f"refresh-{self.name}")
         try:
             await self._connect_loop()
@@ -174,24 +191,21 @@ class Feed:
                 was_connected = self.connected
                 self._set_connected(False)
                 self.export_gauges()  # the last prices before they are forgotten
-                self.book.forget(self.name)
-                if self.fx is not None:
-                    self.fx.forget(self.name)
-                self.seq.reset()
+                self.processor.forget()
             log.warning("feed_disconnected" if was_connected else "feed_connect_failed",
                         exchange=self.name, reason=reason, detail=detail)
             if self._healthy:
                 attempt = 0
             delay_s = self.backoff.delay_s(attempt)
             attempt += 1
-            self.metrics.feed_reconnects.labels(self.name).inc()
+            self.feed_metrics.reconnect()
             log.info("feed_reconnecting", exchange=self.name, reason=reason,
                      delay_s=round(delay_s, 3), attempt=attempt)
             await asyncio.sleep(delay_s)
 
     async def _open(self) -> ClientConnection:
         """Connect and subscribe (the venue's subscribe messages, if any)."""
-        ws = await connect(self.url, open_timeout=self.open_timeout_s, close_timeout=2.0,
+        ws = await connect(self.url, open_timeout=self.options.open_timeout_s, close_timeout=2.0,
                            max_size=2**22, ping_interval=20.0, ping_timeout=20.0)
         try:
             for message in self.venue.subscribe_messages(self.venue_symbols, self.rate_only):
@@ -222,81 +236,49 @@ class Feed:
             raise
 
     async def _read(self) -> None:
-        """Read the current connection; handles the watchdog, pings and planned rollovers."""
+        """Read the current connection, frame by frame, until it fails or goes silent; the
+        watchdog and ping timers and the planned rollover each keep their own state."""
         clock = asyncio.get_running_loop().time
         ws = self._ws
         assert ws is not None  # noqa: S101 - set by _session
-        watchdog_s = self.watchdog_ms / 1000
         now = clock()
-        last_frame_s = last_usable_s = now
-        pinged = False
-        rollover_at = math.inf if self.rollover_after_s is None else now + self.rollover_after_s
-        successor: asyncio.Task[tuple[ClientConnection, str | bytes]] | None = None
-        ready: tuple[ClientConnection, str | bytes] | None = None
-        switch_at = math.inf
+        timers = _Timers(now, self.watchdog_ms / 1000, self.ping_after_s)
+        rollover = _Rollover(self, now)
         try:
             while True:
                 now = clock()
-                if successor is None and ready is None and now >= rollover_at:
-                    log.info("feed_rollover_started", exchange=self.name,
-                             connection_age_s=round(self.rollover_after_s or 0.0, 1))
-                    successor = asyncio.create_task(self._open_successor(watchdog_s))
-                if successor is not None and successor.done():
-                    ready = self._successor_result(successor)
-                    successor = None
-                    if ready is None:  # try again later; the old connection still works
-                        rollover_at = now + min(60.0, max(1.0, watchdog_s))
-                    else:
-                        switch_at = now + self.overlap_s
-                if ready is not None and now >= switch_at:
-                    ws, first = self._switch(ws, ready)
-                    ready, switch_at = None, math.inf
-                    if self.rollover_after_s is not None:
-                        rollover_at = now + self.rollover_after_s
-                    last_frame_s = last_usable_s = now
-                    pinged = False
-                    if first is not None and self.on_frame(first):
-                        last_usable_s = clock()
-                    continue
-                wake = min(last_usable_s + watchdog_s, rollover_at, switch_at)
-                if self.ping_after_s and not pinged:
-                    wake = min(wake, last_frame_s + self.ping_after_s)
+                successor = rollover.poll(now)
                 if successor is not None:
-                    wake = min(wake, now + 0.05)
+                    ws, first = self._switch(ws, successor)
+                    timers.restart(now)
+                    if first is not None and self.on_frame(first):
+                        timers.usable(clock())
+                    continue
+                wake = min(timers.wake_s(), rollover.wake_s(now))
                 try:
                     async with asyncio.timeout(max(0.0, wake - now)):
                         raw = await ws.recv()
                 except TimeoutError:
                     now = clock()
-                    if now >= last_usable_s + watchdog_s:
-                        self._count_error("silent")
+                    if timers.silent(now):
+                        self.feed_metrics.error("silent")
                         log.warning("feed_silent", exchange=self.name,
                                     watchdog_ms=self.watchdog_ms)
                         raise _SilentError from None
-                    if (self.ping_after_s and not pinged
-                            and now >= last_frame_s + self.ping_after_s):
+                    if timers.ping_due(now):
                         await ws.send(self.venue.ping_message or "")
-                        pinged = True
+                        timers.pinged = True
                     continue
                 except ConnectionClosed:
-                    if ready is None:
+                    if not rollover.switch_now():
                         raise
-                    switch_at = 0.0  # the old one ended early: move to the new one now
-                    continue
-                last_frame_s = clock()
-                pinged = False
-                if self.on_frame(raw):
-                    last_usable_s = last_frame_s
+                    continue  # the old one ended early: move to the new one now
+                now = clock()
+                timers.frame(now, self.on_frame(raw))
         finally:
-            if successor is not None:
-                if successor.done() and not successor.cancelled() and not successor.exception():
-                    successor.result()[0].transport.abort()  # opened, never used
-                else:
-                    successor.cancel()
-            if ready is not None:
-                ready[0].transport.abort()
+            rollover.abandon()
 
-    async def _open_successor(self, timeout_s: float) -> tuple[ClientConnection, str | bytes]:
+    async def _open_successor(self, timeout_s: float) -> _Opened:
         """A replacement connection, subscribed, with its first frame (proof that it delivers)."""
         ws = await self._open()
         try:
@@ -307,28 +289,15 @@ class Feed:
             raise
         return ws, first
 
-    def _successor_result(
-        self, task: asyncio.Task[tuple[ClientConnection, str | bytes]],
-    ) -> tuple[ClientConnection, str | bytes] | None:
-        exc = task.exception()
-        if exc is None:
-            return task.result()
-        if not isinstance(exc, NETWORK_ERRORS):
-            raise exc  # a bug, not a network problem
-        log.warning("feed_rollover_failed", exchange=self.name, error=str(exc)[:200])
-        return None
-
-    def _switch(
-        self, old: ClientConnection, ready: tuple[ClientConnection, str | bytes],
-    ) -> tuple[ClientConnection, str | bytes]:
+    def _switch(self, old: ClientConnection, ready: _Opened) -> _Opened:
         """Make the successor current and close the old connection in the background."""
         new, first = ready
         self._ws = new
         self.connections += 1
         self.rollovers += 1
-        self.metrics.feed_reconnects.labels(self.name).inc()
+        self.feed_metrics.reconnect()
         log.info("feed_rolled_over", exchange=self.name, reason="max_connection_age",
-                 overlap_s=self.overlap_s, connections=self.connections)
+                 overlap_s=self.options.overlap_s, connections=self.connections)
         task = asyncio.create_task(self._close(old))
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
@@ -359,108 +328,36 @@ class Feed:
     # --- frames -------------------------------------------------------------------------
 
     def on_frame(self, raw: str | bytes) -> bool:
-        """Parse one frame and publish its records; True if it was one of the venue's messages.
-
-        A bad frame is counted by reason (logged once per reason), never fatal.
-        """
-        now_ms = self.clock_ms()
-        fx = self._fixed_fx if self.fx is None else self.fx.table(now_ms)
-        try:
-            kind, records, seqs = self.venue.parse_frame(
-                raw, now_ms, symbol_map=self.symbol_map, fx_to_usd=fx,
-            )
-        except RecordError as exc:
-            self._count_error(exc.reason)
-            if exc.reason not in self._logged_reasons:  # once per reason: no log floods
-                self._logged_reasons.add(exc.reason)
-                log.warning("feed_bad_frame", exchange=self.name, reason=exc.reason,
-                            detail=exc.detail, raw=truncate(raw))
-            if exc.reason in _NOT_VENUE_MESSAGE:
-                return False
-            self._alive(now_ms)
-            return True
-        self._healthy = True
-        self._alive(now_ms)
-        counter = self._m_messages.get(kind)
-        if counter is None:
-            counter = self._m_messages[kind] = self.metrics.feed_messages.labels(self.name, kind)
-        counter.inc()
-        for index, rec in enumerate(records):
-            if seqs is not None and (span := seqs[index]) is not None and not self._in_sequence(
-                    rec, span):
-                continue
-            if rec.symbol in FX_MARKETS and self.fx is not None and rec.__class__ is Quote:
-                try:
-                    self.fx.on_quote(rec)
-                except RecordError as exc:
-                    self._count_error(exc.reason)
-                    continue
-            if rec.symbol in self._unpublished:
-                continue
-            if rec.exchange_ts_ms is not None:
-                self._m_latency.observe((rec.recv_ts_ms - rec.exchange_ts_ms) / 1000)
-            if rec.__class__ is Quote:
-                self.book.on_quote(rec)
-            self.sink.publish(rec)
-        return True
-
-    def _alive(self, now_ms: int) -> None:
-        self._last_alive_ms = now_ms
-        self.book.on_message(self.name, now_ms)
+        """Hand one frame to the tap and the processor, and the processor's records to the
+        sink; True if it was one of the venue's messages (it feeds the watchdog)."""
+        if self.tap is not None:
+            self.tap(raw)
+        outcome = self.processor.process(raw, self.clock_ms())
+        if outcome.kind is not None:
+            self._healthy = True
+        publish = self.sink.publish
+        for record in outcome.records:
+            publish(record)
+        return outcome.usable
 
     def export_gauges(self) -> None:
-        """Last-message time and best prices to their gauges: from the refresh timer (at least
-        every ``refresh_ms``) rather than per frame, which would cost more than the parsing."""
-        if self._last_alive_ms is not None:
-            self._m_last.set(self._last_alive_ms / 1000)
-        for quote in self.book.quotes(self.name):
-            gauges = self._m_prices.get(quote.symbol)
-            if gauges is None:
-                gauges = self._m_prices[quote.symbol] = (
-                    self.metrics.best_bid.labels(self.name, quote.symbol),
-                    self.metrics.best_ask.labels(self.name, quote.symbol))
-            gauges[0].set(quote.bid)
-            gauges[1].set(quote.ask)
-
-    def _in_sequence(self, rec: Quote | Trade, span: tuple[int, int]) -> bool:
-        """Check the venue's numbers; False drops the record (a duplicate or older update)."""
-        is_trade = rec.__class__ is Trade
-        key = (rec.type, rec.venue_symbol)
-        prev = self.seq.last(key)
-        outcome = self.seq.check(key, span[0], span[1], dense=is_trade)
-        if outcome == 0:
-            return True
-        if outcome > 0:
-            self._count_error("sequence_gap")
-            log.warning("feed_sequence_gap", exchange=self.name, stream=rec.type,
-                        symbol=rec.venue_symbol, after=prev, next=span[0], missing=outcome)
-            return True
-        if outcome == STALE:
-            self._count_error("duplicate" if is_trade or span[1] == prev else "out_of_order")
-            return False
-        if outcome == RESYNC:
-            log.warning("feed_sequence_restarted", exchange=self.name, stream=rec.type,
-                        symbol=rec.venue_symbol, was=prev, now=span[1])
-        return True
-
-    def _count_error(self, reason: str) -> None:
-        counter = self._m_errors.get(reason)
-        if counter is None:
-            counter = self._m_errors[reason] = self.metrics.feed_errors.labels(self.name, reason)
-        counter.inc()
+        """Last-message time and best prices to their gauges, from the refresh timer (at least
+        every ``refresh_ms``) rather than per frame."""
+        self.feed_metrics.gauges(self.processor.last_alive_ms, self.book.quotes(self.name))
 
     # --- refresh ------------------------------------------------------------------------
 
     async def _refresh_loop(self) -> None:
         """Re-publish unchanged quotes on time; sleeps to the next due refresh."""
-        refresh_ms = self.book.refresh_ms
+        book = self.book
+        refresh_ms = book.refresh_ms
         while True:
             now_ms = self.clock_ms()
-            for quote in self.book.due(now_ms):
+            for quote in book.due(now_ms):
                 self.sink.publish(quote)
             self._check_stale(now_ms)
             self.export_gauges()
-            next_ms = self.book.next_due_ms()
+            next_ms = book.next_due_ms()
             wait_ms = refresh_ms if next_ms is None else min(refresh_ms, max(5, next_ms - now_ms))
             await asyncio.sleep(wait_ms / 1000)
 
@@ -479,7 +376,112 @@ class Feed:
 
     def _set_connected(self, connected: bool) -> None:
         self.connected = connected
-        self.metrics.feed_connected.labels(self.name).set(1 if connected else 0)
+        self.feed_metrics.connected(connected)
+
+
+class _Timers:
+    """The watchdog and ping timers of the connection being read, on the event loop's clock."""
+
+    def __init__(self, now_s: float, watchdog_s: float, ping_after_s: float | None) -> None:
+        self.watchdog_s = watchdog_s
+        self.ping_after_s = ping_after_s
+        self.last_frame_s = self.last_usable_s = now_s
+        self.pinged = False
+
+    def restart(self, now_s: float) -> None:
+        """A new connection: both timers start over."""
+        self.last_frame_s = self.last_usable_s = now_s
+        self.pinged = False
+
+    def frame(self, now_s: float, usable: bool) -> None:
+        """Any frame stops the ping timer; only a usable one feeds the watchdog."""
+        self.last_frame_s = now_s
+        self.pinged = False
+        if usable:
+            self.last_usable_s = now_s
+
+    def usable(self, now_s: float) -> None:
+        self.last_usable_s = now_s
+
+    def wake_s(self) -> float:
+        """When the next timer fires, unless a frame comes first."""
+        wake = self.last_usable_s + self.watchdog_s
+        if self.ping_after_s and not self.pinged:
+            wake = min(wake, self.last_frame_s + self.ping_after_s)
+        return wake
+
+    def silent(self, now_s: float) -> bool:
+        return now_s >= self.last_usable_s + self.watchdog_s
+
+    def ping_due(self, now_s: float) -> bool:
+        return bool(self.ping_after_s) and not self.pinged and (
+            now_s >= self.last_frame_s + (self.ping_after_s or 0.0))
+
+
+class _Rollover:
+    """A planned reconnect: when to open a successor, the one opening, the one ready to take
+    over (after ``overlap_s`` of reading both)."""
+
+    def __init__(self, feed: Feed, now_s: float) -> None:
+        self._feed = feed
+        self._after_s = feed.rollover_after_s
+        self._retry_s = min(60.0, max(1.0, feed.watchdog_ms / 1000))
+        self.rollover_at_s = math.inf if self._after_s is None else now_s + self._after_s
+        self.opening: asyncio.Task[_Opened] | None = None
+        self.ready: _Opened | None = None
+        self.switch_at_s = math.inf
+
+    def poll(self, now_s: float) -> _Opened | None:
+        """Move the rollover on; returns the successor when it is time to switch to it."""
+        feed = self._feed
+        if self.opening is None and self.ready is None and now_s >= self.rollover_at_s:
+            log.info("feed_rollover_started", exchange=feed.name,
+                     connection_age_s=round(self._after_s or 0.0, 1))
+            self.opening = asyncio.create_task(feed._open_successor(feed.watchdog_ms / 1000))
+        if self.opening is not None and self.opening.done():
+            self.ready = self._result(self.opening)
+            self.opening = None
+            if self.ready is None:  # try again later; the old connection still works
+                self.rollover_at_s = now_s + self._retry_s
+            else:
+                self.switch_at_s = now_s + feed.options.overlap_s
+        if self.ready is None or now_s < self.switch_at_s:
+            return None
+        ready, self.ready, self.switch_at_s = self.ready, None, math.inf
+        if self._after_s is not None:
+            self.rollover_at_s = now_s + self._after_s
+        return ready
+
+    def wake_s(self, now_s: float) -> float:
+        wake = min(self.rollover_at_s, self.switch_at_s)
+        return wake if self.opening is None else min(wake, now_s + 0.05)
+
+    def switch_now(self) -> bool:
+        """The current connection ended: switch at once if a successor is ready."""
+        if self.ready is None:
+            return False
+        self.switch_at_s = 0.0
+        return True
+
+    def abandon(self) -> None:
+        """Reading stopped: drop a successor that was never used."""
+        if self.opening is not None:
+            task = self.opening
+            if task.done() and not task.cancelled() and not task.exception():
+                task.result()[0].transport.abort()  # opened, never used
+            else:
+                task.cancel()
+        if self.ready is not None:
+            self.ready[0].transport.abort()
+
+    def _result(self, task: asyncio.Task[_Opened]) -> _Opened | None:
+        exc = task.exception()
+        if exc is None:
+            return task.result()
+        if not isinstance(exc, NETWORK_ERRORS):
+            raise exc  # a bug, not a network problem
+        log.warning("feed_rollover_failed", exchange=self._feed.name, error=str(exc)[:200])
+        return None
 
 
 async def run_feeds(feeds: Sequence[Feed], stop: asyncio.Event) -> None:

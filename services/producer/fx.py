@@ -43,10 +43,6 @@ class FxRates:
         self._valid_until_ms = -1  # the cached table is recomputed at or after this time
         self._sources: dict[str, str] = {}  # currency -> "fallback" or the live source
 
-    @staticmethod
-    def currencies() -> frozenset[str]:
-        return frozenset(FX_MARKETS.values())
-
     def on_quote(self, quote: Quote) -> bool:
         """Take the mid of a rate market's quote; False if ``quote`` is not a rate market.
 

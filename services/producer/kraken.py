@@ -40,21 +40,20 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from services.common.exceptions import RecordError
-from services.common.messages import Quote, Trade
+from services.common.messages import PriceRecord, Quote, Trade
 from services.producer.connector import (
     USD,
     FxToUsd,
     Parsed,
-    PriceRecord,
     Venue,
     canonical,
     check_book,
-    decode,
     positive,
     rate_for,
     records_only,
     seconds_text_to_ms,
 )
+from services.producer.decoding import decode
 
 NAME = "kraken"
 WS_URL = "wss://ws.kraken.com"

@@ -8,31 +8,49 @@ producer's own bounded buffer, in front of librdkafka's queue).
 
 One :class:`ProducerMetrics` per registry: the process uses the default registry, tests pass a
 fresh :class:`~prometheus_client.CollectorRegistry` so their counts start at zero.
+
+The feed counts (``arb_feed_messages_total``, ``arb_feed_errors_total``) are taken on every
+frame, where a Prometheus ``inc()`` (a lock and three calls) costs more than a tenth of the
+frame. So :class:`FeedMetrics` counts in plain integers, added to the Prometheus counters
+whenever the registry is read (a scrape, a health check, a test): whoever reads them sees every
+count.
 """
 
 from __future__ import annotations
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
 
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, Metric
+
+from services.common.messages import Quote
 from services.common.metrics import LATENCY_BUCKETS_SECONDS
 
-#: recv - exchange time can be negative when the venue's clock is ahead of ours.
-FEED_LATENCY_BUCKETS_SECONDS = (-1.0, -0.1, 0.0, *LATENCY_BUCKETS_SECONDS)
+#: recv - exchange time; below 0 (the venue's clock ahead of ours) is observed as 0.
+FEED_LATENCY_BUCKETS_SECONDS = (0.0, *LATENCY_BUCKETS_SECONDS)
 
 
 class ProducerMetrics:
-    """Feed health (owned by the feed loop), best prices, and Kafka delivery."""
+    """Feed health (counted per venue through :class:`FeedMetrics`), best prices, Kafka delivery."""
 
     def __init__(self, registry: CollectorRegistry = REGISTRY) -> None:
         self.registry = registry
-        self.feed_messages = Counter(
+        self.feed_messages = _FlushedCounter(
             "arb_feed_messages_total", "Frames received from a venue, by channel.",
             ["exchange", "channel"], registry=registry,
         )
-        self.feed_errors = Counter(
+        self.feed_errors = _FlushedCounter(
             "arb_feed_errors_total", "Frames that could not be used, by reason.",
             ["exchange", "reason"], registry=registry,
         )
+        self.feed_latency = Histogram(
+            "arb_feed_latency_seconds", "Receive time minus the venue's own timestamp.",
+            ["exchange"], buckets=FEED_LATENCY_BUCKETS_SECONDS, registry=registry,
+        )
+        self._feed_counts = _FeedCounts(self)
+        self.feed_messages.before_collect = self.feed_errors.before_collect = (
+            self._feed_counts.flush)
         self.feed_reconnects = Counter(
             "arb_feed_reconnects_total", "Reconnects after a dropped or silent connection.",
             ["exchange"], registry=registry,
@@ -44,10 +62,6 @@ class ProducerMetrics:
         self.feed_last_message = Gauge(
             "arb_feed_last_message_timestamp_seconds", "Epoch seconds of the last frame received.",
             ["exchange"], registry=registry,
-        )
-        self.feed_latency = Histogram(
-            "arb_feed_latency_seconds", "Receive time minus the venue's own timestamp.",
-            ["exchange"], buckets=FEED_LATENCY_BUCKETS_SECONDS, registry=registry,
         )
         self.best_bid = Gauge(
             "arb_best_bid_usd", "Last best bid in USD after fx.", ["exchange", "symbol"],
@@ -86,9 +100,135 @@ class ProducerMetrics:
             buckets=LATENCY_BUCKETS_SECONDS, registry=registry,
         )
 
+    def feed(self, exchange: str) -> FeedMetrics:
+        """The feed metrics of one venue (one instance per venue and registry)."""
+        return self._feed_counts.feed(exchange)
+
     def value(self, name: str, **labels: str) -> float:
         """One sample's current value (0 when never set); for tests and health checks."""
         return self.registry.get_sample_value(name, labels) or 0.0
+
+
+class FeedCounts(Protocol):
+    """What the frame processor counts for one venue: :class:`FeedMetrics` live, a tape in the
+    replay (which exports it when its clock gets there)."""
+
+    def message(self, kind: str) -> None: ...
+
+    def error(self, reason: str) -> None: ...
+
+    def latency_ms(self, latency_ms: int) -> None: ...
+
+
+class FeedMetrics:
+    """One venue's feed metrics. Messages and errors are plain integer increments (see the
+    module docstring), latency goes straight to its histogram, the gauges are set from timers.
+    Get one with :meth:`ProducerMetrics.feed`."""
+
+    def __init__(self, metrics: ProducerMetrics, exchange: str) -> None:
+        self.metrics = metrics
+        self.exchange = exchange
+        #: running totals by kind and by reason (written by the counting thread only)
+        self._messages: dict[str, int] = {}
+        self._errors: dict[str, int] = {}
+        #: what of the totals is already in the Prometheus counters (written by flush only)
+        self._flushed: dict[tuple[bool, str], int] = {}
+        self._children: dict[tuple[bool, str], Any] = {}
+        self._prices: dict[str, tuple[Any, Any]] = {}
+        self._latency = metrics.feed_latency.labels(exchange)
+        self._last = metrics.feed_last_message.labels(exchange)
+
+    def message(self, kind: str) -> None:
+        """One frame of the venue, by kind (the ``channel`` label)."""
+        counts = self._messages
+        counts[kind] = counts.get(kind, 0) + 1
+
+    def error(self, reason: str) -> None:
+        """One frame (or record) that could not be used, by reason."""
+        counts = self._errors
+        counts[reason] = counts.get(reason, 0) + 1
+
+    def latency_ms(self, latency_ms: int) -> None:
+        """Receive time minus the venue's own timestamp, observed in seconds."""
+        # A venue clock ahead of ours counts as no latency: a negative observation would make
+        # the histogram's _sum fall, which Prometheus reads as a counter reset.
+        self._latency.observe(max(0, latency_ms) / 1000)
+
+    def last_message(self, ts_s: float) -> None:
+        self._last.set(ts_s)
+
+    def best(self, quote: Quote) -> None:
+        """A quote's bid and ask (USD) to the best-price gauges."""
+        gauges = self._prices.get(quote.symbol)
+        if gauges is None:
+            gauges = self._prices[quote.symbol] = (
+                self.metrics.best_bid.labels(self.exchange, quote.symbol),
+                self.metrics.best_ask.labels(self.exchange, quote.symbol))
+        gauges[0].set(quote.bid)
+        gauges[1].set(quote.ask)
+
+    def gauges(self, last_alive_ms: int | None, quotes: Iterable[Quote]) -> None:
+        """Last-message time and the book's best prices: from a timer rather than per frame,
+        which would cost more than the parsing."""
+        if last_alive_ms is not None:
+            self._last.set(last_alive_ms / 1000)
+        for quote in quotes:
+            self.best(quote)
+
+    def connected(self, connected: bool) -> None:
+        self.metrics.feed_connected.labels(self.exchange).set(1 if connected else 0)
+
+    def reconnect(self) -> None:
+        self.metrics.feed_reconnects.labels(self.exchange).inc()
+
+    def _flush(self) -> None:
+        """Add what was counted since the last flush to the Prometheus counters (under the
+        owner's lock; the totals are only read here, so no count is lost to a race)."""
+        for is_error, totals in ((False, self._messages), (True, self._errors)):
+            for label, total in list(totals.items()):
+                key = (is_error, label)
+                delta = total - self._flushed.get(key, 0)
+                if delta:
+                    child = self._children.get(key)
+                    if child is None:
+                        m = self.metrics
+                        family = m.feed_errors if is_error else m.feed_messages
+                        child = self._children[key] = family.labels(self.exchange, label)
+                    child.inc(delta)
+                    self._flushed[key] = total
+
+
+class _FeedCounts:
+    """Every venue's FeedMetrics of one ProducerMetrics, and the flush of their pending counts
+    (called before the feed counters are collected)."""
+
+    def __init__(self, metrics: ProducerMetrics) -> None:
+        self._metrics = metrics
+        self._feeds: dict[str, FeedMetrics] = {}
+        self._lock = threading.Lock()
+
+    def feed(self, exchange: str) -> FeedMetrics:
+        with self._lock:
+            feed = self._feeds.get(exchange)
+            if feed is None:
+                feed = self._feeds[exchange] = FeedMetrics(self._metrics, exchange)
+            return feed
+
+    def flush(self) -> None:
+        with self._lock:
+            for feed in self._feeds.values():
+                feed._flush()
+
+
+class _FlushedCounter(Counter):
+    """A Counter that takes the pending FeedMetrics counts in before it is collected."""
+
+    before_collect: Callable[[], None] | None = None
+
+    def collect(self) -> Iterable[Metric]:
+        if self.before_collect is not None:
+            self.before_collect()
+        return super().collect()
 
 
 _default: ProducerMetrics | None = None

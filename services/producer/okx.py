@@ -33,23 +33,22 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from services.common.exceptions import RecordError
-from services.common.messages import Quote, Trade
+from services.common.messages import PriceRecord, Quote, Trade
 from services.producer.connector import (
     USDT,
     FxToUsd,
     Parsed,
-    PriceRecord,
     SeqSpan,
     Venue,
     canonical,
     check_book,
-    decode,
     epoch_ms,
     positive,
     rate_for,
     records_only,
     seq_number,
 )
+from services.producer.decoding import decode
 
 NAME = "okx"
 WS_URL = "wss://ws.okx.com:8443/ws/v5/public"

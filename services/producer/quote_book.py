@@ -18,7 +18,7 @@ from services.common.messages import Quote
 _Key = tuple[str, str]
 
 
-@dataclass
+@dataclass(slots=True)
 class _Entry:
     quote: Quote
     #: when this quote is next re-published; None while its venue is silent (dormant)
@@ -51,8 +51,19 @@ class QuoteBook:
 
     def on_quote(self, quote: Quote) -> None:
         """A fresh update replaces the last quote and restarts its refresh timer."""
-        self.on_message(quote.exchange, quote.ts_ms)
-        self._entries[(quote.exchange, quote.symbol)] = _Entry(quote, quote.ts_ms + self.refresh_ms)
+        exchange, now_ms = quote.exchange, quote.ts_ms
+        last_ms = self._last_message_ms.get(exchange)
+        if last_ms is None or now_ms > last_ms:
+            self._last_message_ms[exchange] = now_ms
+        if exchange in self._dormant:
+            self.on_message(exchange, now_ms)
+        key = (exchange, quote.symbol)
+        entry = self._entries.get(key)
+        if entry is None:
+            self._entries[key] = _Entry(quote, now_ms + self.refresh_ms)
+        else:  # in place: one quote per key is updated on every frame
+            entry.quote = quote
+            entry.next_due_ms = now_ms + self.refresh_ms
 
     def forget(self, exchange: str) -> None:
         """Drop a venue's quotes (after a disconnect its old book must not come back)."""

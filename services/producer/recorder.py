@@ -10,21 +10,25 @@ a new one once the current one would grow past the size limit. ``recording.json`
 says which venues and markets were recorded (venue symbol -> canonical symbol), so a replay of
 the folder maps products the same way and, because the files were recorded together, keeps
 their relative timing instead of aligning them (see ``replay.recordings_in``).
+
+The recorder is a tap on a feed's frame stream, ``Feed(..., tap=recorder.tap(venue))``: it sees
+each frame before the frame processor does, and the feed itself runs exactly as live.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 import structlog
 
 from services.common.messages import Quote, Trade
-from services.producer.feed import Feed
+from services.producer.feed import FrameTap
 
 log = structlog.get_logger(__name__)
 
@@ -62,7 +66,12 @@ class FrameRecorder:
         }
         (self.out_dir / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
 
+    def tap(self, exchange: str) -> FrameTap:
+        """The feed tap that writes every frame of ``exchange``'s feed."""
+        return functools.partial(self.write, exchange)
+
     def write(self, exchange: str, raw: str | bytes) -> None:
+        """One frame, stamped with the recorder's clock, appended to the venue's file."""
         text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
         line = json.dumps({"exchange": exchange, "recv_ts_ns": self.clock_ns(), "raw": text},
                           separators=(",", ":")) + "\n"
@@ -85,18 +94,6 @@ class FrameRecorder:
         for fh, _, _ in self._open.values():
             fh.close()
         self._open.clear()
-
-
-class RecordingFeed(Feed):
-    """A live feed that writes every frame to a :class:`FrameRecorder` before parsing it."""
-
-    def __init__(self, *args: Any, recorder: FrameRecorder, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.recorder = recorder
-
-    def on_frame(self, raw: str | bytes) -> bool:
-        self.recorder.write(self.name, raw)
-        return super().on_frame(raw)
 
 
 class DiscardSink:

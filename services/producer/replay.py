@@ -17,8 +17,15 @@ NOT market data. Only each venue's own bid/ask noise and timing are real.
 
 Times: ``ts_ms`` and ``recv_ts_ms`` are the aligned receive time; ``exchange_ts_ms`` is shifted by
 the same offset, so the recorded feed latency (recv - exchange) is kept, recorder clock error
-included. Every frame, also those that give no record (depth, l2update, other products), counts
-as venue liveness, and refresh records come from :class:`QuoteBook` on the virtual clock.
+included.
+
+Every frame goes through the live feed's :class:`FrameProcessor` at its virtual receive time:
+the same parse, sequence checks (a loop starts a new numbering, as a reconnect does), quote book
+and feed metrics. So every venue message, also one that gives no record (depth, l2update, other
+products), counts as venue liveness; refresh records come from the shared :class:`QuoteBook` on
+the virtual clock; and what the processors count (messages by kind, errors by reason, feed
+latency) is kept as :class:`FeedEvent` s on the virtual clock, which :func:`publish_replay`
+exports to the feed metrics when the replay reaches them, so a replay's dashboards read as live.
 """
 
 from __future__ import annotations
@@ -26,22 +33,25 @@ from __future__ import annotations
 import heapq
 import json
 import math
-import os
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
+from typing import NamedTuple, overload
 
 import structlog
 
 from services.common.clock import now_ts_ms
-from services.common.exceptions import RecordError
-from services.common.messages import Quote, Trade, validate_quote
-from services.producer.connector import PriceRecord, Venue, fx_to_usd_for
+from services.common.config import ProducerSettings
+from services.common.exceptions import ConfigError, RecordError
+from services.common.messages import PriceRecord, Quote, Trade, validate_quote
+from services.common.paths import RECORDINGS, recordings_dir
+from services.producer.connector import Venue, fx_to_usd_for
 from services.producer.metrics import ProducerMetrics
+from services.producer.processor import FrameProcessor
 from services.producer.publisher import Sink
 from services.producer.quote_book import QuoteBook
 from services.producer.venues import get_venue
@@ -52,9 +62,13 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def default_fixtures_dir() -> Path:
-    """``ARB_FIXTURES_DIR``, else ``../shared/fixtures/exchanges`` next to the repository."""
-    override = os.environ.get("ARB_FIXTURES_DIR")
-    return Path(override) if override else REPO.parent / "shared" / "fixtures" / "exchanges"
+    """ARB_FIXTURES_DIR, else the recordings in the working directory or the checkout
+    (services.common.paths.RECORDINGS)."""
+    found = recordings_dir(ProducerSettings.from_env().fixtures_dir)
+    if found is None:
+        raise ConfigError("no recordings found: set ARB_FIXTURES_DIR (looked for "
+                          + " and ".join(RECORDINGS) + ")")
+    return found
 
 
 @dataclass(frozen=True)
@@ -149,9 +163,41 @@ def load_frames(path: str | Path) -> tuple[Frame, ...]:
     return frames
 
 
+class FeedEvent(NamedTuple):
+    """One count of a replay's frame processor, kept for when the replay reaches ``ts_ms``."""
+
+    ts_ms: int
+    exchange: str
+    #: the :class:`~services.producer.metrics.FeedCounts` call: message, error or latency_ms
+    name: str
+    #: its argument: the kind, the reason, or the latency in ms
+    value: str | int
+
+
+class _Tape:
+    """FeedCounts of one venue that write each count down as a FeedEvent at ``now_ms``."""
+
+    def __init__(self, exchange: str, events: list[FeedEvent]) -> None:
+        self.exchange = exchange
+        self.events = events
+        self.now_ms = 0
+
+    def message(self, kind: str) -> None:
+        self.events.append(FeedEvent(self.now_ms, self.exchange, "message", kind))
+
+    def error(self, reason: str) -> None:
+        self.events.append(FeedEvent(self.now_ms, self.exchange, "error", reason))
+
+    def latency_ms(self, latency_ms: int) -> None:
+        self.events.append(FeedEvent(self.now_ms, self.exchange, "latency_ms", latency_ms))
+
+
 @dataclass
 class ReplayPlan:
-    """The built replay plus what it took to build it (for logs and tests)."""
+    """The built replay plus what it took to build it (for logs and tests).
+
+    A plan reads as its records (``len``, indexing, iteration), in time order.
+    """
 
     records: list[PriceRecord]
     start_ms: int
@@ -161,6 +207,34 @@ class ReplayPlan:
     skipped: Counter[str] = field(default_factory=Counter)
     #: (venue, canonical symbol) -> price scale factor applied
     scale: dict[tuple[str, str], float] = field(default_factory=dict)
+    #: what the frame processors counted, in time order (exported by publish_replay)
+    events: list[FeedEvent] = field(default_factory=list)
+    #: every arb_feed_errors_total reason counted: parse failures, sequence checks, rates
+    errors: Counter[str] = field(default_factory=Counter)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __iter__(self) -> Iterator[PriceRecord]:
+        return iter(self.records)
+
+    @overload
+    def __getitem__(self, index: int) -> PriceRecord: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[PriceRecord]: ...
+
+    def __getitem__(self, index: int | slice) -> PriceRecord | list[PriceRecord]:
+        return self.records[index]
+
+    def until(self, end_ms: int) -> ReplayPlan:
+        """The part before ``end_ms``: its records and feed events (the build's counts, frames,
+        skipped and errors, are left empty: they describe a whole build)."""
+        return ReplayPlan(
+            [r for r in self.records if r.ts_ms < end_ms], self.start_ms,
+            min(end_ms, self.end_ms), scale=dict(self.scale),
+            events=[e for e in self.events if e.ts_ms < end_ms],
+        )
 
 
 @dataclass
@@ -185,21 +259,13 @@ class _Source:
         gap_ms = self.span_ms // max(1, len(self.frames) - 1)
         return self.span_ms + max(1, gap_ms)
 
-    def parse(self, frame: Frame, recv_ts_ms: int) -> list[PriceRecord]:
-        return self.venue.parse_frame(
-            frame.raw, recv_ts_ms, symbol_map=self.recording.symbol_map, fx_to_usd=self.fx_to_usd,
-        )[1]
-
     def first_mids(self) -> dict[str, float]:
         """Canonical symbol -> mid (USD) of its first valid quote in this recording."""
         mids: dict[str, float] = {}
         wanted = set(self.recording.symbol_map.values())
+        scout = FrameProcessor(self.venue, self.recording.symbol_map, fx=self.fx_to_usd)
         for frame in self.frames:
-            try:
-                records = self.parse(frame, frame.recv_ts_ms)
-            except RecordError:
-                continue
-            for rec in records:
+            for rec in scout.process(frame.raw, frame.recv_ts_ms).records:
                 if isinstance(rec, Quote) and rec.symbol not in mids:
                     mids[rec.symbol] = (rec.bid + rec.ask) / 2
             if wanted <= mids.keys():
@@ -229,21 +295,30 @@ def _sources(
     return sources
 
 
-def _adjust(rec: PriceRecord, offset_ms: int, scale: float, id_suffix: str) -> PriceRecord:
-    """Move a parsed record onto the virtual clock (exchange time too) and the common level."""
-    exchange_ts_ms = None if rec.exchange_ts_ms is None else rec.exchange_ts_ms + offset_ms
-    if isinstance(rec, Quote):
-        if scale == 1.0:
-            return replace(rec, exchange_ts_ms=exchange_ts_ms)
+@dataclass(frozen=True)
+class _Adjust:
+    """Moves a parsed record onto the virtual clock (exchange time too) and the common level."""
+
+    offset_ms: int
+    scale: Mapping[str, float]
+    id_suffix: str
+
+    def __call__(self, rec: PriceRecord) -> PriceRecord:
+        scale = self.scale.get(rec.symbol, 1.0)
+        offset_ms = self.offset_ms
+        exchange_ts_ms = None if rec.exchange_ts_ms is None else rec.exchange_ts_ms + offset_ms
+        if isinstance(rec, Quote):
+            if scale == 1.0:
+                return replace(rec, exchange_ts_ms=exchange_ts_ms)
+            return replace(
+                rec, exchange_ts_ms=exchange_ts_ms, bid=rec.bid * scale, ask=rec.ask * scale,
+                bid_size=None if rec.bid_size is None else rec.bid_size / scale,
+                ask_size=None if rec.ask_size is None else rec.ask_size / scale,
+            )
         return replace(
-            rec, exchange_ts_ms=exchange_ts_ms, bid=rec.bid * scale, ask=rec.ask * scale,
-            bid_size=None if rec.bid_size is None else rec.bid_size / scale,
-            ask_size=None if rec.ask_size is None else rec.ask_size / scale,
+            rec, exchange_ts_ms=exchange_ts_ms, price=rec.price * scale, size=rec.size / scale,
+            trade_id=rec.trade_id + self.id_suffix,
         )
-    return replace(
-        rec, exchange_ts_ms=exchange_ts_ms, price=rec.price * scale, size=rec.size / scale,
-        trade_id=rec.trade_id + id_suffix,
-    )
 
 
 def _events(
@@ -311,6 +386,10 @@ def plan_replay(
     plan.scale = {(s.venue.name, sym): k for s in sources for sym, k in s.scale.items()}
     book = QuoteBook(refresh_ms=refresh_ms, stale_ms=stale_ms)
     out = plan.records
+    # One processor per stream of frames: per source when sources play on their own (looped),
+    # per venue and markets when recorded together (a venue's rotated files are one stream).
+    processors: dict[Hashable, tuple[FrameProcessor, _Tape]] = {}
+    loops: dict[int, int] = {}
 
     def refresh_until(t_ms: int, *, inclusive: bool) -> None:
         while (due_ms := book.next_due_ms()) is not None and (
@@ -319,26 +398,34 @@ def plan_replay(
             out.extend(book.due(due_ms))
 
     streams = [_events(i, s, start_ms, end_ms, origin_ms) for i, s in enumerate(sources)]
-    for t_ms, _, loop, offset_ms, frame, src in heapq.merge(*streams, key=lambda e: e[:2]):
+    for t_ms, index, loop, offset_ms, frame, src in heapq.merge(*streams, key=lambda e: e[:2]):
         refresh_until(t_ms, inclusive=False)
         plan.frames += 1
-        book.on_message(src.venue.name, t_ms)
-        try:
-            parsed = src.parse(frame, t_ms)
-        except RecordError as exc:
-            plan.skipped[exc.reason] += 1
-            continue
-        suffix = f"-L{loop}" if loop else ""
-        for rec in parsed:
-            rec = _adjust(rec, offset_ms, src.scale.get(rec.symbol, 1.0), suffix)
-            if isinstance(rec, Quote):
-                book.on_quote(rec)
-            out.append(rec)
+        key = index if origin_ms is None else (
+            src.venue.name, tuple(sorted(src.recording.symbol_map.items())))
+        if key not in processors:
+            tape = _Tape(src.venue.name, plan.events)
+            processors[key] = (FrameProcessor(src.venue, src.recording.symbol_map,
+                                              fx=src.fx_to_usd, book=book, counts=tape), tape)
+        processor, tape = processors[key]
+        if loops.get(index) != loop:  # the source starts (again): place it on the clock
+            if index in loops:
+                processor.seq.reset()  # a loop starts a new numbering, as a reconnect does
+            loops[index] = loop
+            processor.adjust = _Adjust(offset_ms, src.scale, f"-L{loop}" if loop else "")
+        tape.now_ms = t_ms
+        outcome = processor.process(frame.raw, t_ms)
+        if outcome.errors:
+            plan.errors.update(outcome.errors)
+            if outcome.kind is None:
+                plan.skipped[outcome.errors[0]] += 1
+        out.extend(outcome.records)
     refresh_until(end_ms, inclusive=True)
     if shocks:
         plan.records = list(apply_shocks(out, shocks, start_ms))
     log.info("replay_built", frames=plan.frames, records=len(plan.records),
              span_s=(end_ms - start_ms) / 1000, skipped=dict(plan.skipped),
+             errors=dict(plan.errors),
              scale={f"{v}:{s}": k for (v, s), k in plan.scale.items()})
     return plan
 
@@ -399,22 +486,37 @@ def shift(rec: PriceRecord, offset_ms: int, id_suffix: str = "") -> PriceRecord:
 
 def iter_replay(
     plan: ReplayPlan, *, loop: bool = False, gap_ms: int = 500, start_ms: int | None = None,
-) -> Iterator[PriceRecord]:
+    feed_events: bool = False,
+) -> Iterator[PriceRecord | FeedEvent]:
     """The plan's records; with ``loop``, the whole pass again and again, shifted in time.
 
     Pass ``n`` starts ``n * (span + gap_ms)`` after the first, and its trade ids get ``-P<n>``.
     With ``start_ms`` every pass is moved so that the first one starts then: building a plan
     takes a moment, and a paced replay starts its clock when publishing starts, so that receive
     times are wall-clock times and latencies measured from them do not include the build.
+    With ``feed_events`` the plan's :class:`FeedEvent` s come too, in time order, each before
+    the records of its time (for :func:`publish_replay`).
     """
     offset_ms = 0 if start_ms is None else start_ms - plan.start_ms
     period_ms = plan.end_ms - plan.start_ms + gap_ms
     n = 0
     while n == 0 or loop:
         suffix = f"-P{n}" if n else ""
-        for rec in plan.records:
-            yield shift(rec, offset_ms + n * period_ms, suffix) if offset_ms or n else rec
+        pass_ms = offset_ms + n * period_ms
+        records: Iterable[PriceRecord] = plan.records if not pass_ms else (
+            shift(rec, pass_ms, suffix) for rec in plan.records)
+        if feed_events and plan.events:
+            events = plan.events if not pass_ms else (
+                ev._replace(ts_ms=ev.ts_ms + pass_ms) for ev in plan.events)
+            yield from heapq.merge(events, records, key=_timeline_key)
+        else:
+            yield from records
         n += 1
+
+
+def _timeline_key(item: PriceRecord | FeedEvent) -> tuple[int, bool]:
+    """Time order; at equal times a frame's counts come before the records it gave."""
+    return item.ts_ms, item.__class__ is not FeedEvent
 
 
 def parse_speed(text: str) -> float | None:
@@ -446,7 +548,7 @@ def _wait_until(
 
 
 def publish_replay(
-    records: Iterable[PriceRecord],
+    records: Iterable[PriceRecord | FeedEvent] | ReplayPlan,
     sink: Sink,
     *,
     speed: float | None = None,
@@ -458,35 +560,34 @@ def publish_replay(
     """Send records in order, paced by ``ts_ms`` at ``speed`` x real time (None = max speed).
 
     Virtual time ``origin_ms`` (default: the first record's ``ts_ms``) is now. Returns how many
-    were handed to the sink; stops early when ``stop`` is set. With ``metrics`` the feed gauges
-    follow the replay, so dashboards work in a demo.
+    records were handed to the sink; stops early when ``stop`` is set. A plan is published with
+    its feed events (see :func:`iter_replay`): with ``metrics`` each is exported when the replay
+    reaches it, so the feed metrics follow the replay as they follow a live feed; the frame
+    times go to the last-message gauge on the wall clock (at 10x the virtual clock runs ahead
+    of now), and each published quote to the best-price gauges.
     """
+    items = iter_replay(records, feed_events=True) if isinstance(records, ReplayPlan) else records
     stop = stop or threading.Event()
     sent = 0
     wall_start_s = clock()
-    for rec in records:
+    for item in items:
         if stop.is_set():
             break
-        if speed is not None:
+        if speed is not None and (origin_ms is not None or item.__class__ is not FeedEvent):
             if origin_ms is None:
-                origin_ms = rec.ts_ms
-            due_s = wall_start_s + (rec.ts_ms - origin_ms) / 1000 / speed
+                origin_ms = item.ts_ms
+            due_s = wall_start_s + (item.ts_ms - origin_ms) / 1000 / speed
             if _wait_until(due_s, sink, stop, clock):
                 break
-        sink.publish(rec)
+        if item.__class__ is FeedEvent:
+            if metrics is not None:
+                feed = metrics.feed(item.exchange)
+                getattr(feed, item.name)(item.value)
+                if item.name == "message":
+                    feed.last_message(time.time())
+            continue
+        sink.publish(item)
         sent += 1
-        if metrics is not None:
-            # Wall clock, not the virtual ts_ms: at 10x the virtual clock runs ahead of now.
-            metrics.feed_last_message.labels(rec.exchange).set(time.time())
-            if not getattr(rec, "refresh", False):  # in a replay the channel is the record type
-                metrics.feed_messages.labels(rec.exchange, rec.type).inc()
-                # The recorded receive-minus-venue gap, as the live feed measures it (a refresh
-                # repeats an earlier update's times, so it is no new observation).
-                if rec.exchange_ts_ms is not None:
-                    metrics.feed_latency.labels(rec.exchange).observe(
-                        (rec.recv_ts_ms - rec.exchange_ts_ms) / 1000,
-                    )
-            if isinstance(rec, Quote):
-                metrics.best_bid.labels(rec.exchange, rec.symbol).set(rec.bid)
-                metrics.best_ask.labels(rec.exchange, rec.symbol).set(rec.ask)
+        if metrics is not None and item.__class__ is Quote:
+            metrics.feed(item.exchange).best(item)
     return sent

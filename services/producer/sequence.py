@@ -37,6 +37,8 @@ class SequenceTracker:
         self.resync_after = resync_after
         self._last: dict[Hashable, int] = {}
         self._stale_runs: dict[Hashable, int] = {}
+        #: the number the last RESYNC replaced (for its log line)
+        self.resynced_from: int | None = None
 
     def check(self, key: Hashable, first: int, last: int, *, dense: bool) -> int:
         """Record ``first..last`` for ``key``: OK, STALE, RESYNC, or the count of missing ids.
@@ -54,6 +56,7 @@ class SequenceTracker:
                 return STALE
             self._stale_runs.pop(key, None)
             self._last[key] = last
+            self.resynced_from = prev
             return RESYNC
         if self._stale_runs:
             self._stale_runs.pop(key, None)

@@ -17,19 +17,13 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from services.common.config import ProducerSettings, load_dotenv
+from services.common.config import load_dotenv
 from services.common.exceptions import ArbError, ConfigError
 from services.common.logging import configure_logging
+from services.producer.replay import default_fixtures_dir
 from services.report.pipeline import ReportOptions, run_pipeline
 from services.report.progress import Progress
 from services.report.render import episodes_csv, render_html
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def default_fixtures_dir() -> Path:
-    override = ProducerSettings.from_env().fixtures_dir
-    return Path(override) if override else REPO.parent / "shared" / "fixtures" / "exchanges"
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:

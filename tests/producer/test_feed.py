@@ -29,7 +29,7 @@ from services.common.kafka import ensure_topics
 from services.common.messages import Quote, Trade, parse_price_record
 from services.producer import binance, coinbase, kraken, okx
 from services.producer.connector import Venue
-from services.producer.feed import Feed
+from services.producer.feed import Feed, FeedOptions
 from services.producer.fx import FxRates
 from services.producer.replay import Frame, load_frames
 from tests.producer.conftest import (
@@ -187,7 +187,8 @@ def published(sink: ListSink) -> tuple[list[tuple], list[tuple]]:
 
 def feed_for(case: Case, url: str, sink: ListSink, metrics, **kw: Any) -> Feed:
     kw.setdefault("backoff", CountingBackoff())
-    return Feed(case.venue, ["BTC-USD"], sink, url=url, fx=1.0, metrics=metrics, **kw)
+    return Feed(case.venue, ["BTC-USD"], sink, FeedOptions(url=url, **kw), fx=1.0,
+                metrics=metrics)
 
 
 def first_quote_raw(case: Case, raws: list[str]) -> str:
@@ -453,9 +454,10 @@ def test_rollover_before_the_age_limit_loses_nothing(fixtures_dir, sink, metrics
     connected: list[float] = []
 
     with BroadcastVenue(raws, gaps, max_connection_s=1.5) as server:
-        feed = Feed(binance.VENUE, ["BTC-USD"], sink, url=server.url, fx=1.0, metrics=metrics,
-                    max_connection_s=1.5, rollover_margin_s=0.6, overlap_s=0.2,
-                    backoff=CountingBackoff())
+        feed = Feed(binance.VENUE, ["BTC-USD"], sink,
+                    FeedOptions(url=server.url, max_connection_s=1.5, rollover_margin_s=0.6,
+                                overlap_s=0.2, backoff=CountingBackoff()),
+                    fx=1.0, metrics=metrics)
 
         async def scenario() -> None:
             async def sample() -> None:
@@ -490,8 +492,10 @@ def test_without_rollover_the_age_limit_costs_trades(fixtures_dir, sink, metrics
     _, want_trades = expected(CASES["binance"], raws)
 
     with BroadcastVenue(raws, gaps, max_connection_s=1.5) as server:
-        feed = Feed(binance.VENUE, ["BTC-USD"], sink, url=server.url, fx=1.0, metrics=metrics,
-                    max_connection_s=None, backoff=Backoff(initial_s=0.2, jitter=0.0))
+        feed = Feed(binance.VENUE, ["BTC-USD"], sink,
+                    FeedOptions(url=server.url, max_connection_s=None,
+                                backoff=Backoff(initial_s=0.2, jitter=0.0)),
+                    fx=1.0, metrics=metrics)
         asyncio.run(run_until(feed, lambda: server.done, timeout_s=30))
 
     assert server.expired >= 1
@@ -509,9 +513,10 @@ def test_a_failed_rollover_keeps_the_old_connection_and_retries(binance_frames, 
     sessions = [Session(steady), Session([]), Session(raws[60:80])]
 
     with structlog.testing.capture_logs() as logs, RecordedVenue(sessions) as server:
-        feed = Feed(binance.VENUE, ["BTC-USD"], sink, url=server.url, fx=1.0, metrics=metrics,
-                    max_connection_s=0.3, rollover_margin_s=0.1, overlap_s=0.05,
-                    watchdog_ms=300)
+        feed = Feed(binance.VENUE, ["BTC-USD"], sink,
+                    FeedOptions(url=server.url, max_connection_s=0.3, rollover_margin_s=0.1,
+                                overlap_s=0.05, watchdog_ms=300),
+                    fx=1.0, metrics=metrics)
         asyncio.run(run_until(feed, lambda: feed.rollovers == 1, timeout_s=10))
 
     events = [e["event"] for e in logs]
@@ -529,8 +534,9 @@ def test_okx_gets_its_text_ping_when_quiet(okx_frames, sink, metrics) -> None:
     # quiet for 1.2 s after the frames; the server answers "ping" with "pong", like OKX
     with RecordedVenue([Session([*raws, 1.2])], subscribe_count=1,
                        replies={"ping": "pong"}) as server:
-        feed = Feed(okx.VENUE, ["BTC-USD"], sink, url=server.url, fx=1.0, metrics=metrics,
-                    ping_after_s=0.15, watchdog_ms=500)
+        feed = Feed(okx.VENUE, ["BTC-USD"], sink,
+                    FeedOptions(url=server.url, ping_after_s=0.15, watchdog_ms=500),
+                    fx=1.0, metrics=metrics)
         asyncio.run(run_until(feed, lambda: server.received.count("ping") >= 4))
 
     assert feed.connections == 1
@@ -542,8 +548,10 @@ def test_unanswered_ping_ends_in_a_reconnect(okx_frames, sink, metrics) -> None:
     raws = [f.raw for f in okx_frames][:30]
 
     with RecordedVenue([Session(raws), Session(raws)], subscribe_count=1) as server:
-        feed = Feed(okx.VENUE, ["BTC-USD"], sink, url=server.url, fx=1.0, metrics=metrics,
-                    ping_after_s=0.1, watchdog_ms=400, backoff=CountingBackoff())
+        feed = Feed(okx.VENUE, ["BTC-USD"], sink,
+                    FeedOptions(url=server.url, ping_after_s=0.1, watchdog_ms=400,
+                                backoff=CountingBackoff()),
+                    fx=1.0, metrics=metrics)
         asyncio.run(run_until(feed, lambda: server.connections == 2))
 
     assert "ping" in server.received
@@ -561,8 +569,8 @@ def test_refresh_while_live_then_silence_stops_it(binance_frames, sink, metrics)
         steps += [0.05, depth]
 
     with structlog.testing.capture_logs() as logs, RecordedVenue([Session(steps)]) as server:
-        feed = Feed(binance.VENUE, ["BTC-USD"], sink, url=server.url, refresh_ms=100,
-                    stale_ms=300, metrics=metrics)
+        feed = Feed(binance.VENUE, ["BTC-USD"], sink,
+                    FeedOptions(url=server.url, refresh_ms=100, stale_ms=300), metrics=metrics)
 
         async def scenario() -> None:
             task = asyncio.create_task(feed.run())
@@ -597,8 +605,8 @@ def test_connect_and_disconnect_are_logged(binance_frames, sink, metrics) -> Non
     raws = [f.raw for f in binance_frames[:20]]
     with structlog.testing.capture_logs() as logs, RecordedVenue(
             [Session(raws, close=True), Session(raws)]) as server:
-        feed = Feed(binance.VENUE, ["BTC-USD"], sink, url=server.url, metrics=metrics,
-                    backoff=CountingBackoff())
+        feed = Feed(binance.VENUE, ["BTC-USD"], sink,
+                    FeedOptions(url=server.url, backoff=CountingBackoff()), metrics=metrics)
         asyncio.run(run_until(feed, lambda: feed.connections == 2))
 
     events = [e["event"] for e in logs]
@@ -614,7 +622,8 @@ def test_backoff_grows_while_connects_fail_and_resets_after_data(binance_frames,
     # nothing listens on this port: every attempt fails
     with RecordedVenue([]) as probe:
         dead_url = probe.url
-    feed = Feed(binance.VENUE, ["BTC-USD"], sink, url=dead_url, backoff=backoff, metrics=metrics)
+    feed = Feed(binance.VENUE, ["BTC-USD"], sink, FeedOptions(url=dead_url, backoff=backoff),
+                metrics=metrics)
 
     asyncio.run(run_until(feed, lambda: len(backoff.attempts) >= 4))
 
@@ -626,8 +635,8 @@ def test_backoff_grows_while_connects_fail_and_resets_after_data(binance_frames,
     frames = [f.raw for f in binance_frames[:5]]
     sessions = [Session(frames, close=True), Session(frames, close=True), Session(frames)]
     with RecordedVenue(sessions) as server:
-        feed = Feed(binance.VENUE, ["BTC-USD"], sink, url=server.url, backoff=healthy,
-                    metrics=metrics)
+        feed = Feed(binance.VENUE, ["BTC-USD"], sink,
+                    FeedOptions(url=server.url, backoff=healthy), metrics=metrics)
         asyncio.run(run_until(feed, lambda: feed.connections == 3))
     assert healthy.attempts == [0, 0]
 
@@ -652,9 +661,12 @@ def test_live_usdt_rate_from_coinbase_converts_binance(coinbase_frames, binance_
 
     with RecordedVenue([Session([rate_ticker, 0.3], close=True)], subscribe_count=3) as cb, \
             RecordedVenue([Session([0.1, *tickers[:20], 0.5, *tickers[20:]])]) as bn:
-        cb_feed = Feed(cb_venue, ["BTC-USD"], sink, url=cb.url, fx=fx, metrics=metrics,
-                       rate_markets=["USDT-USD"], backoff=Backoff(initial_s=30))
-        bn_feed = Feed(binance.VENUE, ["BTC-USD"], sink, url=bn.url, fx=fx, metrics=metrics)
+        cb_feed = Feed(cb_venue, ["BTC-USD"], sink,
+                       FeedOptions(url=cb.url, rate_markets=("USDT-USD",),
+                                   backoff=Backoff(initial_s=30)),
+                       fx=fx, metrics=metrics)
+        bn_feed = Feed(binance.VENUE, ["BTC-USD"], sink, FeedOptions(url=bn.url), fx=fx,
+                       metrics=metrics)
 
         # Act
         asyncio.run(run_until([cb_feed, bn_feed], lambda: len(sink.of(Quote)) >= 40))

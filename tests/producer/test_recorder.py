@@ -3,6 +3,7 @@ folder replayed as recorded (venues in their real relative timing, nothing align
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -14,9 +15,13 @@ from pathlib import Path
 import pytest
 
 from services.common.messages import Quote
-from services.producer.recorder import MANIFEST, FrameRecorder
+from services.producer import binance
+from services.producer.feed import Feed, FeedOptions
+from services.producer.processor import FrameProcessor
+from services.producer.recorder import MANIFEST, DiscardSink, FrameRecorder
 from services.producer.replay import load_frames, plan_replay, recordings_in
-from tests.producer.ws_venue import RecordedVenue, Session
+from tests.producer.conftest import ListSink
+from tests.producer.ws_venue import RecordedVenue, Session, run_until
 
 REPO = Path(__file__).resolve().parents[2]
 T0_NS = 1_700_000_000_000_000_000
@@ -47,6 +52,59 @@ def test_recorder_writes_fixture_lines_and_rotates(tmp_path: Path) -> None:
     assert [f.recv_ts_ms for f in load_frames(binance[0])] == [T0_NS // 10**6, T0_NS // 10**6 + 1]
     manifest = json.loads((tmp_path / MANIFEST).read_text())
     assert manifest["venues"] == {"binance": {"BTCUSDT": "BTC-USD"}}
+
+
+def recorded_raws(folder: Path, venue: str) -> list[str]:
+    return [json.loads(line)["raw"] for p in sorted(folder.glob(f"{venue}-*.jsonl"))
+            for line in p.read_text().splitlines()]
+
+
+def test_the_tap_sees_every_frame_before_the_processor(tmp_path, fixtures_dir, metrics) -> None:
+    # Arrange: a feed whose tap is the recorder, and a tap that checks what the feed knew then
+    recorder = FrameRecorder(tmp_path, {"binance": {"BTCUSDT": "BTC-USD"}})
+    sink = ListSink()
+    seen_before: list[int | None] = []
+    write = recorder.tap("binance")
+
+    def tap(raw: str | bytes) -> None:
+        seen_before.append(feed.processor.last_alive_ms)
+        write(raw)
+
+    feed = Feed(binance.VENUE, ["BTC-USD"], sink, fx=1.0, metrics=metrics, tap=tap,
+                clock_ms=iter(range(T0_NS // 10**6, T0_NS // 10**6 + 10**6)).__next__)
+    frames = [*raw_frames(fixtures_dir, "binance.jsonl", 50), "garbage{", "[1,2]"]
+
+    # Act: frames handed over as the read loop does, no socket
+    usable = [feed.on_frame(raw) for raw in frames]
+    recorder.close()
+
+    # Assert: every frame recorded verbatim, garbage too; the feed went on as live
+    assert recorded_raws(tmp_path, "binance") == frames
+    assert seen_before[0] is None  # the first frame reached the tap before the processor
+    assert usable == [True] * 50 + [False, False]
+    alone = FrameProcessor(binance.VENUE, {"BTCUSDT": "BTC-USD"})
+    assert sink.records == [r for i, raw in enumerate(frames)
+                            for r in alone.process(raw, T0_NS // 10**6 + i).records]
+    assert metrics.value("arb_feed_errors_total", exchange="binance", reason="not_json") == 1
+
+
+def test_a_tapped_live_feed_records_what_it_reads(tmp_path, fixtures_dir, metrics) -> None:
+    frames = raw_frames(fixtures_dir, "binance.jsonl", 200)
+    recorder = FrameRecorder(tmp_path, {"binance": {"BTCUSDT": "BTC-USD"}},
+                             max_file_bytes=20_000)
+    sink = DiscardSink()
+
+    with RecordedVenue([Session(frames)]) as server:
+        feed = Feed(binance.VENUE, ["BTC-USD"], sink, FeedOptions(url=server.url), fx=1.0,
+                    metrics=metrics, tap=recorder.tap("binance"))
+        asyncio.run(run_until(feed, lambda: recorder.frames == len(frames)))
+    recorder.close()
+
+    assert recorded_raws(tmp_path, "binance") == frames
+    assert len(recorder.files) > 1  # rotated
+    quotes_and_trades = sum(1 for raw in frames
+                            if json.loads(raw)["stream"].endswith(("@bookTicker", "@trade")))
+    assert sink.records == quotes_and_trades
 
 
 def test_recorded_folder_replays_as_recorded(tmp_path: Path, fixtures_dir: Path) -> None:

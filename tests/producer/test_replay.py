@@ -14,12 +14,18 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, TopicPartition
+from prometheus_client import CollectorRegistry
 
 from services.common.kafka import ensure_topics, make_consumer
 from services.common.messages import Quote, Trade, parse_price_record
+from services.producer import binance
+from services.producer.feed import Feed
+from services.producer.metrics import ProducerMetrics
 from services.producer.publisher import KafkaPublisher
 from services.producer.replay import (
     DEFAULT_RECORDINGS,
+    FeedEvent,
+    Frame,
     Recording,
     Shock,
     build_replay,
@@ -30,7 +36,13 @@ from services.producer.replay import (
     publish_replay,
     shift,
 )
-from tests.producer.conftest import COINBASE_FILE, binance_kind, coinbase_msg
+from tests.producer.conftest import (
+    BINANCE_FILE,
+    COINBASE_FILE,
+    ListSink,
+    binance_kind,
+    coinbase_msg,
+)
 
 START_MS = 1_900_000_000_000
 REPO = Path(__file__).resolve().parents[2]
@@ -264,10 +276,108 @@ def test_default_recordings() -> None:
     assert DEFAULT_RECORDINGS[1].symbol_map == {"SKL-USD": "BTC-USD"}
 
 
+# --- the live record path: sequence checks and feed metrics ---------------------------------
+
+BTC_ONLY = Recording(BINANCE_FILE, "binance", {"BTCUSDT": "BTC-USD"})
+SEQUENCE_ERRORS = {"sequence_gap", "duplicate", "out_of_order"}
+
+
+def test_loops_start_a_new_numbering(plan) -> None:
+    # Coinbase loops (the same trade ids and sequence numbers again): not a duplicate
+    assert not SEQUENCE_ERRORS & plan.errors.keys()
+    assert plan.errors == plan.skipped  # only the products nobody asked for
+
+
+def test_a_replay_checks_sequences(tmp_path, fixtures_dir) -> None:
+    # Arrange: the recording with one trade frame repeated, another deleted, a ticker replayed
+    lines = (fixtures_dir / BINANCE_FILE).read_text().splitlines()
+    kinds = [None if '"source"' in line[:80] else binance_kind(
+        Frame(0, json.loads(line)["raw"])) for line in lines]
+    trades = [i for i, k in enumerate(kinds) if k == "trade"]
+    tickers = [i for i, k in enumerate(kinds) if k == "bookTicker"]
+    edited = list(lines)
+    edited[tickers[6]] = with_time(lines[tickers[3]], lines[tickers[6]])  # an older update, late
+    edited[trades[5]] = with_time(lines[trades[4]], lines[trades[5]])  # trade 4 twice, no 5
+    (tmp_path / BINANCE_FILE).write_text("\n".join(edited) + "\n")
+
+    # Act
+    plan = plan_replay(tmp_path, [BTC_ONLY], start_ms=START_MS)
+
+    # Assert: counted as the live feed counts them; the duplicate and the older one dropped
+    assert plan.errors["duplicate"] == 1 and plan.errors["out_of_order"] == 1
+    assert plan.errors["sequence_gap"] == 1  # trade 5 is missing
+    assert len(of(plan.records, "binance", Trade)) == len(trades) - 1
+    assert len(of(plan.records, "binance", Quote, refresh=False)) == len(tickers) - 1
+    counted = Counter(e.value for e in plan.events if e.name == "error")
+    assert counted == plan.errors
+
+
+def with_time(line: str, time_of: str) -> str:
+    """``line``'s frame at the receive time of ``time_of``."""
+    rec = json.loads(line)
+    return json.dumps(rec | {"recv_ts_ns": json.loads(time_of)["recv_ts_ns"]})
+
+
+def feed_samples(metrics: ProducerMetrics) -> dict:
+    """Every sample of the feed counters, by name and labels."""
+    out = {}
+    for family in metrics.registry.collect():
+        if family.name in {"arb_feed_messages", "arb_feed_errors", "arb_feed_latency_seconds"}:
+            for sample in family.samples:
+                if not sample.name.endswith("_created"):
+                    out[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return out
+
+
+def test_a_replay_exports_the_feed_metrics_of_a_live_feed(fixtures_dir, binance_frames) -> None:
+    # Arrange: the same recording read by a live feed (frames handed over, no socket) ...
+    live = ProducerMetrics(CollectorRegistry())
+    feed = Feed(binance.VENUE, ["BTC-USD"], ListSink(), fx=1.0, metrics=live,
+                clock_ms=iter([f.recv_ts_ms for f in binance_frames]).__next__)
+    for frame in binance_frames:
+        feed.on_frame(frame.raw)
+    # ... and replayed
+    replayed = ProducerMetrics(CollectorRegistry())
+    plan = plan_replay(fixtures_dir, [BTC_ONLY], start_ms=START_MS)
+
+    # Act
+    sent = publish_replay(plan, ListSink(), speed=None, metrics=replayed)
+
+    # Assert: messages by kind, errors by reason, latency: sample for sample
+    assert sent == len(plan.records)
+    assert feed_samples(replayed) == feed_samples(live)
+    assert feed_samples(live)[("arb_feed_messages_total", (("channel", "depthUpdate"),
+                                                           ("exchange", "binance")))] > 0
+
+
+def test_feed_events_are_exported_on_the_replay_clock(plan, sink, metrics) -> None:
+    window = plan.until(START_MS + 1000)
+    events = list(iter_replay(window, feed_events=True))
+    published_at = []
+
+    class Watching(ListSink):
+        def publish(self, record):
+            published_at.append(metrics.value("arb_feed_messages_total", exchange="binance",
+                                              channel="bookTicker"))
+            return super().publish(record)
+
+    publish_replay(window, Watching(), speed=None, metrics=metrics)
+
+    times = [e.ts_ms for e in events]
+    assert times == sorted(times)
+    assert [e for e in events if isinstance(e, FeedEvent)] == window.events
+    # when the first Binance quote goes out, exactly the ticker frames before it were counted
+    first = next(i for i, r in enumerate(window.records) if r.exchange == "binance"
+                 and isinstance(r, Quote))
+    before = [e for e in window.events if e.ts_ms <= window.records[first].ts_ms
+              and e.name == "message" and e.value == "bookTicker"]
+    assert published_at[first] == len(before)
+
+
 # --- publishing ---------------------------------------------------------------------------
 
 def test_paced_publishing(plan, sink, metrics) -> None:
-    window = [r for r in plan.records if r.ts_ms < START_MS + 2000]
+    window = plan.until(START_MS + 2000)  # its records, with the frames' feed events
     span_s = (window[-1].ts_ms - window[0].ts_ms) / 1000
 
     began = time.monotonic()
