@@ -218,7 +218,9 @@ def test_every_stderr_line_is_json_while_the_broker_goes_away(
         broker.stop()
     try:
         # librdkafka's own "Connection refused" lines, and the service's graded warning.
+        # (librdkafka may first report the broker's last connection closing: wait for both.)
         wait_for_line(stderr, '"logger": "librdkafka"', 30)
+        wait_for_line(stderr, "Connection refused", 30)
         wait_for_line(stderr, '"kafka_broker_unreachable"', 30)
         assert proc.poll() is None, stderr.read_text()[-3000:]
     finally:
