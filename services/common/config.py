@@ -33,9 +33,9 @@ from services.common.settings.types import (
     Symbols,
     VenueNames,
     WsUrl,
-    _text,
     latency_map,
     lower,
+    text_only,
     webhook_problem,
 )
 
@@ -54,14 +54,15 @@ FALLBACK_FEED_LATENCY_MS = 250
 MAX_REFRESH_MS = 500
 
 Mode = Annotated[Literal["arb", "seed"], BeforeValidator(lower)]
-LatencyTable = Annotated[dict[str, int], BeforeValidator(_text(lambda raw: latency_map(raw)[1]))]
+LatencyTable = Annotated[dict[str, int],
+                         BeforeValidator(text_only(lambda raw: latency_map(raw)[1]))]
 
 
 # --- settings several services read ------------------------------------------------------------
 
 
 LogLevel = Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
-                     BeforeValidator(_text(str.upper))]
+                     BeforeValidator(text_only(str.upper))]
 LogFormat = Annotated[Literal["auto", "json", "console"], BeforeValidator(lower)]
 
 
@@ -346,11 +347,6 @@ def default_refresh_ms(window_ms: int) -> int:
     the watermark past it: shorter windows get proportionally prompter refreshes.
     """
     return max(1, min(MAX_REFRESH_MS, window_ms // 2))
-
-
-def detection_window_ms(env: Env) -> int:
-    """ARB_WINDOW_MS as the detector reads it (the mode's default when unset)."""
-    return _Window.from_env(env).window_ms
 
 
 class ProducerSettings(_Window, _Venues, _Staleness):

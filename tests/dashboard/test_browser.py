@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 import sys
 import threading
 import time
@@ -23,7 +22,8 @@ from services.common.messages import to_json
 from services.dashboard.data import COLUMNS
 from tests.support.alerts import make_quote, make_spread
 from tests.support.browser import Browser, chromium_binary
-from tests.support.waiting import http_body, http_status, wait_until
+from tests.support.streamlit import served
+from tests.support.waiting import http_body, wait_until
 
 pytestmark = [
     pytest.mark.browser,
@@ -104,27 +104,10 @@ def dashboard(broker: LocalBroker, tmp_path: Path, unique: str,
         "ARB_PRICES_TOPIC": prices_topic,
     })
     log_path = output_dir / "streamlit.log"
-    with open(log_path, "wb") as log, LiveFeed(broker.bootstrap_servers, spreads_topic,
-                                               prices_topic):
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "services.dashboard", "--server.address", "127.0.0.1"],
-            cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT,
-        )
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 60
-            while http_status(f"{url}/_stcore/health") != 200:
-                assert proc.poll() is None, log_path.read_text()
-                assert time.monotonic() < deadline, "streamlit did not become healthy"
-                time.sleep(0.2)
-            yield Dashboard(url, f"http://127.0.0.1:{metrics_port}/metrics", db)
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+    argv = [sys.executable, "-m", "services.dashboard", "--server.address", "127.0.0.1"]
+    with (LiveFeed(broker.bootstrap_servers, spreads_topic, prices_topic),
+          served(argv, port, tmp_path, log_path, env) as url):
+        yield Dashboard(url, f"http://127.0.0.1:{metrics_port}/metrics", db)
 
 
 def sample(metrics_url: str, name: str, labels: str = "") -> float | None:

@@ -4,9 +4,7 @@ anchored as the link names it, and a real browser lands on the section the link 
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +14,7 @@ from streamlit.testing.v1 import AppTest
 
 from services.common.broker import free_port
 from tests.support.browser import Browser, chromium_binary
-from tests.support.waiting import http_status
+from tests.support.streamlit import served
 
 REPO = Path(__file__).resolve().parents[2]
 PAGE = REPO / "services" / "dashboard" / "pages" / "runbook.py"
@@ -52,29 +50,11 @@ def test_a_missing_runbook_is_said_not_raised(tmp_path: Path) -> None:
 @pytest.fixture
 def served_page(tmp_path: Path) -> Iterator[str]:
     port = free_port()
-    log = (tmp_path / "streamlit.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(PAGE), "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true",
-         "--browser.gatherUsageStats", "false"],
-        cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while http_status(f"{url}/_stcore/health") != 200:
-            assert proc.poll() is None, (tmp_path / "streamlit.log").read_text()
-            assert time.monotonic() < deadline, "streamlit did not become healthy"
-            time.sleep(0.2)
+    argv = [sys.executable, "-m", "streamlit", "run", str(PAGE), "--server.port", str(port),
+            "--server.address", "127.0.0.1", "--server.headless", "true",
+            "--browser.gatherUsageStats", "false"]
+    with served(argv, port, tmp_path, tmp_path / "streamlit.log") as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
 
 
 @pytest.mark.browser

@@ -8,7 +8,6 @@ import json
 import math
 import re
 from pathlib import Path
-from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -27,6 +26,7 @@ from services.common.messages import (
 from services.producer.venues import VENUES
 from tests.conftest import FIXTURES
 from tests.support.alerts import make_spread
+from tests.support.json_paths import value_paths
 
 EXAMPLES = 10_000
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None,
@@ -53,23 +53,12 @@ def frames(venue: str) -> list[str]:
     return raws[::step]
 
 
-def _paths(obj: Any, prefix: tuple = ()) -> list[tuple]:
-    out = [prefix] if prefix else []
-    if isinstance(obj, dict):
-        for key, value in obj.items():
-            out += _paths(value, (*prefix, key))
-    elif isinstance(obj, list):
-        for i, value in enumerate(obj):
-            out += _paths(value, (*prefix, i))
-    return out
-
-
 @st.composite
 def mutated(draw: st.DrawFn, originals: list[str]) -> str:
     """A real message with one to three fields deleted or replaced."""
     obj = json.loads(draw(st.sampled_from(originals)))
     for _ in range(draw(st.integers(1, 3))):
-        paths = _paths(obj)
+        paths = value_paths(obj)
         if not paths:
             break
         path = draw(st.sampled_from(paths))

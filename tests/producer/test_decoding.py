@@ -18,6 +18,7 @@ from services.common.exceptions import RecordError
 from services.producer import binance, coinbase, kraken, okx
 from services.producer.connector import Parsed
 from services.producer.decoding import decode, stdlib_decode
+from tests.support.json_paths import value_paths
 
 CONNECTORS = (binance, coinbase, kraken, okx)
 #: huge integers on both sides of the 64-bit range and of a double's
@@ -204,23 +205,12 @@ HOSTILE = st.one_of(
 )
 
 
-def _paths(obj: Any, prefix: tuple = ()) -> list[tuple]:
-    out = [prefix] if prefix else []
-    if isinstance(obj, dict):
-        for key, value in obj.items():
-            out += _paths(value, (*prefix, key))
-    elif isinstance(obj, list):
-        for i, value in enumerate(obj):
-            out += _paths(value, (*prefix, i))
-    return out
-
-
 @st.composite
 def mutated(draw: st.DrawFn, originals: list[str]) -> str | bytes:
     """A real frame with up to three values replaced by hostile ones, as text or bytes."""
     obj = json.loads(draw(st.sampled_from(originals)))
     for _ in range(draw(st.integers(1, 3))):
-        paths = _paths(obj)
+        paths = value_paths(obj)
         if not paths:
             break
         path = draw(st.sampled_from(paths))

@@ -23,7 +23,7 @@ FALLBACK_TAKER_FEE_BPS = 10.0
 KNOWN_VENUES = tuple(DEFAULT_TAKER_FEE_BPS)
 
 
-def _text(parse: Callable[[str], Any]) -> Callable[[Any], Any]:
+def text_only(parse: Callable[[str], Any]) -> Callable[[Any], Any]:
     """Apply ``parse`` to text only: a typed value given in code is already parsed."""
 
     def parse_text(raw: Any) -> Any:
@@ -157,15 +157,10 @@ def lower(raw: Any) -> Any:
     return raw.strip().lower() if isinstance(raw, str) else raw
 
 
-def stripped(raw: Any) -> Any:
-    return raw.strip() if isinstance(raw, str) else raw
-
-
-Flag = Annotated[bool, BeforeValidator(_text(flag))]
-Finite = Annotated[float, BeforeValidator(_text(finite))]
-VenueNames = Annotated[tuple[str, ...], BeforeValidator(_text(venue_names))]
-Symbols = Annotated[tuple[str, ...], BeforeValidator(_text(symbols))]
-FeeMap = Annotated[dict[str, float], BeforeValidator(_text(fee_map))]
-SymbolMap = Annotated[dict[str, str], BeforeValidator(_text(symbol_map))]
-KafkaServers = Annotated[str, BeforeValidator(_text(kafka_servers))]
+Flag = Annotated[bool, BeforeValidator(text_only(flag))]
+VenueNames = Annotated[tuple[str, ...], BeforeValidator(text_only(venue_names))]
+Symbols = Annotated[tuple[str, ...], BeforeValidator(text_only(symbols))]
+FeeMap = Annotated[dict[str, float], BeforeValidator(text_only(fee_map))]
+SymbolMap = Annotated[dict[str, str], BeforeValidator(text_only(symbol_map))]
+KafkaServers = Annotated[str, BeforeValidator(text_only(kafka_servers))]
 WsUrl = Annotated[str, AfterValidator(ws_url)]
