@@ -6,11 +6,12 @@ from collections.abc import Mapping
 from dataclasses import replace
 
 from services.common.exceptions import ConfigError
-from services.producer import binance, coinbase, kraken, okx
+from services.producer import binance, bitstamp, bybit, coinbase, kraken, okx
 from services.producer.connector import Venue
 
 VENUES: dict[str, Venue] = {
-    v.name: v for v in (coinbase.VENUE, binance.VENUE, kraken.VENUE, okx.VENUE)
+    v.name: v for v in (coinbase.VENUE, binance.VENUE, kraken.VENUE, okx.VENUE, bybit.VENUE,
+                        bitstamp.VENUE)
 }
 
 

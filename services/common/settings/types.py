@@ -16,7 +16,14 @@ from urllib.parse import urlparse
 from pydantic import AfterValidator, BeforeValidator, SecretStr
 
 #: Taker fees of each venue's entry tier, in bps; override with ARB_TAKER_FEE_BPS.
-DEFAULT_TAKER_FEE_BPS = {"coinbase": 60.0, "binance": 10.0, "kraken": 40.0, "okx": 10.0}
+DEFAULT_TAKER_FEE_BPS = {
+    "coinbase": 60.0,
+    "binance": 10.0,
+    "kraken": 40.0,
+    "okx": 10.0,
+    "bybit": 10.0,
+    "bitstamp": 40.0,
+}
 #: Fee assumed for a venue that ARB_TAKER_FEE_BPS does not name.
 FALLBACK_TAKER_FEE_BPS = 10.0
 #: The venues a producer can read: their ARB_<VENUE>_* variables are known names.
