@@ -28,6 +28,7 @@ from services.common.settings.types import (
     FeeMap,
     Flag,
     KafkaServers,
+    Notionals,
     SecretUrl,
     SymbolMap,
     Symbols,
@@ -41,6 +42,8 @@ from services.common.settings.types import (
 
 DEFAULT_SYMBOLS = ("BTC-USD", "ETH-USD")
 DEFAULT_VENUES = ("coinbase", "binance")
+#: Order sizes (USD) of the depth ladder a quote carries (ARB_DEPTH_NOTIONALS_USD).
+DEFAULT_DEPTH_NOTIONALS_USD = (1000.0, 10_000.0, 100_000.0)
 NORMAL_MIN_SPREAD_USD = 50.0
 DEMO_MIN_SPREAD_USD = 0.10
 #: Detection modes and their (window_ms, watermark_ms) defaults: the seed used 10 s + 5 s. A
@@ -151,8 +154,10 @@ class KafkaSettings(Settings):
 
 class _Venues(Settings):
     venues: VenueNames = setting(
-        DEFAULT_VENUES, env="ARB_VENUES", doc="Venues: coinbase, binance, kraken, okx",
-        details="Venues to connect to: `coinbase`, `binance`, `kraken` (WebSocket v1), `okx`. "
+        DEFAULT_VENUES, env="ARB_VENUES",
+        doc="Venues: coinbase, binance, kraken, okx, bybit, bitstamp",
+        details="Venues to connect to: `coinbase`, `binance`, `kraken` (WebSocket v1), `okx`, "
+                "`bybit` (v5 spot), `bitstamp`. "
                 "The job's tick path keeps the latest quote of each (one set of columns per "
                 "venue) and pairs every quote with the others'; the dashboard lists them in its "
                 "feed strip. Give every service the same list: quotes of other venues reach the "
@@ -186,6 +191,19 @@ class _Window(Settings):
         return self
 
 
+class _Depth(Settings):
+    depth_notionals_usd: Notionals = setting(
+        DEFAULT_DEPTH_NOTIONALS_USD, env="ARB_DEPTH_NOTIONALS_USD",
+        shown="`1000,10000,100000`",
+        doc="Order sizes (USD) of the depth ladder; `none`: top of book only",
+        details="Order sizes in USD, increasing, at most six. The producer walks each venue's "
+                "order book and puts in every quote the volume-weighted price at which that much "
+                "could be bought and sold now (null where the book is too thin); the job reports "
+                "the largest size that still passes the alert rule (`executable_usd`) and the "
+                "profit at it. `none` sends top of book only. Give the producer and the job the "
+                "same list.")
+
+
 class _History(Settings):
     history_db: str = setting(
         "var/alerts.db", env="ARB_HISTORY_DB", min_length=1,
@@ -195,7 +213,7 @@ class _History(Settings):
 # --- one model per service ---------------------------------------------------------------------
 
 
-class DetectionSettings(_Window, _Venues, _Staleness):
+class DetectionSettings(_Window, _Venues, _Staleness, _Depth):
     """Detection semantics shared by the Flink job and the plain-Python reference."""
 
     SECTION = "Detection (Flink job)"
@@ -349,7 +367,7 @@ def default_refresh_ms(window_ms: int) -> int:
     return max(1, min(MAX_REFRESH_MS, window_ms // 2))
 
 
-class ProducerSettings(_Window, _Venues, _Staleness):
+class ProducerSettings(_Window, _Venues, _Staleness, _Depth):
     """Which venues and symbols to read, how quotes are kept fresh and feeds kept alive."""
 
     SECTION = "Producer"
@@ -369,6 +387,13 @@ class ProducerSettings(_Window, _Venues, _Staleness):
                 "e.g. `ARB_BINANCE_SYMBOLS=BTC-USD=BTCUSDC` (quote currency USD, USDT or USDC). "
                 "Built in: BTC-USD and ETH-USD on every venue (Binance and OKX in USDT, Kraken as "
                 "`XBT/USD`).")
+    book_levels: int = setting(
+        100, env="ARB_BOOK_LEVELS", ge=10, le=1000,
+        doc="Price levels kept per side of each order book",
+        details="Price levels kept per side of each (venue, market) order book, which bounds "
+                "its memory; levels beyond it are dropped, so a ladder size deeper than this "
+                "is null. Venues that take a depth in their subscription (Kraken, OKX, Bybit) "
+                "are asked for the nearest depth they offer at or above it.")
     refresh_ms: int = setting(
         MAX_REFRESH_MS, env="ARB_QUOTE_REFRESH_MS", gt=0,
         shown=f"half of `ARB_WINDOW_MS`, at most `{MAX_REFRESH_MS}`",

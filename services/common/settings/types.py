@@ -123,6 +123,24 @@ def symbol_map(raw: str) -> dict[str, str]:
     return mapping
 
 
+#: Most ladder sizes a quote carries: each adds two prices per venue to every tick-path row.
+MAX_DEPTH_NOTIONALS = 6
+
+
+def notionals(raw: str) -> tuple[float, ...]:
+    """``1000,10000,100000``: USD order sizes, increasing; ``none`` (or empty): no ladder."""
+    if raw.strip().lower() in {"", "none", "off"}:
+        return ()
+    sizes = tuple(finite(part) for part in csv(raw))
+    if any(size <= 0 for size in sizes):
+        raise ValueError("every size must be > 0 USD")
+    if list(sizes) != sorted(set(sizes)):
+        raise ValueError("sizes must be strictly increasing")
+    if len(sizes) > MAX_DEPTH_NOTIONALS:
+        raise ValueError(f"at most {MAX_DEPTH_NOTIONALS} sizes")
+    return sizes
+
+
 def kafka_servers(raw: str) -> str:
     for server in csv(raw):
         host, sep, port = server.rpartition(":")
@@ -169,5 +187,6 @@ VenueNames = Annotated[tuple[str, ...], BeforeValidator(text_only(venue_names))]
 Symbols = Annotated[tuple[str, ...], BeforeValidator(text_only(symbols))]
 FeeMap = Annotated[dict[str, float], BeforeValidator(text_only(fee_map))]
 SymbolMap = Annotated[dict[str, str], BeforeValidator(text_only(symbol_map))]
+Notionals = Annotated[tuple[float, ...], BeforeValidator(text_only(notionals))]
 KafkaServers = Annotated[str, BeforeValidator(text_only(kafka_servers))]
 WsUrl = Annotated[str, AfterValidator(ws_url)]
