@@ -310,7 +310,10 @@ class DetectionSettings(_Window, _Venues, _Staleness, _Depth):
         doc="Consumer group id of the job's Kafka source")
     metrics_port: int = setting(
         9249, env="ARB_FLINK_METRICS_PORT", ge=0,
-        doc="Port of Flink's Prometheus reporter in local runs; `0` turns it off")
+        doc="Port of Flink's Prometheus reporter in local runs; `0` turns it off",
+        details="Port of Flink's Prometheus reporter in local runs; `0` turns it off. It listens "
+                "on every interface whatever `BIND_ADDRESS` says: Flink's reporter takes no "
+                "address (docs/decisions.md).")
     flink_lib_dir: str | None = setting(
         None, env="FLINK_LIB_DIR", shown="unset (set by Flink images)",
         doc="A Flink installation's lib/: the connector and reporter are there, not job jars",

@@ -7,7 +7,8 @@ through the same process-wide registry. Extra arguments go to ``streamlit run``.
 
 Streamlit's own configuration stays in charge: the options below are only defaults, passed
 for what neither ``.streamlit/config.toml`` nor a ``STREAMLIT_*`` variable sets; the port is
-ARB_DASHBOARD_PORT's when that is set.
+ARB_DASHBOARD_PORT's when that is set, and the address BIND_ADDRESS's (127.0.0.1 unless set,
+like every other port here; Streamlit's own default is every interface).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from streamlit.web import cli as streamlit_cli
 from services.common.config import DashboardSettings, KafkaSettings, describe, load_dotenv
 from services.common.exceptions import ConfigError
 from services.common.logging import configure_logging
+from services.common.metrics import bind_address
 from services.dashboard.live import shared_for
 from services.dashboard.metrics import serve_metrics
 
@@ -59,7 +61,8 @@ def streamlit_argv(settings: DashboardSettings, extra: list[str]) -> list[str]:
     """``streamlit run`` with flags only for what config.toml and STREAMLIT_* leave unset
     (a flag would override them), and the port when ARB_DASHBOARD_PORT is set."""
     configured = streamlit_configured()
-    wanted = {**STREAMLIT_DEFAULTS, "server.port": str(settings.port)}
+    wanted = {**STREAMLIT_DEFAULTS, "server.port": str(settings.port),
+              "server.address": bind_address()}
     flags: list[str] = []
     for key, value in wanted.items():
         variable = "STREAMLIT_" + to_snake_case(key.replace(".", "_")).upper()

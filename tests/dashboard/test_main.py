@@ -17,7 +17,8 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     for name in ("STREAMLIT_SERVER_PORT", "STREAMLIT_SERVER_HEADLESS",
-                 "STREAMLIT_BROWSER_GATHER_USAGE_STATS", "STREAMLIT_CLIENT_TOOLBAR_MODE"):
+                 "STREAMLIT_BROWSER_GATHER_USAGE_STATS", "STREAMLIT_CLIENT_TOOLBAR_MODE",
+                 "STREAMLIT_SERVER_ADDRESS", "BIND_ADDRESS"):
         monkeypatch.delenv(name, raising=False)
     return tmp_path
 
@@ -30,14 +31,24 @@ def flags(argv: list[str]) -> dict[str, str]:
 def test_defaults_when_streamlit_is_not_configured(project: Path) -> None:
     assert flags(streamlit_argv(DashboardSettings(), [])) == {
         "--server.headless": "true", "--browser.gatherUsageStats": "false",
-        "--client.toolbarMode": "minimal", "--server.port": "8501"}
+        "--client.toolbarMode": "minimal", "--server.port": "8501",
+        "--server.address": "127.0.0.1"}
+
+
+def test_the_address_is_bind_address(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Streamlit alone listens on every interface; here it follows BIND_ADDRESS like the rest."""
+    monkeypatch.setenv("BIND_ADDRESS", "0.0.0.0")
+    assert flags(streamlit_argv(DashboardSettings(), []))["--server.address"] == "0.0.0.0"
+    monkeypatch.setenv("STREAMLIT_SERVER_ADDRESS", "10.0.0.5")
+    assert "--server.address" not in flags(streamlit_argv(DashboardSettings(), []))
 
 
 def test_config_toml_and_streamlit_variables_win(project: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     (project / ".streamlit").mkdir()
     (project / ".streamlit" / "config.toml").write_text(
-        "[server]\nheadless = false\nport = 9000\n\n[browser]\ngatherUsageStats = true\n")
+        "[server]\nheadless = false\nport = 9000\naddress = \"0.0.0.0\"\n\n"
+        "[browser]\ngatherUsageStats = true\n")
     monkeypatch.setenv("STREAMLIT_CLIENT_TOOLBAR_MODE", "developer")
 
     assert flags(streamlit_argv(DashboardSettings(), [])) == {}
