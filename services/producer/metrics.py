@@ -6,6 +6,9 @@ reason: a quote superseded by a newer one of the same venue and symbol while wai
 pushed out of the full backlog) and ``arb_kafka_backlog_records`` (records waiting in the
 producer's own bounded buffer, in front of librdkafka's queue).
 
+Book health (``arb_book_*``, DESIGN.md's second round) is counted per venue through
+:class:`BookCounts` (:meth:`ProducerMetrics.book`), from the status each book message returns.
+
 One :class:`ProducerMetrics` per registry: the process uses the default registry, tests pass a
 fresh :class:`~prometheus_client.CollectorRegistry` so their counts start at zero.
 
@@ -19,6 +22,7 @@ count.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
@@ -26,6 +30,8 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histo
 
 from services.common.messages import Quote
 from services.common.metrics import LATENCY_BUCKETS_SECONDS
+from services.producer.books.base import BookStatus
+from services.producer.books.book import OrderBook
 
 #: recv - exchange time; below 0 (the venue's clock ahead of ours) is observed as 0.
 FEED_LATENCY_BUCKETS_SECONDS = (0.0, *LATENCY_BUCKETS_SECONDS)
@@ -99,6 +105,47 @@ class ProducerMetrics:
             "arb_kafka_delivery_latency_seconds", "produce() call to broker acknowledgement.",
             buckets=LATENCY_BUCKETS_SECONDS, registry=registry,
         )
+        self.book_resyncs = Counter(
+            "arb_book_resyncs_total",
+            "Order books emptied and fetched again, by the problem that forced it.",
+            ["exchange", "reason"], registry=registry,
+        )
+        self.book_gaps = Counter(
+            "arb_book_gaps_total", "Depth updates missing between two received ones.",
+            ["exchange"], registry=registry,
+        )
+        self.book_checksum_failures = Counter(
+            "arb_book_checksum_failures_total",
+            "Books whose checksum did not match the venue's after an update.",
+            ["exchange"], registry=registry,
+        )
+        self.book_crossed = Counter(
+            "arb_book_crossed_total", "Books found crossed (best bid >= best ask) after a message.",
+            ["exchange"], registry=registry,
+        )
+        self.book_rejected = Counter(
+            "arb_book_rejected_total",
+            "Depth messages not applied: bad levels (NaN, negative, unparsable), old or repeated "
+            "updates, updates before a snapshot, snapshots too old to bridge.",
+            ["exchange", "reason"], registry=registry,
+        )
+        self.book_age = Gauge(
+            "arb_book_age_seconds", "Seconds since the book last changed, at scrape.",
+            ["exchange", "symbol"], registry=registry,
+        )
+        self.book_levels = Gauge(
+            "arb_book_levels", "Price levels kept in the book, per side (bid, ask).",
+            ["exchange", "symbol", "side"], registry=registry,
+        )
+        self._books: dict[str, BookCounts] = {}
+
+    def book(self, exchange: str, clock: Callable[[], float] = time.time) -> BookCounts:
+        """The book metrics of one venue (one instance per venue and registry); ``clock`` gives
+        epoch seconds, for the age gauge."""
+        counts = self._books.get(exchange)
+        if counts is None:
+            counts = self._books[exchange] = BookCounts(self, exchange, clock)
+        return counts
 
     def feed(self, exchange: str) -> FeedMetrics:
         """The feed metrics of one venue (one instance per venue and registry)."""
@@ -196,6 +243,81 @@ class FeedMetrics:
                         child = self._children[key] = family.labels(self.exchange, label)
                     child.inc(delta)
                     self._flushed[key] = total
+
+
+#: problems that are a message not applied (the rest are counted by their own families)
+_REJECTED = frozenset({"bad_level", "out_of_order", "unsynced", "stale_snapshot"})
+
+
+class BookCounts:
+    """One venue's book health, fed with the :class:`BookStatus` of every depth message.
+
+    A status without a problem (nearly all of them) costs one attribute test. A problem counts
+    in its family (gap, checksum, crossed, or rejected by reason) and, when the book has to be
+    fetched again (``need`` set), once in ``arb_book_resyncs_total`` by the same reason.
+    """
+
+    def __init__(self, metrics: ProducerMetrics, exchange: str,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.metrics = metrics
+        self.exchange = exchange
+        self._clock = clock
+        self._counters: dict[tuple[str, str], Any] = {}
+        #: epoch seconds of each symbol's last book change, read by the age gauge at scrape
+        self._changed_s: dict[str, float] = {}
+        self._level_gauges: dict[str, tuple[Any, Any]] = {}
+
+    def status(self, status: BookStatus) -> None:
+        """Count what one message did to the book."""
+        problem = status.problem
+        if problem is None:
+            return
+        if problem == "gap":
+            self._count("gaps", "")
+        elif problem == "checksum":
+            self._count("checksum", "")
+        elif problem == "crossed":
+            self._count("crossed", "")
+        elif problem in _REJECTED:
+            self._count("rejected", problem)
+        if status.need is not None:
+            self._count("resyncs", problem)
+
+    def changed(self, symbol: str, ts_s: float | None = None) -> None:
+        """The book of ``symbol`` changed at ``ts_s`` (epoch seconds; now when None)."""
+        if symbol not in self._changed_s:
+            changed_s = self._changed_s
+            self.metrics.book_age.labels(self.exchange, symbol).set_function(
+                lambda: max(0.0, self._clock() - changed_s[symbol]))
+        self._changed_s[symbol] = self._clock() if ts_s is None else ts_s
+
+    def levels(self, symbol: str, book: OrderBook) -> None:
+        """The kept depth of ``symbol``'s book to the levels gauge (from a timer, not per
+        message)."""
+        gauges = self._level_gauges.get(symbol)
+        if gauges is None:
+            family = self.metrics.book_levels
+            gauges = self._level_gauges[symbol] = (
+                family.labels(self.exchange, symbol, "bid"),
+                family.labels(self.exchange, symbol, "ask"))
+        n_bids, n_asks = book.depth()
+        gauges[0].set(n_bids)
+        gauges[1].set(n_asks)
+
+    def _count(self, family: str, reason: str) -> None:
+        key = (family, reason)
+        counter = self._counters.get(key)
+        if counter is None:
+            m = self.metrics
+            if family == "resyncs":
+                counter = m.book_resyncs.labels(self.exchange, reason)
+            elif family == "rejected":
+                counter = m.book_rejected.labels(self.exchange, reason)
+            else:
+                counter = {"gaps": m.book_gaps, "checksum": m.book_checksum_failures,
+                           "crossed": m.book_crossed}[family].labels(self.exchange)
+            self._counters[key] = counter
+        counter.inc()
 
 
 class _FeedCounts:

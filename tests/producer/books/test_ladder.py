@@ -1,0 +1,125 @@
+"""Depth ladder: a hand-computed book, a thin book, fx, and the recorded Binance BTCUSDT book."""
+
+from __future__ import annotations
+
+import math
+from itertools import pairwise
+
+import pytest
+
+from services.common.exceptions import RecordError
+from services.producer.books import binance
+from services.producer.books.book import OrderBook
+from services.producer.books.ladder import DepthLevel, ladder, ladder_json
+
+
+def _book(bids: list[tuple[float, float]], asks: list[tuple[float, float]]) -> OrderBook:
+    book = OrderBook(100)
+    book.load(bids, asks)
+    return book
+
+
+def test_hand_computed_vwaps() -> None:
+    # asks 1 @ 100, 2 @ 110; bids 1 @ 99, 3 @ 90
+    book = _book([(99.0, 1.0), (90.0, 3.0)], [(100.0, 1.0), (110.0, 2.0)])
+
+    levels = ladder(book, (50.0, 210.0, 320.0, 400.0), 1.0)
+
+    # buy $50: half a unit at 100; $210: 1 @ 100 + 1 @ 110 -> 210 / 2;
+    # $320: the whole ask side, 3 units; $400: more than the asks hold
+    assert [lv.ask_px for lv in levels] == [100.0, 105.0, pytest.approx(320.0 / 3), None]
+    # sell $50 at 99; $210: 1 @ 99 + 111/90 units @ 90; $320: 1 @ 99 + 221/90 @ 90
+    assert levels[0].bid_px == 99.0
+    assert levels[1].bid_px == pytest.approx(210.0 / (1.0 + 111.0 / 90.0))
+    assert levels[2].bid_px == pytest.approx(320.0 / (1.0 + 221.0 / 90.0))
+    assert levels[3].bid_px is None  # 99 + 270 = 369 < 400
+    assert [lv.notional_usd for lv in levels] == [50.0, 210.0, 320.0, 400.0]
+
+
+def test_fx_converts_prices_and_notionals_to_usd() -> None:
+    # quoted in a currency worth 0.5 USD: asks 1 @ 200 (=100 USD), 2 @ 220 (=110 USD)
+    book = _book([(198.0, 1.0)], [(200.0, 1.0), (220.0, 2.0)])
+
+    levels = ladder(book, (210.0,), 0.5)
+
+    assert levels[0].ask_px == pytest.approx(105.0)
+    assert levels[0].bid_px is None  # 1 @ 99 USD cannot fill $210
+
+
+def test_exact_fill_of_a_level_and_order_of_notionals_kept() -> None:
+    book = _book([(10.0, 10.0)], [(20.0, 5.0)])
+
+    levels = ladder(book, (100.0, 50.0), 1.0)  # given out of order on purpose
+
+    assert levels == (DepthLevel(100.0, 10.0, 20.0), DepthLevel(50.0, 10.0, 20.0))
+
+
+def test_empty_book_and_no_notionals() -> None:
+    assert ladder(OrderBook(5), (1000.0,), 1.0) == (DepthLevel(1000.0, None, None),)
+    assert ladder(_book([(1.0, 1.0)], [(2.0, 1.0)]), (), 1.0) == ()
+
+
+@pytest.mark.parametrize("fx", [0.0, -1.0, math.nan, math.inf])
+def test_bad_fx_is_rejected(fx: float) -> None:
+    with pytest.raises(RecordError) as err:
+        ladder(_book([(1.0, 1.0)], [(2.0, 1.0)]), (1.0,), fx)
+    assert err.value.reason == "bad_fx"
+
+
+def test_ladder_json_has_the_wire_keys() -> None:
+    out = ladder_json((DepthLevel(1000.0, 99.5, None),))
+    assert out == [{"notional_usd": 1000.0, "bid_px": 99.5, "ask_px": None}]
+
+
+def _reference_vwap(levels: list[tuple[float, float]], notional_usd: float,
+                    fx: float) -> float | None:
+    """Straightforward reference: per level, take min(what is left, what the level holds)."""
+    left = notional_usd
+    qty = 0.0
+    for price, size in levels:
+        take_usd = min(left, price * fx * size)
+        qty += take_usd / (price * fx)
+        left -= take_usd
+        if left <= 1e-9 * notional_usd:
+            return notional_usd / qty
+    return None
+
+
+def test_recorded_binance_book_against_a_reference(recording) -> None:
+    sync = binance.new_sync("BTCUSDT", 100)
+    for rec in recording("binance.jsonl"):
+        if rec.rest:
+            sync.on_snapshot(rec.msg)
+        else:
+            for _symbol, msg in binance.depth_parts(rec.msg) or ():
+                sync.on_update(msg)
+    assert sync.synced
+    book = sync.book
+    fx = 0.9995
+    notionals = (1000.0, 10000.0, 100000.0, 1000000.0, 1e9)
+
+    levels = ladder(book, notionals, fx)
+
+    best_bid = book.best_bid()[0] * fx
+    best_ask = book.best_ask()[0] * fx
+    for lv in levels:
+        ref_bid = _reference_vwap(book.bids(), lv.notional_usd, fx)
+        ref_ask = _reference_vwap(book.asks(), lv.notional_usd, fx)
+        assert (lv.bid_px is None) == (ref_bid is None)
+        assert (lv.ask_px is None) == (ref_ask is None)
+        if lv.bid_px is not None:
+            assert lv.bid_px == pytest.approx(ref_bid, rel=1e-12)
+            assert lv.bid_px <= best_bid * (1 + 1e-12)
+        if lv.ask_px is not None:
+            assert lv.ask_px == pytest.approx(ref_ask, rel=1e-12)
+            assert lv.ask_px >= best_ask * (1 - 1e-12)
+    # a billion dollars is more than 100 levels of BTCUSDT hold; a thousand is not
+    assert levels[-1] == DepthLevel(1e9, None, None)
+    assert levels[0].bid_px is not None and levels[0].ask_px is not None
+    # walking deeper never gives a better price
+    asks = [lv.ask_px for lv in levels if lv.ask_px is not None]
+    bids = [lv.bid_px for lv in levels if lv.bid_px is not None]
+    assert all(a <= b * (1 + 1e-12) for a, b in pairwise(asks))
+    assert all(a >= b * (1 - 1e-12) for a, b in pairwise(bids))
+    # inside the top level the price is the top level's, exactly
+    assert ladder(book, (1.0,), fx)[0] == DepthLevel(1.0, best_bid, best_ask)
