@@ -71,6 +71,37 @@ def _size(value: float | None, base: str) -> str:
     return "n/a" if value is None else f"{value:,.6g} {base}"
 
 
+def _notional(value_usd: float) -> str:
+    """A ladder size in dollars: whole dollars for round sizes ($10,000), cents otherwise."""
+    return _money(value_usd, 0 if value_usd == round(value_usd) else 2)
+
+
+def _base_amount(value: float) -> str:
+    """A base-asset amount to four significant digits (0.1482, 1.482), whole above 1,000."""
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
+
+
+def depth_text(executable_usd: float | None, executable_size: float | None,
+               executable_profit_usd: float | None, base: str) -> str | None:
+    """What the books say can really be done: "up to $10,000 (0.1482 BTC), est. $12.34 after
+    fees"; None when no ladder size passes or a venue sends no depth (the top-of-book numbers
+    are then all there is)."""
+    if executable_usd is None or executable_size is None:
+        return None
+    text = f"up to {_notional(executable_usd)} ({_base_amount(executable_size)} {_plain(base)})"
+    if executable_profit_usd is not None:
+        text += f", est. {_money(executable_profit_usd)} after fees"
+    return text
+
+
+#: The embed's depth field when no ladder size passes (or a venue sends no book).
+NO_DEPTH = "n/a: no book depth size passes"
+
+
+def _base(symbol: str) -> str:
+    return symbol.split("-", 1)[0]
+
+
 def _utc(ts_ms: int) -> str:
     moment = datetime.fromtimestamp(ts_ms / 1000, tz=UTC)
     return moment.strftime("%Y-%m-%d %H:%M:%S.") + f"{ts_ms % 1000:03d} UTC"
@@ -93,10 +124,12 @@ def _bps(value: float) -> str:
 
 def headline(spread: Spread) -> str:
     """One line for the message text, which is also what a phone notification shows."""
+    depth = depth_text(spread.executable_usd, spread.executable_size,
+                       spread.executable_profit_usd, _base(spread.symbol))
+    worth = depth or f"est. profit {_money(spread.est_profit_usd)}"
     return (
         f"**{_plain(spread.symbol)}** buy {_plain(spread.buy_exchange)} -> sell "
-        f"{_plain(spread.sell_exchange)}: net {_bps(spread.net_spread_bps)}, "
-        f"est. profit {_money(spread.est_profit_usd)}"
+        f"{_plain(spread.sell_exchange)}: net {_bps(spread.net_spread_bps)}, {worth}"
     )
 
 
@@ -111,8 +144,10 @@ def build_embed(spread: Spread, dashboard_url: str | None = None) -> dict[str, A
     Only numbers from the alert record (no clock read here), so the same alert always gives the
     same embed: tests compare payloads, and a redelivered alert would look identical.
     """
-    base = spread.symbol.split("-", 1)[0]
+    base = _base(spread.symbol)
     digits = _price_digits(spread.buy_ask)
+    depth = depth_text(spread.executable_usd, spread.executable_size,
+                       spread.executable_profit_usd, base)
     fields = [
         {"name": f"Buy on {_plain(spread.buy_exchange)}",
          "value": f"ask **{_money(spread.buy_ask, digits)}**\nsize {_size(spread.buy_size, base)}",
@@ -128,6 +163,7 @@ def build_embed(spread: Spread, dashboard_url: str | None = None) -> dict[str, A
          "inline": True},
         {"name": "Size", "value": _size(spread.max_size, base), "inline": True},
         {"name": "Est. profit", "value": f"**{_money(spread.est_profit_usd)}**", "inline": True},
+        {"name": "At depth", "value": f"**{depth}**" if depth else NO_DEPTH, "inline": True},
         {"name": "Quote age", "value": f"{spread.quote_age_ms:,} ms", "inline": True},
         {"name": "Window end", "value": _utc(spread.window_end_ms), "inline": True},
     ]
@@ -169,14 +205,21 @@ def _capture(episode: Episode) -> str:
             f"{episode.required_ms:,} ms (slower venue's p99 feed latency + execution)")
 
 
+def _episode_depth(episode: Episode) -> str | None:
+    return depth_text(episode.executable_usd, episode.executable_size,
+                      episode.executable_profit_usd, _base(episode.symbol))
+
+
 def episode_opened_payload(episode: Episode, dashboard_url: str | None = None,
                            ) -> dict[str, Any]:
     """The one message when an episode opens: where to buy and sell, what the opening quote
     shows, and how long the spread must last to be captured."""
+    depth = _episode_depth(episode)
+    worth = depth or f"est. profit {_money(episode.peak_est_profit_usd)}"
     content = (
         f"**{_plain(episode.symbol)}** opportunity opened: buy {_plain(episode.buy_exchange)} "
         f"-> sell {_plain(episode.sell_exchange)}, net {_bps(episode.peak_net_spread_bps)}, "
-        f"est. profit {_money(episode.peak_est_profit_usd)}"
+        f"{worth}"
     )
     fields = [
         {"name": "Buy on", "value": _plain(episode.buy_exchange), "inline": True},
@@ -186,6 +229,7 @@ def episode_opened_payload(episode: Episode, dashboard_url: str | None = None,
          "inline": True},
         {"name": "Est. profit", "value": f"**{_money(episode.peak_est_profit_usd)}**",
          "inline": True},
+        {"name": "At depth", "value": f"**{depth}**" if depth else NO_DEPTH, "inline": True},
         {"name": "To capture", "value": f"must last {episode.required_ms:,} ms",
          "inline": True},
         {"name": "Opened at", "value": _utc(episode.start_ms), "inline": True},
@@ -216,7 +260,9 @@ def episode_closed_payload(episode: Episode, *, opened_posted: bool = True) -> d
         f"{_plain(episode.sell_exchange)} {head}: lasted {_duration(episode.duration_ms)} "
         f"({episode.quotes:,} passing quote{'s' if episode.quotes != 1 else ''}), peak "
         f"{_bps(episode.peak_net_spread_bps)}, mean {_bps(episode.mean_net_spread_bps)}, "
-        f"peak profit {_money(episode.peak_est_profit_usd)}; {_capture(episode)}"
+        f"peak profit {_money(episode.peak_est_profit_usd)}"
+        + (f", {depth}" if (depth := _episode_depth(episode)) else "")
+        + f"; {_capture(episode)}"
     )
     embed: dict[str, Any] = {
         "title": (f"{episode.symbol}: buy {episode.buy_exchange}, sell "

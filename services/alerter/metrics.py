@@ -6,6 +6,7 @@ entry point uses the default registry, which also carries the process metrics.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
@@ -19,6 +20,15 @@ _PAIR = ("symbol", "buy_exchange", "sell_exchange")
 EPISODE_DURATION_BUCKETS_SECONDS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 600)
 
 __all__ = ["AlerterMetrics", "consumer_lags"]
+
+
+def _set_or_remove(gauge: Gauge, labels: tuple[str, ...], value: float | None) -> None:
+    """A null value removes the pair's series: no number is better than a stale one."""
+    if value is not None:
+        gauge.labels(*labels).set(value)
+        return
+    with contextlib.suppress(KeyError):  # never set for this pair
+        gauge.remove(*labels)
 
 
 class AlerterMetrics:
@@ -90,6 +100,20 @@ class AlerterMetrics:
             "arb_net_spread_bps", "Latest window's spread net of both taker fees, in bps", _PAIR,
             registry=registry,
         )
+        # Absent for a pair while no ladder size passes or a venue sends no book depth.
+        self.executable_usd = Gauge(
+            "arb_executable_usd",
+            "Latest window's largest order-book ladder notional (USD) that still passes the "
+            "alert rule at both venues' depth",
+            _PAIR,
+            registry=registry,
+        )
+        self.executable_profit_usd = Gauge(
+            "arb_executable_profit_usd",
+            "Latest window's estimated profit (USD) at that notional, net of both taker fees",
+            _PAIR,
+            registry=registry,
+        )
         self.episodes_received = Counter(
             "arb_episodes_received_total",
             "Episode records read from the episodes topic that parsed, by state (opened, "
@@ -130,6 +154,9 @@ class AlerterMetrics:
         self.spread_usd.labels(*labels).set(spread.spread_usd)
         self.spread_bps.labels(*labels).set(spread.spread_bps)
         self.net_spread_bps.labels(*labels).set(spread.net_spread_bps)
+        for gauge, value in ((self.executable_usd, spread.executable_usd),
+                             (self.executable_profit_usd, spread.executable_profit_usd)):
+            _set_or_remove(gauge, labels, value)
 
     def observe_opened_episode(self, episode: Episode, kafka_ts_ms: int | None) -> None:
         self.episodes_open.labels(*episode.direction).inc()

@@ -167,6 +167,14 @@ def spread_chart(snapshot: LiveSnapshot) -> None:
             st.altair_chart(lines + breakeven, width="stretch", height=280)
 
 
+def executable_columns() -> dict[str, object]:
+    """Column formats of the depth-sized numbers: dollars whole, sizes to 4 decimals."""
+    formats = {"Executable $": "dollar", "Executable size": "%.4f",
+               "Executable profit $": "%.2f"}
+    return {name: st.column_config.NumberColumn(format=fmt, help=data.EXECUTABLE_HELP[name])
+            for name, fmt in formats.items()}
+
+
 def episode_table(rows: list[dict[str, object]]) -> None:
     st.subheader("Opportunity episodes")
     if not rows:
@@ -193,6 +201,7 @@ def episode_table(rows: list[dict[str, object]]) -> None:
             "Peak net bps": st.column_config.NumberColumn(format="%.1f"),
             "Mean net bps": st.column_config.NumberColumn(format="%.1f"),
             "Peak est. profit $": st.column_config.NumberColumn(format="%.2f"),
+            **executable_columns(),
         },
     )
 
@@ -222,6 +231,7 @@ def alert_table(view: data.AlertsView) -> None:
             "Spread bps": st.column_config.NumberColumn(format="%.1f"),
             "Net bps": st.column_config.NumberColumn(format="%.1f"),
             "Est. profit $": st.column_config.NumberColumn(format="%.2f"),
+            **executable_columns(),
         },
     )
 

@@ -42,6 +42,9 @@ COLUMNS = (
     "Net bps",
     "Max size",
     "Est. profit $",
+    "Executable $",
+    "Executable size",
+    "Executable profit $",
     "Quote age ms",
     "Status",
     "Attempts",
@@ -64,6 +67,9 @@ EPISODE_COLUMNS = (
     "Peak net bps",
     "Mean net bps",
     "Peak est. profit $",
+    "Executable $",
+    "Executable size",
+    "Executable profit $",
     "Discord",
     "Id",
 )
@@ -79,11 +85,22 @@ TIME_RANGES: dict[str, int | None] = {
     "Last 7 days": 7 * 86_400_000,
     ALL_TIME: None,
 }
-#: Chart measures: label -> SpreadPoint field.
+#: Chart measures: label -> SpreadPoint field. The executable ones have gaps where no ladder
+#: size passes or a venue sends no book depth.
 MEASURES = {
     "Net bps": "net_spread_bps",
     "Spread bps": "spread_bps",
     "Spread $": "spread_usd",
+    "Executable $": "executable_usd",
+    "Executable profit $": "executable_profit_usd",
+}
+#: What the executable columns mean, for the tables' column help.
+EXECUTABLE_HELP = {
+    "Executable $": "Largest order size of the depth ladder (ARB_DEPTH_NOTIONALS_USD) that still "
+                    "passes the alert rule at both venues' volume-weighted prices; empty when "
+                    "none passes or a venue sends no book depth",
+    "Executable size": "That order size in the base asset (BTC for BTC-USD)",
+    "Executable profit $": "Estimated profit at that size, net of both taker fees",
 }
 PAIR_ARROW = " → "
 
@@ -167,6 +184,9 @@ def to_row(alert: AlertRecord) -> dict[str, Any]:
         alert.net_spread_bps,
         alert.max_size,
         alert.est_profit_usd,
+        alert.executable_usd,
+        alert.executable_size,
+        alert.executable_profit_usd,
         alert.quote_age_ms,
         alert.status,
         alert.attempts,
@@ -308,6 +328,9 @@ def episode_row(episode: EpisodeRecord) -> dict[str, Any]:
         episode.peak_net_spread_bps,
         episode.mean_net_spread_bps,
         episode.peak_est_profit_usd,
+        episode.executable_usd,
+        episode.executable_size,
+        episode.executable_profit_usd,
         f"opened: {episode.opened_status}, closed: {episode.closed_status}",
         episode.id,
     )

@@ -56,6 +56,9 @@ class SpreadPoint:
     spread_usd: float
     spread_bps: float
     net_spread_bps: float
+    #: Largest ladder notional that passes, and its profit; None: none passes or no depth.
+    executable_usd: float | None = None
+    executable_profit_usd: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +113,7 @@ class LiveState:
         point = SpreadPoint(
             spread.symbol, spread.buy_exchange, spread.sell_exchange, spread.window_end_ms,
             spread.spread_usd, spread.spread_bps, spread.net_spread_bps,
+            spread.executable_usd, spread.executable_profit_usd,
         )
         key = (spread.symbol, spread.buy_exchange, spread.sell_exchange)
         with self._lock:

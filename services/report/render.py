@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import statistics
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -36,7 +37,7 @@ CSV_COLUMNS = (
     "id", "symbol", "buy_exchange", "sell_exchange", "start_utc", "end_utc", "start_ms",
     "end_ms", "duration_ms", "quotes", "peak_net_spread_bps",
     "mean_net_spread_bps", "peak_spread_usd", "peak_est_profit_usd", "required_ms",
-    "capturable", "closed",
+    "capturable", "closed", "executable_usd", "executable_size", "executable_profit_usd",
 )
 
 
@@ -94,8 +95,75 @@ def episodes_csv(episodes: Sequence[Episode]) -> str:
             f"{e.peak_spread_usd:.6g}",
             "" if e.peak_est_profit_usd is None else f"{e.peak_est_profit_usd:.2f}",
             e.required_ms, str(e.capturable).lower(), str(not e.is_open).lower(),
+            _csv_number(e.executable_usd, ".2f"), _csv_number(e.executable_size, ".8g"),
+            _csv_number(e.executable_profit_usd, ".2f"),
         ])
     return out.getvalue()
+
+
+def _csv_number(value: float | None, spec: str) -> str:
+    return "" if value is None else format(value, spec)
+
+
+@dataclass(frozen=True)
+class DepthSummary:
+    """How many alert windows the books could fill at some ladder size, and how much."""
+
+    alerts: int
+    executable: int
+    median_usd: float | None
+    median_profit_usd: float | None
+    total_profit_usd: float
+
+
+def _median(values: Sequence[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def depth_summary(alerts: Sequence[Spread]) -> DepthSummary:
+    """Over the alert windows: those with an executable size, their median size and profit."""
+    sized = [a for a in alerts if a.executable_usd is not None]
+    profits = [a.executable_profit_usd for a in sized if a.executable_profit_usd is not None]
+    return DepthSummary(
+        alerts=len(alerts), executable=len(sized),
+        median_usd=_median([a.executable_usd for a in sized if a.executable_usd is not None]),
+        median_profit_usd=_median(profits), total_profit_usd=sum(profits),
+    )
+
+
+def depth_line(summary: DepthSummary) -> str:
+    """The report's one sentence on depth (plain text)."""
+    if summary.alerts == 0:
+        return "No alert windows, so nothing to size against the order books."
+    if summary.executable == 0:
+        return (f"None of the {summary.alerts:,} alert windows had an executable size: no "
+                "ladder size passed the alert rule at both books' depth, or the venues sent no "
+                "depth (top of book only).")
+    return (f"{summary.executable:,} of {summary.alerts:,} alert windows had an executable "
+            f"size; median {_size_usd(summary.median_usd)}, median est. profit "
+            f"{_money(summary.median_profit_usd)} after fees "
+            f"(total {_money(summary.total_profit_usd)}).")
+
+
+def _size_usd(value: float | None) -> str:
+    """A ladder notional: whole dollars ($10,000) for round sizes."""
+    if value is None:
+        return "n/a"
+    return f"${value:,.0f}" if value == round(value) else f"${value:,.2f}"
+
+
+def _base_amount(value: float | None, symbol: str) -> str:
+    if value is None:
+        return "n/a"
+    amount = f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
+    return f"{amount} {symbol.split('-', 1)[0]}"
+
+
+def _executable_cells(symbol: str, usd: float | None, size: float | None,
+                      profit_usd: float | None) -> list[str]:
+    """Executable size in USD and base asset, and its profit; escaped HTML cells."""
+    return [escape(_size_usd(usd)), escape(_base_amount(size, symbol)),
+            escape(_money(profit_usd))]
 
 
 def _thin(points: list[tuple[float, float]], limit: int = MAX_POINTS) -> list[tuple[float, float]]:
@@ -193,7 +261,29 @@ def _table(rows: Sequence[Sequence[str]], header: Sequence[str], cls: str = "") 
 
 
 def _money(value: float | None) -> str:
-    return "n/a" if value is None else f"${value:,.2f}"
+    if value is None:
+        return "n/a"
+    return f"{'-' if value < 0 else ''}${abs(value):,.2f}"
+
+
+#: Rows of the alert table in the page, largest executable profit first.
+MAX_ALERT_ROWS = 50
+
+
+def alert_depth_table(alerts: Sequence[Spread]) -> str:
+    """The alert windows with an executable size, largest executable profit first."""
+    sized = sorted((a for a in alerts if a.executable_usd is not None),
+                   key=lambda a: (-(a.executable_profit_usd or 0.0), a.window_end_ms, a.id))
+    rows = [[
+        escape(utc(a.window_end_ms)), escape(pair_label(a.symbol, a.buy_exchange, a.sell_exchange)),
+        f"{a.net_spread_bps:+.1f}", escape(_money(a.est_profit_usd)),
+        *_executable_cells(a.symbol, a.executable_usd, a.executable_size,
+                           a.executable_profit_usd),
+    ] for a in sized[:MAX_ALERT_ROWS]]
+    if not rows:
+        return ""
+    return _table(rows, ["window end (UTC)", "pair", "net bps (top)", "est. profit (top)",
+                         "executable", "executable size", "est. profit at depth"], "alerts")
 
 
 def _settings_rows(data: ReportData) -> list[list[str]]:
@@ -251,6 +341,8 @@ def render_html(data: ReportData, csv_name: str = "episodes.csv") -> str:
         (_money(sum(e.peak_est_profit_usd or 0 for e in capturable)),
          "capturable peak profit"),
     ]
+    depth = depth_summary(data.alerts)
+    cards.append((f"{depth.executable:,}", "alerts executable at depth"))
     card_html = "".join(f'<div class="card"><b>{escape(v)}</b><span>{escape(k)}</span></div>'
                         for v, k in cards)
     top = sorted(data.episodes, key=lambda e: -(e.peak_est_profit_usd or 0))[:MAX_TABLE_ROWS]
@@ -258,11 +350,15 @@ def render_html(data: ReportData, csv_name: str = "episodes.csv") -> str:
         escape(utc(e.start_ms)), escape(pair_label(e.symbol, e.buy_exchange, e.sell_exchange)),
         f"{e.duration_ms:,} ms", f"{e.quotes:,}",
         f"{e.peak_net_spread_bps:+.1f}", f"{e.mean_net_spread_bps:+.1f}",
-        _money(e.peak_est_profit_usd), f"{e.required_ms:,} ms",
+        _money(e.peak_est_profit_usd),
+        *_executable_cells(e.symbol, e.executable_usd, e.executable_size,
+                           e.executable_profit_usd),
+        f"{e.required_ms:,} ms",
         '<span class="yes">yes</span>' if e.capturable else '<span class="no">no</span>',
     ] for e in top]
     episode_table = _table(rows, ["start (UTC)", "pair", "duration", "passing quotes",
                                   "peak net bps", "mean net bps", "peak est. profit",
+                                  "executable", "executable size", "est. profit at depth",
                                   "needs", "capturable"], "episodes") if rows else (
         "<p>No episodes: no quote made a venue pair pass the alert thresholds.</p>")
     notes = "".join(f"<p class=\"caveat\">{escape(n)}</p>" for n in data.notes)
@@ -292,6 +388,13 @@ end of the last pass) at least the slower venue's p99 feed latency plus the exec
 {net_bps_chart(data)}
 <h2>Profit by venue pair</h2>
 {profit_chart(data)}
+<h2>Order-book depth</h2>
+<p>An alert's <b>executable size</b> is the largest order size of the depth ladder
+(ARB_DEPTH_NOTIONALS_USD) at which buying at the buy venue's volume-weighted ask and selling at
+the sell venue's volume-weighted bid still passes the alert rule after both taker fees; its
+profit is at that size. The top-of-book numbers assume only the best level.</p>
+<p class="depth-summary">{escape(depth_line(depth))}</p>
+{alert_depth_table(data.alerts)}
 <h2>Episodes</h2>
 <p>Largest estimated profit first (at most {MAX_TABLE_ROWS}); every episode is in
 <a href="{escape(csv_name)}">{escape(csv_name)}</a>.</p>

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -24,9 +25,13 @@ from services.alerter.discord import (
     WEBHOOK_UNUSABLE,
     DiscordWebhook,
     build_payload,
+    depth_text,
+    episode_closed_payload,
+    episode_opened_payload,
     redact,
 )
 from services.common.broker import free_port
+from services.common.messages import Episode, Spread, episode_id
 from tests.support.alerts import make_spread
 from tests.support.discord_standin import WEBHOOK_PATH, DiscordStandIn, Reply
 
@@ -80,11 +85,89 @@ def test_payload_reads_like_an_alert() -> None:
         "Net after taker fees": f"**{net}**",
         "Size": "0.25 BTC",
         "Est. profit": f"**{profit}**",
+        "At depth": "n/a: no book depth size passes",
         "Quote age": "350 ms",
         "Window end": "2024-06-01 12:00:01.000 UTC",
         "Dashboard": "[alert history](http://localhost:8501)",
     }
     assert payload["allowed_mentions"] == {"parse": []}
+
+
+def with_depth(spread: Spread, notional_usd: float, fees_bps: float = 10.0) -> Spread:
+    """The spread as executable at one ladder size, priced at its top of book (a flat book)."""
+    size = notional_usd / spread.buy_ask
+    profit = (spread.sell_bid - spread.buy_ask) * size - fees_bps / 1e4 * (
+        spread.buy_ask + spread.sell_bid) * size
+    return replace(spread, executable_usd=notional_usd, executable_size=size,
+                   executable_profit_usd=profit)
+
+
+def test_alert_with_depth_says_how_much_and_what_it_earns() -> None:
+    spread = with_depth(make_spread(buy_ask=67_010.5, sell_bid=67_150.0, fees_bps=10.0), 10_000.0)
+    assert spread.executable_profit_usd is not None
+
+    payload = build_payload(spread)
+
+    depth = f"up to $10,000 (0.1492 BTC), est. ${spread.executable_profit_usd:,.2f} after fees"
+    assert payload["content"] == (
+        f"**BTC-USD** buy coinbase -> sell binance: net {spread.net_spread_bps:+.1f} bps, {depth}"
+    )
+    fields = fields_of(payload)
+    assert fields["At depth"] == f"**{depth}**"
+    # The top of book stays beside it.
+    assert fields["Est. profit"] == f"**${spread.est_profit_usd:,.2f}**"
+
+
+@pytest.mark.parametrize(("usd", "size", "profit", "text"), [
+    (1000.0, 0.014923, 1.234, "up to $1,000 (0.01492 BTC), est. $1.23 after fees"),
+    (100_000.0, 1.49231, 123.456, "up to $100,000 (1.492 BTC), est. $123.46 after fees"),
+    (2500.5, 0.5, None, "up to $2,500.50 (0.5 BTC)"),
+    (1e7, 1492.3, 12_345.0, "up to $10,000,000 (1,492 BTC), est. $12,345.00 after fees"),
+    (1000.0, 0.0149, -0.5, "up to $1,000 (0.0149 BTC), est. -$0.50 after fees"),
+    (None, None, None, None),
+    (1000.0, None, 1.0, None),
+])
+def test_depth_text_formats_sizes_for_people(
+    usd: float | None, size: float | None, profit: float | None, text: str | None,
+) -> None:
+    assert depth_text(usd, size, profit, "BTC") == text
+
+
+def make_episode(**overrides: Any) -> Episode:
+    start_ms = 1_717_243_201_000
+    episode = Episode(
+        id=episode_id("ETH-USD", "kraken", "okx", start_ms), symbol="ETH-USD",
+        buy_exchange="kraken", sell_exchange="okx", start_ms=start_ms, end_ms=start_ms + 1200,
+        duration_ms=1200, quotes=7, peak_net_spread_bps=8.5, mean_net_spread_bps=4.25,
+        peak_spread_usd=4.1, peak_est_profit_usd=0.42, required_ms=550, capturable=True,
+        is_open=False, newest_recv_ts_ms=start_ms,
+    )
+    return replace(episode, **overrides)
+
+
+def test_episode_messages_with_depth() -> None:
+    episode = make_episode(executable_usd=10_000.0, executable_size=3.0303,
+                           executable_profit_usd=8.5)
+    depth = "up to $10,000 (3.03 ETH), est. $8.50 after fees"
+
+    opened = episode_opened_payload(replace(episode, is_open=True))
+    closed = episode_closed_payload(episode)
+
+    assert opened["content"].endswith(f"net +8.5 bps, {depth}")
+    assert fields_of(opened)["At depth"] == f"**{depth}**"
+    assert f"peak profit $0.42, {depth}; capturable" in closed["content"]
+
+
+def test_episode_messages_without_depth_keep_the_top_of_book() -> None:
+    episode = make_episode()
+
+    opened = episode_opened_payload(replace(episode, is_open=True))
+    closed = episode_closed_payload(episode)
+
+    assert opened["content"].endswith("net +8.5 bps, est. profit $0.42")
+    assert fields_of(opened)["At depth"] == "n/a: no book depth size passes"
+    assert "peak profit $0.42; capturable" in closed["content"]
+    assert "up to" not in closed["content"]
 
 
 def test_payload_fits_discord_limits() -> None:

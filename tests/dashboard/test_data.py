@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -69,6 +70,25 @@ def test_rows_are_newest_first_with_every_column(tmp_path: Path) -> None:
     }
     assert view.summary.last_window_end_ts_ms == spreads[4].window_end_ms
     assert view.summary.max_spread_usd == spreads[4].spread_usd
+
+
+def test_rows_show_the_executable_size_and_profit(tmp_path: Path) -> None:
+    db = tmp_path / "alerts.db"
+    top_only = make_spread(window_end_ms=WINDOW_END_MS)
+    base = make_spread(window_end_ms=WINDOW_END_MS + 1000)
+    sized = replace(base, executable_usd=10_000.0, executable_size=10_000.0 / base.buy_ask,
+                    executable_profit_usd=4.75)
+    with AlertHistory(db) as history:
+        for spread in (top_only, sized):
+            history.record(spread, received_ts_ms=spread.window_end_ms + 300)
+
+    newest, oldest = load_view(db, limit=10).rows
+
+    assert (newest["Executable $"], newest["Executable size"], newest["Executable profit $"]) == (
+        sized.executable_usd, sized.executable_size, sized.executable_profit_usd)
+    assert newest["Est. profit $"] == sized.est_profit_usd  # the top of book stays beside it
+    assert (oldest["Executable $"], oldest["Executable size"],
+            oldest["Executable profit $"]) == (None, None, None)
 
 
 def test_age_text() -> None:
@@ -139,6 +159,18 @@ def test_chart_rows_per_symbol_follow_filters_and_measure() -> None:
     assert [r["Spread $"] for r in btc_usd["BTC-USD"]] == [0, 10, 20]
     assert btc_usd["BTC-USD"][0]["Window end (UTC)"] == datetime(2024, 6, 1, 12, 0, 1,
                                                                  tzinfo=UTC)
+
+
+def test_chart_rows_can_show_the_executable_size_with_gaps() -> None:
+    points = [replace(point("BTC-USD", "coinbase", "binance", WINDOW_END_MS + i, i),
+                      executable_usd=usd, executable_profit_usd=profit)
+              for i, (usd, profit) in enumerate([(1000.0, 0.2), (None, None), (10_000.0, 3.0)])]
+
+    sizes = chart_rows(points, Filters(measure="Executable $"))["BTC-USD"]
+    profits = chart_rows(points, Filters(measure="Executable profit $"))["BTC-USD"]
+
+    assert [r["Executable $"] for r in sizes] == [p.executable_usd for p in points]
+    assert [r["Executable profit $"] for r in profits] == [0.2, None, 3.0]
 
 
 def test_feed_health_lists_configured_venues_first_and_judges_staleness() -> None:

@@ -3,6 +3,7 @@ and the table on the Streamlit page with the capturable judgement."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
@@ -38,6 +39,22 @@ def test_rows_newest_first_with_capturable(tmp_path: Path) -> None:
         ("BTC-USD", "coinbase", 300, False)]
     assert {r["State"] for r in rows} == {"closed"}
     assert rows[-1]["Passing quotes"] == 2 and rows[-1]["Needs ms"] == 550
+
+
+def test_episode_rows_show_the_executable_size(tmp_path: Path) -> None:
+    db = tmp_path / "alerts.db"
+    _, records = scenario()
+    closed = next(r for r in records if not r.is_open)
+    sized = replace(closed, executable_usd=100_000.0, executable_size=1.5,
+                    executable_profit_usd=42.0)
+    with AlertHistory(db) as history:
+        history.record_episode(sized)
+
+    (row,) = load_episodes(db, 10, Filters(), now_ts_ms=0)
+
+    assert (row["Executable $"], row["Executable size"], row["Executable profit $"]) == (
+        sized.executable_usd, sized.executable_size, sized.executable_profit_usd)
+    assert row["Peak est. profit $"] == sized.peak_est_profit_usd
 
 
 def test_filters_and_open_episodes(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 import structlog
@@ -36,6 +37,20 @@ def test_state_keeps_one_point_per_window_and_pair() -> None:
     assert {(p.buy_exchange, p.window_end_ms) for p in points} == {
         ("coinbase", WINDOW_END_MS), ("binance", WINDOW_END_MS),
     }
+
+
+def test_state_keeps_the_executable_size_of_each_window() -> None:
+    state = LiveState(chart_ms=60_000)
+    spread = make_spread()
+    sized = replace(make_spread(window_end_ms=WINDOW_END_MS + 1000), executable_usd=1000.0,
+                    executable_size=0.015, executable_profit_usd=0.3)
+
+    state.add_spread(spread)
+    state.add_spread(sized)
+
+    points = sorted(state.snapshot().spreads, key=lambda p: p.window_end_ms)
+    assert [(p.executable_usd, p.executable_profit_usd) for p in points] == [
+        (None, None), (sized.executable_usd, sized.executable_profit_usd)]
 
 
 def test_state_drops_points_older_than_the_chart_span() -> None:

@@ -37,6 +37,9 @@ COUNTERS = frozenset({
     "arb_episode_messages_sent_total", "arb_episode_messages_failed_total",
     # Not in DESIGN.md's list either: what a slow broker costs the producer (docs/decisions.md).
     "arb_quotes_dropped_total", "arb_trades_dropped_total",
+    # DESIGN.md's second round (depth): order-book health, per venue.
+    "arb_book_resyncs_total", "arb_book_gaps_total", "arb_book_checksum_failures_total",
+    "arb_book_crossed_total", "arb_book_rejected_total",
 })
 GAUGES = frozenset({
     "arb_feed_connected", "arb_feed_last_message_timestamp_seconds",
@@ -47,6 +50,9 @@ GAUGES = frozenset({
     "arb_kafka_backlog_records",
     # Not in DESIGN.md's list either: the tick path's open opportunities (docs/decisions.md).
     "arb_episodes_open",
+    # Second round (depth): book age and levels (producer), executable size and profit of the
+    # latest window per pair (alerter, next to the spread gauges).
+    "arb_book_age_seconds", "arb_book_levels", "arb_executable_usd", "arb_executable_profit_usd",
 })
 HISTOGRAMS = frozenset({
     "arb_feed_latency_seconds", "arb_kafka_delivery_latency_seconds",
@@ -60,6 +66,10 @@ NOT_IN_DESIGN = frozenset({
     "arb_episode_messages_sent_total", "arb_episode_messages_failed_total",
     "arb_quotes_dropped_total", "arb_trades_dropped_total", "arb_kafka_backlog_records",
     "arb_episodes_open", "arb_tick_detection_latency_seconds",
+    # Named in DESIGN.md's second round, not in its Metrics section.
+    "arb_book_resyncs_total", "arb_book_gaps_total", "arb_book_checksum_failures_total",
+    "arb_book_crossed_total", "arb_book_rejected_total", "arb_book_age_seconds",
+    "arb_book_levels", "arb_executable_usd", "arb_executable_profit_usd",
 })
 
 #: DESIGN.md's name -> the name exported, for a family renamed to state its unit

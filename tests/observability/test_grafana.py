@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from services.producer.venues import VENUES
 from tests.observability.contract import (
     DATASOURCE_REF,
     DATASOURCE_UID,
@@ -300,3 +301,20 @@ def test_notification_policy_routes_to_defined_contact_points() -> None:
         if "receiver" in route:
             assert route["receiver"] in names
     assert policies[0]["receiver"] in names
+
+
+@pytest.mark.parametrize("path", dashboard_files(), ids=lambda p: p.name)
+def test_venue_choices_come_from_the_data_so_every_venue_is_listed(path: Path) -> None:
+    """The venue variable asks Prometheus which venues report (label_values, no fixed options,
+    no regex), and no panel names a venue: bybit and bitstamp, or any venue added later, show
+    up in every panel with no edit here."""
+    dashboard = load_dashboard(path)
+    (venue,) = [v for v in dashboard["templating"]["list"] if v["name"] == "exchange"]
+    assert {"bybit", "bitstamp"} <= set(VENUES)
+    assert venue["type"] == "query"
+    assert re.fullmatch(r"label_values\(arb_\w+(\{[^}]*\})?, exchange\)",
+                        venue["query"]["query"]), venue["query"]
+    assert (venue["regex"], venue["options"], venue["includeAll"]) == ("", [], True)
+    text = path.read_text(encoding="utf-8").lower()
+    named = sorted(name for name in VENUES if re.search(rf"\b{name}\b", text))
+    assert named == [], f"{path.name} names venues {named}: list them from the data instead"

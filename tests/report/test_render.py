@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import re
+import statistics
+from dataclasses import replace
 
 from services.common.messages import Spread, spread_id
 from services.report.charts import (
@@ -17,7 +19,14 @@ from services.report.charts import (
     nice_ticks,
 )
 from services.report.progress import Progress
-from services.report.render import CSV_COLUMNS, ReportData, episodes_csv, render_html
+from services.report.render import (
+    CSV_COLUMNS,
+    ReportData,
+    depth_line,
+    depth_summary,
+    episodes_csv,
+    render_html,
+)
 from tests.common.test_episodes import SETTINGS, T0, episodes, quote
 
 
@@ -92,6 +101,63 @@ def test_csv_has_one_row_per_episode() -> None:
     assert (first["quotes"], first["duration_ms"]) == ("2", "800")
     assert first["start_utc"] == "2023-11-14 22:13:21.200"
     assert rows[-1]["peak_est_profit_usd"] == ""  # unknown size: no profit
+
+
+def at_depth(spread: Spread, notional_usd: float, profit_usd: float) -> Spread:
+    return replace(spread, executable_usd=notional_usd,
+                   executable_size=notional_usd / spread.buy_ask,
+                   executable_profit_usd=profit_usd)
+
+
+def test_depth_summary_counts_alerts_with_an_executable_size_and_their_median() -> None:
+    report = data()
+    sizes = [(1000.0, 0.5), (10_000.0, 6.0), (100_000.0, 40.0)]
+    report.alerts = [at_depth(a, usd, profit) for a, (usd, profit) in
+                     zip(report.alerts, sizes, strict=False)] + report.alerts[len(sizes):]
+
+    summary = depth_summary(report.alerts)
+    page = render_html(report)
+
+    assert (summary.alerts, summary.executable) == (len(report.alerts), len(sizes))
+    assert summary.median_usd == statistics.median(usd for usd, _ in sizes)
+    assert summary.median_profit_usd == statistics.median(p for _, p in sizes)
+    line = depth_line(summary)
+    assert line.startswith(f"{len(sizes)} of {len(report.alerts)} alert windows had an executable")
+    assert "median $10,000, median est. profit $6.00 after fees (total $46.50)" in line
+    assert line in page
+    # The alert table lists the sized alerts, the largest profit first, in USD and the base.
+    table = page.split('<table class="alerts">', 1)[1].split("</table>", 1)[0]
+    assert table.count("<tr>") == len(sizes) + 1
+    assert table.index("$100,000") < table.index("$10,000") < table.index("$1,000<")
+    assert f"<td>{10_000.0 / report.alerts[1].buy_ask:.4g} BTC</td>" in table
+
+
+def test_depth_summary_says_when_no_alert_could_be_sized() -> None:
+    report = data()
+
+    page = render_html(report)
+
+    assert depth_summary(report.alerts).executable == 0
+    assert '<table class="alerts">' not in page
+    assert f"None of the {len(report.alerts)} alert windows had an executable size" in page
+    assert depth_line(depth_summary([])).startswith("No alert windows")
+
+
+def test_episode_table_and_csv_carry_the_executable_size() -> None:
+    report = data()
+    sized = replace(report.episodes[0], executable_usd=10_000.0, executable_size=99.5,
+                    executable_profit_usd=-1.25)
+    report.episodes = [sized, *report.episodes[1:]]
+
+    rows = list(csv.DictReader(io.StringIO(episodes_csv(report.episodes))))
+    page = render_html(report)
+
+    by_id = {r["id"]: r for r in rows}
+    assert (by_id[sized.id]["executable_usd"], by_id[sized.id]["executable_size"],
+            by_id[sized.id]["executable_profit_usd"]) == ("10000.00", "99.5", "-1.25")
+    assert {r["executable_usd"] for r in rows if r["id"] != sized.id} == {""}
+    table = page.split('<table class="episodes">', 1)[1]
+    assert "<td>$10,000</td><td>99.5 BTC</td><td>-$1.25</td>" in table
 
 
 def test_progress_bar_in_a_log_prints_a_few_lines() -> None:
