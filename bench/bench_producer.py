@@ -8,9 +8,11 @@ Prints numbers; asserts nothing (machines are shared). Single process, single th
   python bench/bench_producer.py --repeat 20    # more passes over the recordings
 
 Workload: the recorded real frames of every venue this producer reads (Binance, Coinbase
-Exchange, Kraken v1, OKX), sent through the connectors as they came. Every recorded product is
-mapped onto itself and every non-USD quote currency converted at one rate, so each price frame
-yields records, as it would for subscribed markets. Two frame sets are measured:
+Exchange, Kraken v1, OKX, Bybit v5 spot, Bitstamp), sent through the connectors as they came:
+of each file the venue's live feed as the replay reads it (Bybit's spot endpoint, not its
+linear frames; Bitstamp's REST snapshots as the book frames that start its diff books). Every
+recorded product is mapped onto itself and every non-USD quote currency converted at one rate,
+so each price frame yields records, as it would for subscribed markets. Two frame sets are measured:
 
 - ``subscribed``: the channels a live producer subscribes to (best bid/ask, trades, heartbeats,
   acks); the order-book channels the recorders also captured are left out.
@@ -50,14 +52,14 @@ from prometheus_client import CollectorRegistry  # noqa: E402
 from services.common.broker import LocalBroker, free_port  # noqa: E402
 from services.common.exceptions import RecordError  # noqa: E402
 from services.common.messages import Quote, Trade  # noqa: E402
-from services.producer import binance, coinbase, kraken, okx  # noqa: E402
+from services.producer import binance, bitstamp, bybit, coinbase, kraken, okx  # noqa: E402
 from services.producer.connector import Venue  # noqa: E402
 from services.producer.decoding import decode  # noqa: E402
 from services.producer.feed import Feed  # noqa: E402
 from services.producer.metrics import ProducerMetrics  # noqa: E402
 from services.producer.processor import FrameProcessor  # noqa: E402
 from services.producer.publisher import KafkaPublisher, Sink  # noqa: E402
-from services.producer.replay import Frame, default_fixtures_dir, load_frames  # noqa: E402
+from services.producer.replay import Frame, default_fixtures_dir, venue_frames  # noqa: E402
 
 FX = 1.0003
 RECORDINGS = (
@@ -65,7 +67,11 @@ RECORDINGS = (
     (coinbase.VENUE, "coinbase_exchange_2021.jsonl"),
     (kraken.VENUE, "kraken.jsonl"),
     (okx.VENUE, "okx.jsonl"),
+    (bybit.VENUE, "bybit_orderbook1_2025.jsonl"),
+    (bitstamp.VENUE, "bitstamp.jsonl"),
 )
+#: the bar each venue is held to alone: parse+normalize frames/s on its subscribed channels
+VENUE_TARGET_FPS = 100_000
 #: the channels the recorders captured that this producer never subscribes to
 BOOK_KINDS = frozenset({"depthUpdate", "snapshot", "l2update", "book", "books"})
 
@@ -92,7 +98,7 @@ class Load:
 def loads(fixtures: Path, subscribed: bool) -> list[Load]:
     out = []
     for venue, file in RECORDINGS:
-        frames = list(load_frames(fixtures / file))
+        frames = list(venue_frames(fixtures / file, venue))
         if subscribed:
             frames = [f for f in frames if _kind(venue, f) not in BOOK_KINDS]
         out.append(Load(venue, frames))
@@ -134,10 +140,11 @@ def decode_pass(loads: Callable[[str], object]) -> Callable[[Load], Callable[[],
 
 
 def parse_pass(load: Load) -> Callable[[], int]:
-    parse, everything = load.venue.parse_frame, _Everything()
+    everything = _Everything()
     frames = [(f.raw, f.recv_ts_ms) for f in load.frames]
 
     def run() -> int:
+        parse = load.venue.make_parser()  # each pass a new stream (Bitstamp: new books)
         n = 0
         for raw, recv_ts_ms in frames:
             try:  # noqa: SIM105 - contextlib.suppress costs more than a parse here
@@ -182,6 +189,10 @@ def feed_pass(load: Load) -> Callable[[], int]:
 Rows = list[tuple[str, int, float, int]]
 
 
+#: (stage, subscribed) -> venue -> frames/s, filled by cpu_stages
+PER_VENUE: dict[tuple[str, bool], dict[str, float]] = {}
+
+
 def report(title: str, rows: Rows) -> tuple[float, float]:
     """Prints one table; returns (frames/s, records/s) of all venues together."""
     print(f"\n{title}")
@@ -220,6 +231,7 @@ def cpu_stages(fixtures: Path, repeat: int) -> dict[tuple[str, bool], tuple[floa
                 rows.append((load.venue.name, len(load.frames), seconds, records))
             totals[(stage, subscribed)] = report(f"{stage}, {label}, best of {repeat} passes",
                                                  rows)
+            PER_VENUE[(stage, subscribed)] = {name: n / s for name, n, s, _ in rows}
     return totals
 
 
@@ -233,6 +245,10 @@ def summary(totals: dict[tuple[str, bool], tuple[float, float]]) -> None:
           f"(target >= 100,000)")
     print(f"  feed path, all recorded frames:        {totals[(feed, False)][1]:>10,.0f} records/s "
           f"(target >= 100,000)")
+    print(f"  parse+normalize per venue, subscribed channels (target >= {VENUE_TARGET_FPS:,}):")
+    for name, fps in PER_VENUE[("parse+normalize", True)].items():
+        verdict = "ok" if fps >= VENUE_TARGET_FPS else "BELOW TARGET"
+        print(f"    {name:<10} {fps:>10,.0f} frames/s  {verdict}")
     old, new = (totals[(STAGES[i][0], True)][0] for i in (0, 1))
     print(f"  decode, subscribed channels: stdlib {old:,.0f}, producer {new:,.0f} frames/s "
           f"({new / old:.1f}x)")
@@ -264,7 +280,7 @@ def kafka_stage(fixtures: Path, passes: int, *, feed_path: bool) -> None:
                     for f in load.frames:
                         feed.on_frame(f.raw)
                     continue
-                parse = load.venue.parse_frame
+                parse = load.venue.make_parser()
                 for f in load.frames:
                     try:
                         records = parse(f.raw, f.recv_ts_ms, symbol_map=everything,
@@ -297,7 +313,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     fixtures = args.fixtures_dir or default_fixtures_dir()
     print(f"python {sys.version.split()[0]}, fixtures {fixtures}, one thread")
-    print("frames by venue:", json.dumps({v.name: len(load_frames(fixtures / f))
+    print("frames by venue:", json.dumps({v.name: len(venue_frames(fixtures / f, v))
                                           for v, f in RECORDINGS}))
     totals = cpu_stages(fixtures, args.repeat)
     summary(totals)

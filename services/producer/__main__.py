@@ -3,7 +3,8 @@
 live    read the venues' WebSockets (ARB_VENUES, ARB_SYMBOLS, ARB_<VENUE>_WS_URL) into Kafka;
         stablecoin-quoted markets are converted at a live rate where a configured venue lists
         one (USDT-USD ...), else at ARB_USDT_USD / ARB_USDC_USD.
-replay  publish the recorded fixtures through the same parsers, aligned, scaled and optionally
+replay  publish the recorded fixtures of the ARB_VENUES venues (one recording each) through the
+        same parsers, aligned, scaled and optionally
         shocked (see services/producer/replay.py: any spread it shows is an artefact); a
         folder written by ``record`` is replayed as recorded, venues in their real timing.
 record  read the venues' WebSockets like live and write every frame to files in the fixtures
@@ -39,13 +40,13 @@ from services.producer.metrics import ProducerMetrics, default_metrics
 from services.producer.publisher import KafkaPublisher
 from services.producer.recorder import DiscardSink, FrameRecorder
 from services.producer.replay import (
-    DEFAULT_RECORDINGS,
     Shock,
     default_fixtures_dir,
     iter_replay,
     parse_speed,
     plan_replay,
     publish_replay,
+    recordings_for,
     recordings_in,
 )
 from services.producer.venues import get_venue
@@ -102,7 +103,7 @@ def run_replay(
     recorded = recordings_in(fixtures)
     plan = plan_replay(
         fixtures,
-        recorded or DEFAULT_RECORDINGS,
+        recorded or recordings_for(settings.venues),
         aligned=recorded is None,
         shocks=args.shock,
         refresh_ms=settings.refresh_ms,

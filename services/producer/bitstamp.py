@@ -27,16 +27,19 @@ the recording holds. So :class:`BookParser` also keeps a small book per pair for
 a REST snapshot (as a frame, see :func:`snapshot_frame`) or an ``order_book`` frame starts it,
 diffs with a ``microtimestamp`` after the book's are applied, older ones dropped (buffered
 before the snapshot), and best = max bid / min ask; a quote is published when the top changes.
-The book is the one piece of state in a connector: each :class:`BookParser` owns its books, so
-a replay or a test takes its own (:func:`new_venue`).
+The book is the one piece of state in a connector: each :class:`BookParser` owns its books, and
+``VENUE.new_parser`` gives every frame processor (a connection, a replay stream) its own, reset
+when the connection is forgotten.
 
 Quirks: trade ``id`` s are numbered across all of Bitstamp's markets, so per pair they only
 increase (holes are other pairs' trades) and cannot show a lost trade; this connector gives no
 trade sequence (the frame processor treats trade ids as dense). ``bts:request_reconnect``: the
 venue asks the client to reconnect (maintenance) before it closes the connection; it parses to
-the kind :data:`RECONNECT_KIND` for the feed to act on. ``bts:subscription_succeeded`` and
-``bts:heartbeat`` answers are control frames; ``bts:error`` is ``venue_error``. Bitstamp lists
-``usdtusd`` and ``usdcusd``, subscribed (book only) when another venue needs a live rate.
+the kind :data:`RECONNECT_KIND`, listed in ``VENUE.reconnect_kinds``: the feed then opens a
+replacement connection and switches over without a gap, as before an age limit.
+``bts:subscription_succeeded`` and ``bts:heartbeat`` answers are control frames; ``bts:error``
+is ``venue_error``. Bitstamp lists ``usdtusd`` and ``usdcusd``, subscribed (book only) when
+another venue needs a live rate.
 """
 
 from __future__ import annotations
@@ -445,7 +448,8 @@ def _symbols(symbol_map: Mapping[str, str] | None) -> Mapping[str, str]:
     return _DEFAULT_MAP if symbol_map is None else symbol_map
 
 
-#: The parser of :data:`VENUE` (its books are shared by whoever uses VENUE).
+#: The parser of :data:`VENUE` for direct callers (its books are shared by them); frame
+#: processors take their own from ``VENUE.new_parser``.
 parse_frame = BookParser()
 
 
@@ -471,12 +475,16 @@ VENUE = Venue(
     parse_frame=parse_frame,
     quote_ccy_of=quote_ccy_of,
     fx_symbols=FX_SYMBOLS,
+    new_parser=BookParser,
+    reconnect_kinds=RECONNECT_KINDS,
+    snapshot_frame=snapshot_frame,
 )
 _DEFAULT_MAP = VENUE.symbol_map()
 
 
 def new_venue(symbols: Mapping[str, str] | None = None) -> Venue:
-    """VENUE with a parser (and diff books) of its own; ``symbols`` replace the defaults."""
+    """VENUE with a parser (and diff books) of its own; ``symbols`` replace the defaults.
+    (A frame processor takes a fresh parser from ``new_parser`` anyway.)"""
     venue = replace(VENUE, parse_frame=BookParser())
     return venue if symbols is None else replace(venue, symbols=dict(symbols))
 

@@ -29,10 +29,11 @@ frame seen twice a ``duplicate``. Trades carry no sequence span: no recording sh
 trade ids are consecutive, and a dense check on ids that are not would count a gap per trade.
 Bybit wants ``{"op":"ping"}`` (answered by ``{"op":"pong"...}`` on linear,
 ``{"op":"ping","ret_msg":"pong"...}`` on spot) to keep a connection open, every 20 s by its
-docs; the feed sends it after ``ping_after_s`` of quiet (at most half the watchdog), so the pong
-also feeds the watchdog. Acks with ``success`` true are control frames, ``success`` false is
-``venue_error``. Bybit lists no USD spot market for USDT or USDC, so their rates come from
-another venue (or ARB_USDT_USD / ARB_USDC_USD).
+docs, busy or not: the feed sends it every ``ping_every_s`` (20 s) while frames arrive, and
+after ``ping_after_s`` of quiet (at most half the watchdog), so the pong also feeds the
+watchdog. Acks with ``success`` true are control frames, ``success`` false is ``venue_error``.
+Bybit lists no USD spot market for USDT or USDC, so their rates come from another venue (or
+ARB_USDT_USD / ARB_USDC_USD).
 """
 
 from __future__ import annotations
@@ -71,7 +72,8 @@ SYMBOLS: dict[str, str] = {"BTC-USD": "BTCUSDT", "ETH-USD": "ETHUSDT"}
 QUOTE_CCY = USDT
 PING = json.dumps({"op": "ping"}, separators=(",", ":"))
 PONG = "pong"
-#: Bybit's documented keepalive interval; the feed caps it at half the watchdog
+#: Bybit's documented keepalive interval, also on a busy connection (``ping_every_s``); after
+#: this much quiet the feed pings too, at most half the watchdog
 PING_AFTER_S = 20.0
 #: Bybit spot takes at most 10 topics per subscribe request
 MAX_ARGS_PER_SUBSCRIBE = 10
@@ -274,5 +276,6 @@ VENUE = Venue(
     quote_ccy_of=quote_ccy_of,
     ping_message=PING,
     ping_after_s=PING_AFTER_S,
+    ping_every_s=PING_AFTER_S,
 )
 _DEFAULT_MAP = VENUE.symbol_map()

@@ -1,8 +1,9 @@
 """What every venue connector provides, and the conversions all parsers share.
 
-A connector (``coinbase.py``, ``binance.py``, ``kraken.py``, ``okx.py``) is data plus pure
-functions: no sockets, no clocks, no Kafka. The feed loop and the replay only ever see a
-:class:`Venue`, so no code outside a connector branches on the venue's name.
+A connector (``coinbase.py``, ``binance.py``, ``kraken.py``, ``okx.py``, ``bybit.py``,
+``bitstamp.py``) is data plus pure functions: no sockets, no clocks, no Kafka. The feed loop
+and the replay only ever see a :class:`Venue`, so no code outside a connector branches on the
+venue's name.
 
 Prices become floats here, with ``float(text)``: it rounds a decimal string correctly, exactly as
 ``float(Decimal(text))`` would, at a fraction of the cost (the parsers run for every frame). Every
@@ -84,6 +85,21 @@ class Venue:
     ping_after_s: float | None = None
     #: the venue closes connections older than this (Binance: 24 h); None = no limit
     max_connection_s: float | None = None
+    #: ``ping_message`` every this many seconds even while frames arrive (Bybit: 20 s)
+    ping_every_s: float | None = None
+    #: a parser with state per connection (a book): called for each stream of frames (a
+    #: connection, a replay pass) instead of sharing ``parse_frame``; None = ``parse_frame``
+    new_parser: Callable[[], FrameParser] | None = None
+    #: frame kinds by which the venue asks for a new connection (Bitstamp's
+    #: ``bts:request_reconnect``): the feed rolls over to a fresh one without a gap
+    reconnect_kinds: frozenset[str] = frozenset()
+    #: a recorded REST response (url, body) -> the frame it stands for, or None: how a replay
+    #: starts a book from the snapshot the recorder fetched, as live starts it from the wire
+    snapshot_frame: Callable[[str, str], str | None] | None = None
+
+    def make_parser(self) -> FrameParser:
+        """The parser for one new stream of frames: a fresh one if it keeps state."""
+        return self.parse_frame if self.new_parser is None else self.new_parser()
 
     def venue_symbols(self, canonical: Sequence[str]) -> list[str]:
         """Map canonical symbols to this venue's; an unknown one is a configuration error."""

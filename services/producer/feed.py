@@ -14,9 +14,12 @@ WebSockets and time, and hands every frame on:
   does not feed it.
 - **Pings**: WebSocket pings from the venue are answered by the websockets library while this
   loop reads; the client pings too and drops a connection whose pongs stop. A venue that wants
-  an application-level ping (OKX) gets ``venue.ping_message`` after ``ping_after_s`` of quiet.
+  an application-level ping (OKX) gets ``venue.ping_message`` after ``ping_after_s`` of quiet;
+  one that wants it on a schedule whatever the traffic (Bybit) also every ``ping_every_s``.
 - **Planned reconnect**: a venue that closes old connections (Binance after 24 h) gets a
-  replacement opened ``rollover_margin_s`` before that. Once the new connection delivers, the old
+  replacement opened ``rollover_margin_s`` before that; so does a venue that asks for a new
+  connection (a frame of one of ``venue.reconnect_kinds``: Bitstamp's maintenance notice), at
+  once. Once the new connection delivers, the old
   one is still read for ``overlap_s`` and then closed; the new connection's frames of the
   overlap are mostly duplicates, dropped by the processor's sequence check. No gap at all.
 - **Freshness**: while the venue is live (a usable frame within ``stale_ms``) each unchanged
@@ -82,6 +85,8 @@ class FeedOptions:
     overlap_s: float = 1.0
     #: an application-level ping after this much quiet; None: never
     ping_after_s: float | Literal["venue"] | None = VENUE_DEFAULT
+    #: an application-level ping this often, even while frames arrive; None: never
+    ping_every_s: float | Literal["venue"] | None = VENUE_DEFAULT
 
 
 class Feed:
@@ -139,6 +144,11 @@ class Feed:
         #: the pong must be able to arrive before the watchdog gives up on a quiet market
         self.ping_after_s = None if ping_s is None or venue.ping_message is None else min(
             ping_s, options.watchdog_ms / 2000)
+        every_s = venue.ping_every_s if options.ping_every_s == VENUE_DEFAULT else (
+            options.ping_every_s)
+        self.ping_every_s = None if venue.ping_message is None else every_s
+        #: a frame asked for a new connection (``venue.reconnect_kinds``); the read loop acts
+        self._reconnect_asked = False
         self.connected = False
         self.connections = 0
         self.rollovers = 0
@@ -242,18 +252,26 @@ class Feed:
         ws = self._ws
         assert ws is not None  # noqa: S101 - set by _session
         now = clock()
-        timers = _Timers(now, self.watchdog_ms / 1000, self.ping_after_s)
+        timers = _Timers(now, self.watchdog_ms / 1000, self.ping_after_s, self.ping_every_s)
         rollover = _Rollover(self, now)
+        self._reconnect_asked = False
         try:
             while True:
                 now = clock()
+                if self._reconnect_asked:
+                    self._reconnect_asked = False
+                    rollover.request(now)
                 successor = rollover.poll(now)
                 if successor is not None:
-                    ws, first = self._switch(ws, successor)
+                    ws, first = self._switch(ws, successor, rollover.reason)
+                    rollover.switched(now)
                     timers.restart(now)
                     if first is not None and self.on_frame(first):
                         timers.usable(clock())
                     continue
+                if timers.ping_due(now):
+                    await ws.send(self.venue.ping_message or "")
+                    timers.pinged_at(now)
                 wake = min(timers.wake_s(), rollover.wake_s(now))
                 try:
                     async with asyncio.timeout(max(0.0, wake - now)):
@@ -265,10 +283,7 @@ class Feed:
                         log.warning("feed_silent", exchange=self.name,
                                     watchdog_ms=self.watchdog_ms)
                         raise _SilentError from None
-                    if timers.ping_due(now):
-                        await ws.send(self.venue.ping_message or "")
-                        timers.pinged = True
-                    continue
+                    continue  # a ping is due: sent at the top of the loop
                 except ConnectionClosed:
                     if not rollover.switch_now():
                         raise
@@ -289,14 +304,14 @@ class Feed:
             raise
         return ws, first
 
-    def _switch(self, old: ClientConnection, ready: _Opened) -> _Opened:
+    def _switch(self, old: ClientConnection, ready: _Opened, reason: str) -> _Opened:
         """Make the successor current and close the old connection in the background."""
         new, first = ready
         self._ws = new
         self.connections += 1
         self.rollovers += 1
         self.feed_metrics.reconnect()
-        log.info("feed_rolled_over", exchange=self.name, reason="max_connection_age",
+        log.info("feed_rolled_over", exchange=self.name, reason=reason,
                  overlap_s=self.options.overlap_s, connections=self.connections)
         task = asyncio.create_task(self._close(old))
         self._closing.add(task)
@@ -335,6 +350,9 @@ class Feed:
         outcome = self.processor.process(raw, self.clock_ms())
         if outcome.kind is not None:
             self._healthy = True
+            if outcome.kind in self.venue.reconnect_kinds:
+                log.info("feed_reconnect_requested", exchange=self.name, kind=outcome.kind)
+                self._reconnect_asked = True
         publish = self.sink.publish
         for record in outcome.records:
             publish(record)
@@ -382,16 +400,23 @@ class Feed:
 class _Timers:
     """The watchdog and ping timers of the connection being read, on the event loop's clock."""
 
-    def __init__(self, now_s: float, watchdog_s: float, ping_after_s: float | None) -> None:
+    def __init__(self, now_s: float, watchdog_s: float, ping_after_s: float | None,
+                 ping_every_s: float | None = None) -> None:
         self.watchdog_s = watchdog_s
         self.ping_after_s = ping_after_s
-        self.last_frame_s = self.last_usable_s = now_s
+        self.ping_every_s = ping_every_s
+        self.last_frame_s = self.last_usable_s = self.last_ping_s = now_s
         self.pinged = False
 
     def restart(self, now_s: float) -> None:
-        """A new connection: both timers start over."""
-        self.last_frame_s = self.last_usable_s = now_s
+        """A new connection: every timer starts over."""
+        self.last_frame_s = self.last_usable_s = self.last_ping_s = now_s
         self.pinged = False
+
+    def pinged_at(self, now_s: float) -> None:
+        """A ping went out: the quiet ping waits for the next frame, the schedule starts over."""
+        self.pinged = True
+        self.last_ping_s = now_s
 
     def frame(self, now_s: float, usable: bool) -> None:
         """Any frame stops the ping timer; only a usable one feeds the watchdog."""
@@ -408,35 +433,54 @@ class _Timers:
         wake = self.last_usable_s + self.watchdog_s
         if self.ping_after_s and not self.pinged:
             wake = min(wake, self.last_frame_s + self.ping_after_s)
+        if self.ping_every_s:
+            wake = min(wake, self.last_ping_s + self.ping_every_s)
         return wake
 
     def silent(self, now_s: float) -> bool:
         return now_s >= self.last_usable_s + self.watchdog_s
 
     def ping_due(self, now_s: float) -> bool:
+        """After ``ping_after_s`` of quiet (once), or ``ping_every_s`` after the last ping."""
+        if self.ping_every_s and now_s >= self.last_ping_s + self.ping_every_s:
+            return True
         return bool(self.ping_after_s) and not self.pinged and (
             now_s >= self.last_frame_s + (self.ping_after_s or 0.0))
 
 
 class _Rollover:
-    """A planned reconnect: when to open a successor, the one opening, the one ready to take
-    over (after ``overlap_s`` of reading both)."""
+    """A planned reconnect (age limit or the venue's request): when to open a successor, the
+    one opening, the one ready to take over (after ``overlap_s`` of reading both)."""
 
     def __init__(self, feed: Feed, now_s: float) -> None:
         self._feed = feed
         self._after_s = feed.rollover_after_s
         self._retry_s = min(60.0, max(1.0, feed.watchdog_ms / 1000))
+        self._since_s = now_s
         self.rollover_at_s = math.inf if self._after_s is None else now_s + self._after_s
         self.opening: asyncio.Task[_Opened] | None = None
         self.ready: _Opened | None = None
         self.switch_at_s = math.inf
+        #: why the next rollover happens: ``max_connection_age`` or ``venue_request``
+        self.reason = "max_connection_age"
+
+    def request(self, now_s: float) -> None:
+        """The venue asked for a new connection: roll over now, unless one is under way."""
+        if self.opening is None and self.ready is None:
+            self.reason = "venue_request"
+            self.rollover_at_s = now_s
+
+    def switched(self, now_s: float) -> None:
+        """The successor took over: the next rollover is for its own age limit."""
+        self._since_s = now_s
+        self.reason = "max_connection_age"
 
     def poll(self, now_s: float) -> _Opened | None:
         """Move the rollover on; returns the successor when it is time to switch to it."""
         feed = self._feed
         if self.opening is None and self.ready is None and now_s >= self.rollover_at_s:
-            log.info("feed_rollover_started", exchange=feed.name,
-                     connection_age_s=round(self._after_s or 0.0, 1))
+            log.info("feed_rollover_started", exchange=feed.name, reason=self.reason,
+                     connection_age_s=round(now_s - self._since_s, 1))
             self.opening = asyncio.create_task(feed._open_successor(feed.watchdog_ms / 1000))
         if self.opening is not None and self.opening.done():
             self.ready = self._result(self.opening)
@@ -448,8 +492,7 @@ class _Rollover:
         if self.ready is None or now_s < self.switch_at_s:
             return None
         ready, self.ready, self.switch_at_s = self.ready, None, math.inf
-        if self._after_s is not None:
-            self.rollover_at_s = now_s + self._after_s
+        self.rollover_at_s = math.inf if self._after_s is None else now_s + self._after_s
         return ready
 
     def wake_s(self, now_s: float) -> float:

@@ -98,7 +98,8 @@ class FrameProcessor:
         self.adjust = adjust
         #: receive time of the last venue message, for the last-message gauge
         self.last_alive_ms: int | None = None
-        self._parse = venue.parse_frame
+        #: the venue's parser; one of its own when the venue's keeps state (a book)
+        self._parse = venue.make_parser()
         self._logged_reasons: set[str] = set()
 
     def process(self, raw: str | bytes, recv_ts_ms: int) -> Outcome:
@@ -148,11 +149,19 @@ class FrameProcessor:
         return Outcome(kind, out, True, _NO_ERRORS if errors is None else tuple(errors))
 
     def forget(self) -> None:
-        """The connection is gone: its quotes, its stablecoin rates and its numbering with it."""
+        """The connection is gone: its quotes, its stablecoin rates, its numbering and its
+        parser's state (books) with it."""
         self.book.forget(self.name)
         if self.fx is not None:
             self.fx.forget(self.name)
+        self.restart()
+
+    def restart(self) -> None:
+        """A new stream of frames (a reconnect, a replay loop): numbering and parser state
+        start over."""
         self.seq.reset()
+        if self.venue.new_parser is not None:
+            self._parse = self.venue.new_parser()
 
     def _rejected(self, exc: RecordError, raw: str | bytes, recv_ts_ms: int) -> Outcome:
         reason = exc.reason

@@ -6,7 +6,10 @@ products. To give the detector two venues quoting the same thing at the same tim
 - **aligns** every recording to one virtual start ``start_ms`` by its first receive time, and
   loops recordings shorter than the longest one to fill its span (looped trade ids get a
   ``-L<n>`` suffix so they stay unique);
-- **maps** a recorded product onto a canonical symbol (by default Coinbase SKL-USD -> BTC-USD)
+- **picks** one recording per venue of ``ARB_VENUES`` (:data:`VENUE_RECORDINGS`), and of a
+  file only the venue's live feed: its endpoint's frames (Bybit's file also holds linear ones)
+  and the REST snapshots it starts books from (Bitstamp), as frames (``Venue.snapshot_frame``);
+- **maps** a recorded product onto a canonical symbol (e.g. Coinbase SKL-USD -> BTC-USD)
   and **scales** its prices (sizes divided by the same factor, so notional is kept) so that its
   first mid equals the first mid of a reference recording (Binance BTCUSDT in USD);
 - **shocks** prices when asked: ``delta_usd`` added to the bid and ask of every quote of one
@@ -83,13 +86,37 @@ class Recording:
     match_price_of: str | None = None
 
 
-DEFAULT_RECORDINGS: tuple[Recording, ...] = (
+#: One recording per venue, in replay order; each plays BTC-USD with one of its products.
+VENUE_RECORDINGS: dict[str, Recording] = {r.venue: r for r in (
     Recording("binance.jsonl", "binance", {"BTCUSDT": "BTC-USD"}),
-    Recording(
-        "coinbase_exchange_2021.jsonl", "coinbase", {"SKL-USD": "BTC-USD"},
-        match_price_of="binance",
-    ),
-)
+    Recording("coinbase_exchange_2021.jsonl", "coinbase", {"SKL-USD": "BTC-USD"}),
+    Recording("kraken.jsonl", "kraken", {"XMR/USD": "BTC-USD"}),
+    Recording("okx.jsonl", "okx", {"BTC-USDT": "BTC-USD"}),
+    # spot ARBUSDC (its busiest spot market); the file's linear frames are skipped
+    Recording("bybit_orderbook1_2025.jsonl", "bybit", {"ARBUSDC": "BTC-USD"}),
+    # diff order book from the REST snapshot
+    Recording("bitstamp.jsonl", "bitstamp", {"ethusd": "BTC-USD"}),
+)}
+#: whose first mid the others are scaled to, when it is replayed
+PRICE_REFERENCE = "binance"
+
+
+def recordings_for(venues: Sequence[str]) -> tuple[Recording, ...]:
+    """The recordings of ``venues`` (ARB_VENUES), prices matched to Binance's if it is one of
+    them, else to the first venue's."""
+    unknown = [v for v in venues if v not in VENUE_RECORDINGS]
+    if unknown or not venues:
+        raise ConfigError(f"ARB_VENUES: no recording to replay for {', '.join(unknown) or '-'}"
+                          f" (recorded: {', '.join(VENUE_RECORDINGS)})")
+    reference = PRICE_REFERENCE if PRICE_REFERENCE in venues else venues[0]
+    return tuple(
+        rec if name == reference else replace(rec, match_price_of=reference)
+        for name, rec in VENUE_RECORDINGS.items() if name in venues
+    )
+
+
+#: Coinbase and Binance, the default ARB_VENUES.
+DEFAULT_RECORDINGS: tuple[Recording, ...] = recordings_for(("coinbase", "binance"))
 
 
 @dataclass(frozen=True)
@@ -138,29 +165,65 @@ class Frame:
 
     recv_ts_ms: int
     raw: str
+    #: the endpoint it came in on, where the recording says (Bybit: spot or linear)
+    url: str | None = None
+
+
+@dataclass(frozen=True)
+class _Line:
+    frame: Frame
+    #: a REST response (``source: "rest"``; ``frame.url`` is the request), not a WS frame
+    rest: bool
 
 
 @lru_cache(maxsize=16)
-def _load(path: Path) -> tuple[Frame, ...]:
-    frames: list[Frame] = []
+def _load(path: Path) -> tuple[_Line, ...]:
+    lines: list[_Line] = []
     with path.open(encoding="utf-8") as fh:
         for line in fh:
             if not line.strip():
                 continue
             rec = json.loads(line)
-            if rec.get("source") == "rest":  # REST snapshots were never WebSocket frames
-                continue
-            frames.append(Frame(rec["recv_ts_ns"] // 1_000_000, rec["raw"]))
-    frames.sort(key=lambda f: f.recv_ts_ms)  # stable: equal times keep file order
-    return tuple(frames)
+            frame = Frame(rec["recv_ts_ns"] // 1_000_000, rec["raw"], rec.get("url"))
+            lines.append(_Line(frame, rec.get("source") == "rest"))
+    lines.sort(key=lambda ln: ln.frame.recv_ts_ms)  # stable: equal times keep file order
+    return tuple(lines)
 
 
 def load_frames(path: str | Path) -> tuple[Frame, ...]:
     """WebSocket frames of a fixture file in receive order (REST lines skipped); cached."""
-    frames = _load(Path(path).resolve())
+    frames = tuple(ln.frame for ln in _load(Path(path).resolve()) if not ln.rest)
     if not frames:
         raise ValueError(f"{path}: no WebSocket frames")
     return frames
+
+
+def venue_frames(path: str | Path, venue: Venue) -> tuple[Frame, ...]:
+    """The frames of a fixture file that are ``venue``'s live feed, in receive order: the
+    WebSocket frames of its endpoint (``venue.ws_url``, or no ``url``: Bybit's linear frames
+    are left out) and the REST snapshots the venue turns into frames (``snapshot_frame``:
+    Bitstamp's diff book starts from one, as live it starts from the first book frame)."""
+    frames = _venue_frames(Path(path).resolve(), venue.ws_url, venue.snapshot_frame)
+    if not frames:
+        raise ValueError(f"{path}: no WebSocket frames of {venue.name} ({venue.ws_url})")
+    return frames
+
+
+@lru_cache(maxsize=16)
+def _venue_frames(path: Path, ws_url: str,
+                  snapshot_frame: Callable[[str, str], str | None] | None,
+                  ) -> tuple[Frame, ...]:
+    frames = []
+    for line in _load(path):
+        frame = line.frame
+        if line.rest:
+            raw = None if snapshot_frame is None or frame.url is None else (
+                snapshot_frame(frame.url, frame.raw))
+            if raw is not None:
+                frames.append(Frame(frame.recv_ts_ms, raw, frame.url))
+        elif frame.url is None or frame.url == ws_url:
+            frames.append(frame)
+    return tuple(frames)
 
 
 class FeedEvent(NamedTuple):
@@ -279,7 +342,7 @@ def _sources(
     sources = []
     for rec in recordings:
         venue = get_venue(rec.venue)
-        sources.append(_Source(rec, venue, load_frames(fixtures_dir / rec.file),
+        sources.append(_Source(rec, venue, venue_frames(fixtures_dir / rec.file, venue),
                                fx_to_usd_for(venue.quote_ccy, usdt_usd)))
     by_venue = {s.venue.name: s for s in sources}
     for src in sources:
@@ -410,7 +473,7 @@ def plan_replay(
         processor, tape = processors[key]
         if loops.get(index) != loop:  # the source starts (again): place it on the clock
             if index in loops:
-                processor.seq.reset()  # a loop starts a new numbering, as a reconnect does
+                processor.restart()  # a loop starts a new numbering (and book), as a reconnect
             loops[index] = loop
             processor.adjust = _Adjust(offset_ms, src.scale, f"-L{loop}" if loop else "")
         tape.now_ms = t_ms

@@ -33,7 +33,8 @@ FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 REASON = re.compile(r"^[a-z][a-z_]*$")
 RECORDINGS = {"coinbase": "coinbase_exchange_2021.jsonl", "binance": "binance.jsonl",
-              "kraken": "kraken.jsonl", "okx": "okx.jsonl"}
+              "kraken": "kraken.jsonl", "okx": "okx.jsonl",
+              "bybit": "bybit_orderbook1_2025.jsonl", "bitstamp": "bitstamp.jsonl"}
 
 HOSTILE = st.one_of(
     st.none(), st.booleans(), st.integers(min_value=-(2**70), max_value=2**70),

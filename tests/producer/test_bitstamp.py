@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -30,13 +31,14 @@ def lines(fixtures_dir: Path) -> list[dict[str, Any]]:
     return sorted(out, key=lambda r: r["recv_ts_ns"])
 
 
-def reference_quotes(recs: list[dict[str, Any]], pair: str) -> list[tuple]:
-    """Best bid/ask after each frame, from a Decimal book built here, whenever it changes."""
+_Book = tuple[dict[Decimal, Decimal], dict[Decimal, Decimal], int]
+
+
+def reference_books(recs: list[dict[str, Any]], pair: str) -> Iterator[_Book]:
+    """The Decimal book (bids, asks, µs) built here, after every frame that changed it."""
     bids: dict[Decimal, Decimal] = {}
     asks: dict[Decimal, Decimal] = {}
     book_us = None
-    out: list[tuple] = []
-    last = None
     for rec in recs:
         msg = json.loads(rec["raw"])
         channel, data = msg.get("channel", ""), msg.get("data", {})
@@ -58,6 +60,14 @@ def reference_quotes(recs: list[dict[str, Any]], pair: str) -> list[tuple]:
                         side[Decimal(p)] = Decimal(q)
         else:
             continue
+        yield bids, asks, book_us
+
+
+def reference_quotes(recs: list[dict[str, Any]], pair: str) -> list[tuple]:
+    """Best bid/ask after each frame, from a Decimal book built here, whenever it changes."""
+    out: list[tuple] = []
+    last = None
+    for bids, asks, _ in reference_books(recs, pair):
         best_bid, best_ask = max(bids), min(asks)
         top = (float(best_bid), float(bids[best_bid]), float(best_ask), float(asks[best_ask]))
         if top != last:

@@ -103,8 +103,8 @@ def test_rates() -> None:
         fx_to_usd_for("EUR", 1.0)
 
 
-def test_registry_has_four_venues_with_btc_and_eth() -> None:
-    assert set(VENUES) == {"coinbase", "binance", "kraken", "okx"}
+def test_registry_has_six_venues_with_btc_and_eth() -> None:
+    assert set(VENUES) == {"coinbase", "binance", "kraken", "okx", "bybit", "bitstamp"}
     for venue in VENUES.values():
         markets = venue.venue_symbols(["BTC-USD", "ETH-USD"])
         venue.check_markets(markets)  # USD or a convertible stablecoin

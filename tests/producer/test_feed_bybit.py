@@ -23,6 +23,7 @@ from services.common.config import ProducerSettings
 from services.common.settings.types import DEFAULT_TAKER_FEE_BPS
 from services.producer import bybit
 from services.producer.feed import Feed, FeedOptions
+from tests.producer.conftest import ListSink
 from tests.producer.test_bybit import BYBIT_FILE, SPOT_PONG, SPOT_URL, frames_from
 from tests.producer.test_feed import (
     CROSSED_BID,
@@ -223,6 +224,29 @@ def test_bybit_gets_its_json_ping_when_quiet(raws, sink, metrics) -> None:
     assert live.connections == 1
     assert errors(metrics, NAME, "silent") == 0
     assert metrics.value("arb_feed_messages_total", exchange=NAME, channel="pong") >= 3
+
+
+def test_bybit_gets_its_json_ping_on_a_busy_connection_too(raws, sink, metrics) -> None:
+    """Bybit wants a ping every 20 s whatever the traffic: with frames every 30 ms (no quiet
+    at all) the feed still pings every ``ping_every_s``."""
+    busy: list[Step] = []
+    for raw in (raws * 4)[:100]:
+        busy += [raw, 0.03]
+    with RecordedVenue([Session(busy)], subscribe_count=1,
+                       replies={bybit.PING: SPOT_PONG}) as server:
+        live = feed(server.url, sink, metrics, ping_every_s=0.2, ping_after_s=60.0)
+        assert live.ping_every_s == 0.2
+        asyncio.run(run_until(live, lambda: server.received.count(bybit.PING) >= 3))
+
+    assert live.connections == 1 and errors(metrics, NAME, "silent") == 0
+    assert metrics.value("arb_feed_messages_total", exchange=NAME, channel="pong") >= 2
+
+
+def test_the_ping_schedule_is_the_venues_unless_set() -> None:
+    assert bybit.VENUE.ping_every_s == bybit.PING_AFTER_S == 20.0
+    assert Feed(bybit.VENUE, ["BTC-USD"], ListSink()).ping_every_s == 20.0
+    off = Feed(bybit.VENUE, ["BTC-USD"], ListSink(), FeedOptions(ping_every_s=None))
+    assert off.ping_every_s is None
 
 
 def test_unanswered_ping_ends_in_a_reconnect(raws, sink, metrics) -> None:

@@ -24,7 +24,8 @@ from tests.producer.conftest import BINANCE_FILE, COINBASE_FILE, KRAKEN_FILE, OK
 TOPIC = "crypto-prices"
 #: producer metrics beyond DESIGN.md's list (see services/producer/metrics.py)
 NOT_IN_DESIGN = {"arb_quotes_dropped_total", "arb_trades_dropped_total",
-                 "arb_kafka_backlog_records"}
+                 "arb_kafka_backlog_records", "arb_book_rejected_total", "arb_book_age_seconds",
+                 "arb_book_levels"}
 
 
 def quote(exchange: str = "binance", symbol: str = "BTC-USD", ts_ms: int = 1,
@@ -237,7 +238,15 @@ def test_metric_names_match_design(fixtures_dir, metrics: ProducerMetrics) -> No
     exported = {m.name + ("_total" if m.type == "counter" else ""): m
                 for m in metrics.registry.collect()}
 
-    assert set(promised) == set(exported) - NOT_IN_DESIGN
+    # the second round's book health names: {exchange}, "a reason label rather than new names"
+    depth = design.split("**Depth.**", 1)[1].split("\n- **", 1)[0]
+    books = set(re.findall(r"arb_book_\w+", depth))
+    assert books, "DESIGN.md's Depth bullet names the book metrics"
+    for name in books:
+        labels = set(metrics.registry._names_to_collectors[name]._labelnames)
+        assert {"exchange"} <= labels <= {"exchange", "reason"}, name
+
+    assert set(promised) | books == set(exported) - NOT_IN_DESIGN
     metrics.feed_messages.labels("binance", "trade").inc()
     for name, labels in promised.items():
         family = metrics.registry._names_to_collectors[name]
