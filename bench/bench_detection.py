@@ -5,10 +5,14 @@ and Binance messages from the replay. Prints numbers; asserts nothing (machines 
 
   python bench/bench_detection.py                 # everything (about 20 minutes)
   python bench/bench_detection.py --skip-latency  # throughput only
+  python bench/bench_detection.py --skip-latency --depth-only  # with and without ladders
 
 Throughput: N records are loaded into ``crypto-prices`` first (the replay looped and shifted in
 time), then a bounded job reads them; events/s = N / (Kafka timestamp of the last spread written
 - that of the first), so JVM and job start-up are not counted (windows fire all through the run).
+With depth: every quote carries a ladder of the three default sizes (ARB_DEPTH_NOTIONALS_USD),
+made from its own top of book (VWAPs 0.5, 2 and 8 bps beyond it), so both paths compute the
+executable size of every pair; without: the same quotes with no ladder.
 
 Latency: the job runs unbounded; the replay publishes at 1x so receive times are wall-clock
 times. Window path: alert record's Kafka timestamp - receive time of the newest quote (or
@@ -31,7 +35,7 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import astuple, dataclass, field
+from dataclasses import astuple, dataclass, field, replace
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -41,10 +45,29 @@ from confluent_kafka import OFFSET_END, Consumer, TopicPartition  # noqa: E402
 
 from services.common.broker import LocalBroker, free_port  # noqa: E402
 from services.common.kafka import end_offsets, ensure_topics, make_producer  # noqa: E402
-from services.common.messages import Quote, Trade, to_json  # noqa: E402
+from services.common.messages import (  # noqa: E402
+    DepthLevel,
+    PriceRecord,
+    Quote,
+    Trade,
+    to_json,
+)
 from services.producer.replay import build_replay, default_fixtures_dir, shift  # noqa: E402
 
 WARMUP_SYMBOL = "WARM-USD"
+#: The synthetic ladder of the depth runs: (notional USD, VWAP distance beyond the top, bps).
+BENCH_LADDER = ((1000.0, 0.5), (10000.0, 2.0), (100000.0, 8.0))
+
+
+def with_ladder(record: PriceRecord, depth: bool) -> PriceRecord:
+    """A quote with the bench ladder (``depth``) or with none; trades as they are."""
+    if not isinstance(record, Quote):
+        return record
+    if not depth:
+        return replace(record, depth=None)
+    return replace(record, depth=tuple(
+        DepthLevel(n, record.bid * (1 - bps / 10000), record.ask * (1 + bps / 10000))
+        for n, bps in BENCH_LADDER))
 
 
 def job_env(bootstrap: str, prefix: str, **extra: str) -> dict[str, str]:
@@ -106,11 +129,13 @@ def output_span_s(bootstrap: str, topic: str) -> tuple[int, float]:
 
 
 def throughput(bootstrap: str, records: int, parallelism: int, workdir: Path,
-               extra: dict[str, str] | None = None) -> dict[str, float]:
+               extra: dict[str, str] | None = None, depth: bool = False) -> dict[str, float]:
     """Windows fire all through a bounded run, so the span between the first and the last
     spread written is the processing time without JVM and job start-up. ``extra``: settings
-    for the job (the demo threshold unless it says otherwise)."""
-    base = build_replay(default_fixtures_dir(), start_ms=1_700_000_000_000)
+    for the job (the demo threshold unless it says otherwise); ``depth``: quotes with the
+    bench ladder, else without any."""
+    base = [with_ladder(r, depth)
+            for r in build_replay(default_fixtures_dir(), start_ms=1_700_000_000_000)]
     span_ms = base[-1].ts_ms - base[0].ts_ms + 1000
     values: list[bytes] = []
     n = 0
@@ -345,6 +370,9 @@ def main() -> None:
                         help="latency: replay time per mode")
     parser.add_argument("--skip-latency", action="store_true")
     parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument("--depth-only", action="store_true",
+                        help="throughput: only both paths at parallelism 1, with and without "
+                             "ladders")
     parser.add_argument("--latency-mode", action="append", default=[], metavar="W:WM[:R]",
                         help="latency: only these window:watermark[:refresh] ms (e.g. 250:20)")
     parser.add_argument("--watermark-emit", choices=("on-event", "on-periodic"),
@@ -362,13 +390,18 @@ def main() -> None:
             # and nearly every quote passes (the heaviest load); default: a calm market.
             one_path = {"ARB_VENUES": "coinbase"}
             calm = {"DEMO_MODE": "FALSE"}
-            runs = [("both paths, demo", 1, {}), ("window path only, demo", 1, one_path),
-                    ("both paths, $50", 1, calm), ("window path only, $50", 1,
-                                                   {**one_path, **calm}),
-                    ("both paths, demo", 2, {})]
-            for label, parallelism, extra in runs:
+            runs = [("both paths, demo", 1, {}, False),
+                    ("both paths, demo, 3-size ladders", 1, {}, True),
+                    ("window path only, demo", 1, one_path, False),
+                    ("both paths, $50", 1, calm, False),
+                    ("both paths, $50, 3-size ladders", 1, calm, True),
+                    ("window path only, $50", 1, {**one_path, **calm}, False),
+                    ("both paths, demo", 2, {}, False)]
+            if args.depth_only:
+                runs = [run for run in runs if run[1] == 1 and "both" in run[0]]
+            for label, parallelism, extra, depth in runs:
                 r = throughput(broker.bootstrap_servers, args.records, parallelism, workdir,
-                               extra)
+                               extra, depth)
                 print(f"parallelism {parallelism}, {label}: {r['records']:.0f} records, job "
                       f"{r['total_s']:.1f} s in all, first to last output {r['busy_s']:.2f} s "
                       f"-> {r['events_per_s']:,.0f} events/s; {r['spreads_out']:.0f} spreads out")

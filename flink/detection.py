@@ -13,7 +13,7 @@ from pathlib import Path
 from string import Template
 
 from services.common.config import FALLBACK_TAKER_FEE_BPS, DetectionSettings
-from services.common.messages import VERSION_FIELD, Quote, Spread, record_fields
+from services.common.messages import VERSION_FIELD, Ladder, Quote, Spread, record_fields
 from services.common.ticks import ordered_pairs
 
 SQL_DIR = Path(__file__).resolve().parent / "sql"
@@ -21,8 +21,11 @@ SQL_DIR = Path(__file__).resolve().parent / "sql"
 #: A price above this is not a price (it guards against Infinity from a broken writer).
 MAX_PRICE_USD = 1e12
 
+#: Flink SQL type of a quote's depth ladder (services.common.messages.DepthLevel).
+DEPTH_TYPE = "ARRAY<ROW<notional_usd DOUBLE, bid_px DOUBLE, ask_px DOUBLE>>"
 #: Flink SQL type of each declared field type; the schema version is a small INT.
-FLINK_TYPES: dict[type, str] = {str: "STRING", int: "BIGINT", float: "DOUBLE", bool: "BOOLEAN"}
+FLINK_TYPES: dict[object, str] = {str: "STRING", int: "BIGINT", float: "DOUBLE",
+                                  bool: "BOOLEAN", Ladder: DEPTH_TYPE}
 VERSION_TYPE = "INT"
 
 
@@ -41,7 +44,7 @@ _QUOTE_TYPES = dict(flink_columns(Quote))
 
 #: Per venue and quote field on the tick path: (column suffix, source expression, SQL type).
 #: seq is the record's Kafka offset, its arrival order; a null size is kept as -1
-#: (view_tick_books.sql).
+#: (view_tick_books.sql), and so is a null ladder price (see :func:`_book_fields`).
 _BOOK_FIELDS = (
     *((name, source, _QUOTE_TYPES[name]) for name, source in (
         ("ts_ms", "ts_ms"),
@@ -53,8 +56,32 @@ _BOOK_FIELDS = (
     )),
     ("seq", "kafka_offset", "BIGINT"),
 )
-#: The book fields a pair's previous evaluation compares (not the receive times).
+#: The book fields a pair's previous evaluation compares (not the receive times, not the
+#: ladder: whether a pair passed depends on top of book only).
 _PREVIOUS_FIELDS = ("ts_ms", "seq", "bid", "bid_size", "ask", "ask_size")
+#: The executable columns of spreads and episodes, in their declared order.
+EXECUTABLE_COLUMNS = ("executable_usd", "executable_size", "executable_profit_usd")
+
+
+def depth_px(side: str, position: int) -> str:
+    """The column of a ladder price at a configured position (1-based, as SQL arrays):
+    ``bid_px_1``, ``ask_px_3``, ..."""
+    return f"{side}_px_{position}"
+
+
+def depth_positions(settings: DetectionSettings) -> list[tuple[int, float]]:
+    """(position, notional USD) of every configured ladder size, increasing."""
+    return list(enumerate(settings.depth_notionals_usd, start=1))
+
+
+def _book_fields(settings: DetectionSettings) -> tuple[tuple[str, str, str], ...]:
+    """:data:`_BOOK_FIELDS` and one bid/ask ladder price per configured size, a null kept as
+    -1 (prices are positive) so a quote without depth hides its venue's older ladder."""
+    ladder = tuple(
+        (depth_px(side, i), f"COALESCE({depth_px(side, i)}, -1.0)", "DOUBLE")
+        for i, _ in depth_positions(settings) for side in ("bid", "ask")
+    )
+    return (*_BOOK_FIELDS, *ladder)
 
 
 def epoch_ms(column: str) -> str:
@@ -102,14 +129,10 @@ def with_options(options: dict[str, str]) -> str:
     return ",\n".join(f"  {sql_literal(k)} = {sql_literal(v)}" for k, v in options.items())
 
 
-def pair_arithmetic(buy_ask: str, buy_size: str, buy_fee_bps: str, sell_bid: str,
-                    sell_size: str, sell_fee_bps: str, indent: str = "  ",
-                    prefix: str = "") -> str:
-    """The select list of one ordered pair's numbers, shared by the window and tick paths,
-    each named with ``prefix``.
-
-    The same operations in the same order as services.common.spread.pair_numbers.
-    """
+def pair_expressions(buy_ask: str, buy_size: str, buy_fee_bps: str, sell_bid: str,
+                     sell_size: str, sell_fee_bps: str) -> dict[str, str]:
+    """One ordered pair's numbers as SQL expressions, by name: the same operations in the same
+    order as services.common.spread.pair_numbers."""
     spread_usd = f"{sell_bid} - {buy_ask}"
     spread_bps = f"({spread_usd}) / {buy_ask} * 10000"
     net_bps = f"{spread_bps} - {buy_fee_bps} - {sell_fee_bps}"
@@ -117,24 +140,107 @@ def pair_arithmetic(buy_ask: str, buy_size: str, buy_fee_bps: str, sell_bid: str
         f"(CASE WHEN {buy_size} IS NULL THEN {sell_size} WHEN {sell_size} IS NULL THEN "
         f"{buy_size} WHEN {buy_size} <= {sell_size} THEN {buy_size} ELSE {sell_size} END)"
     )
-    columns = {
+    return {
         "spread_usd": spread_usd,
         "spread_bps": spread_bps,
         "net_spread_bps": net_bps,
         "max_size": max_size,
         "est_profit_usd": f"({net_bps}) / 10000 * {buy_ask} * {max_size}",
     }
+
+
+def pair_arithmetic(buy_ask: str, buy_size: str, buy_fee_bps: str, sell_bid: str,
+                    sell_size: str, sell_fee_bps: str, indent: str = "  ",
+                    prefix: str = "") -> str:
+    """The select list of one ordered pair's numbers (:func:`pair_expressions`), shared by the
+    window and tick paths, each named with ``prefix``."""
+    columns = pair_expressions(buy_ask, buy_size, buy_fee_bps, sell_bid, sell_size, sell_fee_bps)
     return ",\n".join(f"{indent}{expr} AS {prefix}{name}" for name, expr in columns.items())
 
 
-def alert_rule(settings: DetectionSettings, prefix: str = "") -> str:
-    """DESIGN's alert rule over the columns spread_usd, spread_bps and net_spread_bps (each
-    named with ``prefix``), as services.common.spread.passes_rule states it."""
-    rule = (f"({prefix}spread_usd >= CAST({settings.min_spread_usd!r} AS DOUBLE) "
-            f"AND {prefix}spread_bps < CAST({settings.max_spread_bps!r} AS DOUBLE)")
+def rule_over(settings: DetectionSettings, spread_usd: str, spread_bps: str,
+              net_spread_bps: str) -> str:
+    """DESIGN's alert rule over three SQL expressions, as services.common.spread.passes_rule
+    states it."""
+    rule = (f"(({spread_usd}) >= CAST({settings.min_spread_usd!r} AS DOUBLE) "
+            f"AND ({spread_bps}) < CAST({settings.max_spread_bps!r} AS DOUBLE)")
     if settings.min_net_bps is not None:
-        rule += f" AND {prefix}net_spread_bps >= CAST({settings.min_net_bps!r} AS DOUBLE)"
+        rule += f" AND ({net_spread_bps}) >= CAST({settings.min_net_bps!r} AS DOUBLE)"
     return rule + ")"
+
+
+def alert_rule(settings: DetectionSettings, prefix: str = "") -> str:
+    """The alert rule over the columns spread_usd, spread_bps and net_spread_bps (each named
+    with ``prefix``)."""
+    return rule_over(settings, f"{prefix}spread_usd", f"{prefix}spread_bps",
+                     f"{prefix}net_spread_bps")
+
+
+def executable_columns(settings: DetectionSettings, buy_ask_px: str, sell_bid_px: str,
+                       buy_fee_bps: str, sell_fee_bps: str, indent: str = "  ", *,
+                       ladder: bool = True) -> str:
+    """The select list of executable_usd, executable_size and executable_profit_usd:
+    services.common.spread.executable as one CASE per column over the configured sizes,
+    largest first. ``buy_ask_px`` / ``sell_bid_px`` name the per-size columns with ``{i}`` for
+    the position (null where a side has no price, or no ladder of the configured sizes).
+
+    At size N: q = N / ask_px(N) on both sides of :func:`pair_expressions`; its max_size is q
+    itself, so the profit is written over q directly (the same double). ``ladder`` False (seed
+    mode's window path: trade averages have no book): all null.
+    """
+    positions = depth_positions(settings) if ladder else []
+    if not positions:
+        return ",\n".join(f"{indent}CAST(NULL AS DOUBLE) AS {c}" for c in EXECUTABLE_COLUMNS)
+    whens: dict[str, list[str]] = {c: [] for c in EXECUTABLE_COLUMNS}
+    for i, notional_usd in reversed(positions):
+        ask, bid = buy_ask_px.format(i=i), sell_bid_px.format(i=i)
+        notional = f"CAST({float(notional_usd)!r} AS DOUBLE)"
+        size = f"({notional} / {ask})"
+        n = pair_expressions(ask, size, buy_fee_bps, bid, size, sell_fee_bps)
+        passes = (f"{ask} IS NOT NULL AND {bid} IS NOT NULL AND "
+                  f"{rule_over(settings, n['spread_usd'], n['spread_bps'], n['net_spread_bps'])}")
+        values = (notional, size, f"({n['net_spread_bps']}) / 10000 * {ask} * {size}")
+        for column, value in zip(EXECUTABLE_COLUMNS, values, strict=True):
+            whens[column].append(f"WHEN {passes} THEN {value}")
+    return ",\n".join(
+        f"{indent}CASE {' '.join(cases)} END AS {column}" for column, cases in whens.items())
+
+
+def depth_select(settings: DetectionSettings, indent: str = "  ") -> str:
+    """valid_quotes' per-size ladder columns, each set only where ``depth_ok``."""
+    return "".join(
+        f",\n{indent}CASE WHEN depth_ok THEN depth[{i}].{side}_px END AS {depth_px(side, i)}"
+        for i, _ in depth_positions(settings) for side in ("bid", "ask"))
+
+
+def depth_ok(settings: DetectionSettings) -> str:
+    """Whether a quote's ladder has exactly the configured sizes, in order
+    (services.common.spread.ladder_matches)."""
+    positions = depth_positions(settings)
+    if not positions:
+        return "FALSE"
+    sizes = " AND ".join(f"depth[{i}].notional_usd = CAST({float(n)!r} AS DOUBLE)"
+                         for i, n in positions)
+    return (f"(depth IS NOT NULL AND CARDINALITY(depth) = {len(positions)} AND {sizes})")
+
+
+#: Ladder positions valid_quotes checks whatever the configuration (ARB_DEPTH_NOTIONALS_USD
+#: allows six sizes), so a hostile ladder is rejected as the reference rejects it, also with
+#: ``none`` configured.
+CHECKED_DEPTH_POSITIONS = 6
+
+
+def depth_valid(settings: DetectionSettings) -> str:
+    """valid_quotes' WHERE terms for the first ladder positions: each absent, or a positive
+    notional with prices null or positive (services.common.messages.check_depth)."""
+    terms = []
+    for i in range(1, max(CHECKED_DEPTH_POSITIONS, len(settings.depth_notionals_usd)) + 1):
+        level = f"depth[{i}]"
+        terms.append(
+            f"\n    AND (depth IS NULL OR CARDINALITY(depth) < {i} OR ({level}.notional_usd > 0"
+            f" AND ({level}.bid_px IS NULL OR {level}.bid_px > 0)"
+            f" AND ({level}.ask_px IS NULL OR {level}.ask_px > 0)))")
+    return "".join(terms)
 
 
 def view_statements(settings: DetectionSettings) -> list[str]:
@@ -147,13 +253,25 @@ def view_statements(settings: DetectionSettings) -> list[str]:
     window_end = epoch_ms("b.window_end")
     window = seconds(settings.window_ms)
     fees, max_price = fee_case(settings), repr(MAX_PRICE_USD)
-    valid_quotes = render("view_valid_quotes", fee_case=fees, max_price=max_price)
+    valid_quotes = render("view_valid_quotes", fee_case=fees, max_price=max_price,
+                          depth_columns=depth_select(settings), depth_ok=depth_ok(settings),
+                          depth_valid=depth_valid(settings))
+    # Seed mode's window prices are trade averages: no ladder on the window path.
+    positions = [] if settings.mode == "seed" else depth_positions(settings)
+    window_depth = "".join(f" {depth_px(side, i)}," for i, _ in positions
+                           for side in ("bid", "ask"))
     if settings.mode == "seed":
         per_window = [valid_quotes,
                       render("view_seed_window_prices", fee_case=fees, max_price=max_price,
-                             window_seconds=window)]
+                             window_seconds=window, depth_columns="")]
     else:
-        per_window = [valid_quotes, render("view_window_quotes", window_seconds=window)]
+        per_window = [valid_quotes, render("view_window_quotes", window_seconds=window,
+                                           depth_columns=window_depth)]
+    # Always true (a ladder price is positive or null): both sides of the join then read the
+    # same columns, as the other terms there make them do.
+    join_terms = "".join(
+        f"\n  AND COALESCE(b.{depth_px(side, i)}, 0) >= 0 AND COALESCE(s.{depth_px(side, i)}, 0)"
+        " >= 0" for i, _ in positions for side in ("bid", "ask"))
     return [
         *per_window,
         render(
@@ -162,6 +280,10 @@ def view_statements(settings: DetectionSettings) -> list[str]:
             window_end_ms=window_end,
             pair_arithmetic=pair_arithmetic("b.ask", "b.ask_size", "b.fee_bps", "s.bid",
                                             "s.bid_size", "s.fee_bps"),
+            executable_columns=executable_columns(settings, "b.ask_px_{i}", "s.bid_px_{i}",
+                                                  "b.fee_bps", "s.fee_bps",
+                                                  ladder=bool(positions)),
+            depth_join_terms=join_terms,
             now_ts_ms=epoch_ms("CURRENT_TIMESTAMP"),
         ),
         render("view_alert_spreads", alert_rule=alert_rule(settings)),
@@ -184,14 +306,15 @@ def tick_view_statements(settings: DetectionSettings) -> list[str]:
     pairs = tick_pairs(settings)
     if not pairs:
         return []
+    book_fields = _book_fields(settings)
     venue_columns = ",\n".join(
         f"  LAST_VALUE(CASE WHEN exchange = {sql_literal(venue)} THEN {source} END) OVER w "
         f"AS {_venue_column(venue, suffix)}"
-        for venue in settings.venues for suffix, source, _ in _BOOK_FIELDS
+        for venue in settings.venues for suffix, source, _ in book_fields
     )
     # One LAG of a ROW of every venue column the previous evaluation reads: one accumulator
     # however many venues.
-    types = {suffix: sql_type for suffix, _, sql_type in _BOOK_FIELDS}
+    types = {suffix: sql_type for suffix, _, sql_type in book_fields}
     book = [(_venue_column(venue, suffix), types[suffix])
             for venue in settings.venues for suffix in _PREVIOUS_FIELDS]
     previous_books = (
@@ -210,7 +333,10 @@ def tick_view_statements(settings: DetectionSettings) -> list[str]:
                                                "sell_size", "sell_fee_bps", indent="    "),
                previous_pair_arithmetic=pair_arithmetic(
                    "previous_buy_ask", "previous_buy_size", "buy_fee_bps", "previous_sell_bid",
-                   "previous_sell_size", "sell_fee_bps", indent="    ", prefix="previous_")),
+                   "previous_sell_size", "sell_fee_bps", indent="    ", prefix="previous_"),
+               executable_columns=executable_columns(
+                   settings, "buy_ask_px_{i}", "sell_bid_px_{i}", "buy_fee_bps", "sell_fee_bps",
+                   indent="    ")),
         render("view_tick_evaluations"),
         render("view_tick_opens", gap_ms=settings.episode_gap_ms),
         render("view_tick_episode_rows", reach_ms=settings.stale_ms + settings.episode_gap_ms),
@@ -223,7 +349,12 @@ def _pair_select(buy: str, sell: str, settings: DetectionSettings) -> str:
     def side(role: str, venue: str, price: str, size: str) -> str:
         def previous(field: str) -> str:
             return f"previous_books.{_venue_column(venue, field)}"
+        ladder = "".join(
+            f"NULLIF({_venue_column(venue, depth_px(price, i))}, -1.0) AS "
+            f"{role}_{depth_px(price, i)}, "
+            for i, _ in depth_positions(settings))
         return (
+            f"{ladder}"
             f"{_venue_column(venue, 'ts_ms')} AS {role}_ts_ms, "
             f"{_venue_column(venue, 'recv_ts_ms')} AS {role}_recv_ts_ms, "
             f"{_venue_column(venue, price)} AS {role}_{price}, "

@@ -21,6 +21,9 @@ SELECT
   is_open,
   newest_recv_ts_ms,
   $now_ts_ms AS detected_ts_ms,
+  executable_usd,
+  executable_size,
+  executable_profit_usd,
   1 AS v
 FROM (
   SELECT *,
@@ -38,7 +41,10 @@ FROM (
       spread_usd AS peak_spread_usd,
       est_profit_usd AS peak_est_profit_usd,
       newest_recv_ts_ms,
-      TRUE AS is_open
+      TRUE AS is_open,
+      executable_usd,
+      executable_size,
+      executable_profit_usd
     FROM tick_opens
     WHERE opens
     UNION ALL

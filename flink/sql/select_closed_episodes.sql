@@ -2,7 +2,8 @@
 -- them are at most stale + gap apart, so a gap of $session_gap_seconds s (one ms more) never
 -- splits one; it closes when the watermark is that far past its last evaluation (or the input
 -- ends). The last pass ended at the evaluation after it when one came within reach (then every
--- pass has one: successors >= quotes), else when its older side went stale.
+-- pass has one: successors >= quotes), else when its older side went stale. The executable_*
+-- are each the largest over the passes, like the peaks (services.common.episodes).
 -- A query, not a view: Flink 2.3 cannot expand a stored view holding a SESSION window with a
 -- PARTITION BY list ("Column not found"), so insert_episodes.sql embeds it.
 SELECT
@@ -21,7 +22,10 @@ SELECT
   MAX(CASE WHEN passing THEN spread_usd END) AS peak_spread_usd,
   MAX(CASE WHEN passing THEN est_profit_usd END) AS peak_est_profit_usd,
   MAX(CASE WHEN passing THEN newest_recv_ts_ms END) AS newest_recv_ts_ms,
-  FALSE AS is_open
+  FALSE AS is_open,
+  MAX(CASE WHEN passing THEN executable_usd END) AS executable_usd,
+  MAX(CASE WHEN passing THEN executable_size END) AS executable_size,
+  MAX(CASE WHEN passing THEN executable_profit_usd END) AS executable_profit_usd
 FROM TABLE(SESSION(
   TABLE tick_episode_rows PARTITION BY (symbol, buy_exchange, sell_exchange, start_ms),
   DESCRIPTOR(event_time),

@@ -18,6 +18,9 @@ CREATE TABLE $table (
   quote_age_ms BIGINT,
   newest_recv_ts_ms BIGINT,
   detected_ts_ms BIGINT,
+  executable_usd DOUBLE,
+  executable_size DOUBLE,
+  executable_profit_usd DOUBLE,
   v INT
 ) WITH (
 $sink_options

@@ -19,6 +19,8 @@ CREATE TABLE prices (
   trade_id STRING,
   ts_ms BIGINT,
   recv_ts_ms BIGINT,
+  -- a quote's depth ladder (view_valid_quotes.sql flattens it into per-size columns)
+  depth ARRAY<ROW<notional_usd DOUBLE, bid_px DOUBLE, ask_px DOUBLE>>,
   -- the record's place in its partition: arrival order, for the tick path (view_tick_pairs.sql)
   kafka_offset BIGINT METADATA FROM 'offset' VIRTUAL,
   event_time AS TO_TIMESTAMP_LTZ(COALESCE(ts_ms, 0), 3),

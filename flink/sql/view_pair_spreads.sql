@@ -1,6 +1,7 @@
 -- Every ordered pair of distinct venues in the same window: buy at b's ask, sell at s's bid.
 -- The arithmetic is flink.detection.pair_arithmetic, shared with the tick path; it mirrors
--- services.common.spread.pair_numbers operation for operation.
+-- services.common.spread.pair_numbers operation for operation; the executable_* columns are
+-- flink.detection.executable_columns, services.common.spread.executable.
 CREATE TEMPORARY VIEW pair_spreads AS
 SELECT
   CONCAT(b.symbol, '|', CAST($window_end_ms AS STRING), '|', b.exchange, '|', s.exchange) AS id,
@@ -14,6 +15,7 @@ SELECT
   s.bid AS sell_bid,
   s.bid_size AS sell_size,
 $pair_arithmetic,
+$executable_columns,
   $window_end_ms - LEAST(b.recv_ts_ms, s.recv_ts_ms) AS quote_age_ms,
   GREATEST(b.recv_ts_ms, s.recv_ts_ms) AS newest_recv_ts_ms,
   $now_ts_ms AS detected_ts_ms,
@@ -29,4 +31,4 @@ JOIN window_quotes AS s
   -- instead of one per side.
   AND b.bid <= b.ask AND s.bid <= s.ask
   AND COALESCE(b.bid_size, 0) >= 0 AND COALESCE(b.ask_size, 0) >= 0
-  AND COALESCE(s.bid_size, 0) >= 0 AND COALESCE(s.ask_size, 0) >= 0
+  AND COALESCE(s.bid_size, 0) >= 0 AND COALESCE(s.ask_size, 0) >= 0$depth_join_terms

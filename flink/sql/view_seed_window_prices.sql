@@ -1,6 +1,7 @@
 -- Seed-compatible mode (ARB_MODE=seed): the original design, kept to compare against.
 -- Per tumbling window, symbol and venue: the average trade price, used as both bid and ask
--- (no sizes, no book), so the pair view below yields "average price difference" spreads.
+-- (no sizes, no book, no ladder), so the pair view below yields "average price difference"
+-- spreads.
 CREATE TEMPORARY VIEW window_quotes AS
 SELECT
   symbol,
@@ -8,7 +9,7 @@ SELECT
   AVG(price) AS bid,
   CAST(NULL AS DOUBLE) AS bid_size,
   AVG(price) AS ask,
-  CAST(NULL AS DOUBLE) AS ask_size,
+  CAST(NULL AS DOUBLE) AS ask_size,$depth_columns
   MAX(recv_ts_ms) AS recv_ts_ms,
   $fee_case AS fee_bps,
   window_start,

@@ -18,6 +18,9 @@ SELECT
   spread_usd,
   net_spread_bps,
   est_profit_usd,
+  executable_usd,
+  executable_size,
+  executable_profit_usd,
   previous_tick_ts_ms,
   CASE WHEN previous_passing THEN LEAST(tick_ts_ms, previous_stale_until_ms) END
     AS previous_end_ms

@@ -1,7 +1,8 @@
 -- The tick path, step 4: the pair arithmetic and the alert rule at this quote (the tick), and
 -- the same for the pair's previous evaluation (previous_*), from the quotes it compared.
 -- live: both sides quoted within $stale_ms ms of the tick's event time, either way, so a venue
--- whose clock jumps cannot pair. stale_until_ms: when the older side goes stale.
+-- whose clock jumps cannot pair. stale_until_ms: when the older side goes stale. executable_*:
+-- over the two venues' latest ladders (flink.detection.executable_columns).
 -- Mirrors services.common.ticks.evaluate_pair.
 CREATE TEMPORARY VIEW tick_spreads AS
 SELECT *,
@@ -20,6 +21,7 @@ FROM (
     LEAST(previous_buy_ts_ms, previous_sell_ts_ms) + $stale_ms AS previous_stale_until_ms,
     GREATEST(buy_recv_ts_ms, sell_recv_ts_ms) AS newest_recv_ts_ms,
 $pair_arithmetic,
-$previous_pair_arithmetic
+$previous_pair_arithmetic,
+$executable_columns
   FROM tick_pairs
 )

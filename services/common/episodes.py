@@ -12,7 +12,9 @@ The Flink job writes two records per episode to ``arbitrage-episodes``, both wit
 quote only) and the closed one when the episode is over. Fields (event time, epoch ms):
 ``start_ms`` = the opening quote's ``ts_ms``; ``end_ms`` = when the last pass ended (the next
 evaluation, or the older side going stale when none came within reach); ``quotes`` = the
-passing evaluations.
+passing evaluations. ``executable_usd``/``_size``/``_profit_usd``: the opening quote's in the
+opened record; in the closed one each the largest over the passing evaluations (null when none
+had one), like the peaks, so the three need not come from the same quote.
 
 Capturable: a trader acting on the quotes gets them a feed latency late and needs the
 execution time on top, on both venues at once, so the spread must last at least
@@ -64,6 +66,12 @@ class _Open:
     successor_end_ts_ms: list[int] = field(default_factory=list)
 
 
+def _largest(values: Iterable[float | None]) -> float | None:
+    """The largest non-null value, as SQL's MAX: None when there is none."""
+    present = [v for v in values if v is not None]
+    return max(present) if present else None
+
+
 def _record(symbol: str, buy: str, sell: str, start_ms: int, end_ms: int,
             passing: list[TickEvaluation], settings: DetectionSettings, *, is_open: bool,
             ) -> Episode:
@@ -74,6 +82,7 @@ def _record(symbol: str, buy: str, sell: str, start_ms: int, end_ms: int,
         total += n.net_spread_bps
     needed = required_ms(settings.latency_ms(buy), settings.latency_ms(sell),
                          settings.execution_ms)
+    at_depth = [e.executable for e in passing if e.executable is not None]
     return Episode(
         id=episode_id(symbol, buy, sell, start_ms),
         symbol=symbol,
@@ -91,6 +100,9 @@ def _record(symbol: str, buy: str, sell: str, start_ms: int, end_ms: int,
         capturable=end_ms - start_ms >= needed,
         is_open=is_open,
         newest_recv_ts_ms=max(e.newest_recv_ts_ms or 0 for e in passing),
+        executable_usd=_largest(x.usd for x in at_depth),
+        executable_size=_largest(x.size for x in at_depth),
+        executable_profit_usd=_largest(x.profit_usd for x in at_depth),
     )
 
 

@@ -11,7 +11,8 @@ here, the Flink column lists (flink.detection) and the history store's SQLite ta
 
 Parsers are pure: bytes in, a frozen dataclass out, or :class:`RecordError` with a short
 ``reason`` that callers use as a metric label. Unknown fields are ignored so that newer writers
-do not break older readers.
+do not break older readers; fields added later (a quote's ``depth``, the ``executable_*`` of
+spreads and episodes) read as None when an older writer left them out.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import math
 import types
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
+from typing import Any, TypeAlias, TypeVar, Union, get_args, get_origin, get_type_hints
 
 from services.common.exceptions import RecordError
 
@@ -31,6 +32,8 @@ SCHEMA_VERSION = 1
 VERSION_FIELD = "v"
 SIDES = ("buy", "sell")
 INT64_MAX = 2**63 - 1
+#: Most entries a quote's depth ladder may have (a bound on what one record can make us read).
+MAX_DEPTH_LEVELS = 32
 
 #: Reads one field from a decoded JSON object: (object, key, optional) -> value.
 Reader = Callable[[dict[str, Any], str, bool], Any]
@@ -122,8 +125,64 @@ def _truthy(obj: dict[str, Any], key: str, optional: bool = False) -> bool:
     return bool(obj.get(key, False))
 
 
+@dataclass(frozen=True, slots=True)
+class DepthLevel:
+    """One size of a quote's depth ladder: the volume-weighted prices (USD, after fx, like
+    ``bid``/``ask``) at which ``notional_usd`` worth of the base asset could be sold into the
+    bids now (``bid_px``) and bought from the asks (``ask_px``); None where the book the producer
+    keeps is too thin for that size."""
+
+    notional_usd: float
+    bid_px: float | None
+    ask_px: float | None
+
+
+#: A quote's ladder: one level per configured size (ARB_DEPTH_NOTIONALS_USD), increasing.
+Ladder: TypeAlias = tuple[DepthLevel, ...]
+
+
+def _depth_error(detail: str) -> RecordError:
+    return RecordError("bad_depth", detail[:120])
+
+
+def _depth_px(entry: dict[str, Any], key: str, where: str) -> float | None:
+    value = entry.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _depth_error(f"{where}.{key}={value!r}")
+    number = float(value) if abs(value) < 1e308 else math.inf
+    if not math.isfinite(number) or number <= 0:
+        raise _depth_error(f"{where}.{key}={value!r}")
+    return number
+
+
+def _ladder(obj: dict[str, Any], key: str, optional: bool = False) -> Ladder | None:
+    """A depth ladder: absent or null is None (the venue sends no book); anything else must be
+    a list of at most :data:`MAX_DEPTH_LEVELS` objects, ``notional_usd`` finite, > 0 and
+    strictly increasing, each price null or finite and > 0; else ``bad_depth``."""
+    value = obj.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        raise _depth_error(f"{key} is {type(value).__name__}, not a list")
+    if len(value) > MAX_DEPTH_LEVELS:
+        raise _depth_error(f"{key} has {len(value)} levels")
+    levels = []
+    for i, entry in enumerate(value):
+        where = f"{key}[{i}]"
+        if not isinstance(entry, dict):
+            raise _depth_error(f"{where} is {type(entry).__name__}, not an object")
+        notional = _depth_px(entry, "notional_usd", where)
+        if notional is None:
+            raise _depth_error(f"{where}.notional_usd missing")
+        levels.append(DepthLevel(notional, _depth_px(entry, "bid_px", where),
+                                 _depth_px(entry, "ask_px", where)))
+    return check_depth(tuple(levels), key)
+
+
 #: The plain reader of each field type.
-_READERS: dict[type, Reader] = {str: _str, int: _int, float: _num, bool: _flag}
+_READERS: dict[Any, Reader] = {str: _str, int: _int, float: _num, bool: _flag, Ladder: _ladder}
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +202,9 @@ class Quote:
     recv_ts_ms: int
     exchange_ts_ms: int | None
     refresh: bool = field(default=False, metadata=_wire(read=_truthy))
+    #: The depth ladder (:class:`DepthLevel` per configured size, increasing); None: this venue
+    #: sends top of book only.
+    depth: Ladder | None = None
     type: str = field(default="quote", metadata=_HEADER)
     v: int = field(default=SCHEMA_VERSION, metadata=_HEADER)
 
@@ -175,6 +237,13 @@ class Spread:
     alert rule). ``newest_recv_ts_ms`` (receive time of the newest contributing quote) is an
     addition to DESIGN.md's field list so that detection and delivery latency can be measured
     downstream; a record without it (an older writer), or with 0, reads as ``window_end_ms``.
+
+    ``executable_usd``: the largest ladder notional N at which buying at the buy venue's
+    ``ask_px(N)`` and selling at the sell venue's ``bid_px(N)`` still passes the alert rule;
+    ``executable_size`` = N / ask_px(N) in the base asset; ``executable_profit_usd`` the profit
+    at that size net of both taker fees (services.common.spread.executable). All three null
+    where no size passes, a side has no price at a size, or a quote carries no ladder of the
+    configured sizes.
     """
 
     id: str
@@ -195,6 +264,9 @@ class Spread:
     quote_age_ms: int
     newest_recv_ts_ms: int = field(metadata=_wire(fallback="window_end_ms"))
     detected_ts_ms: int | None = None
+    executable_usd: float | None = None
+    executable_size: float | None = None
+    executable_profit_usd: float | None = None
     v: int = field(default=SCHEMA_VERSION, metadata=_HEADER)
 
 
@@ -210,6 +282,10 @@ class Episode:
     ``quotes`` counts the quotes at which the pair passed. ``capturable``: ``duration_ms >=
     required_ms`` (slower venue's p99 feed latency + execution time). See
     services.common.episodes.
+
+    ``executable_usd``, ``executable_size``, ``executable_profit_usd`` (see :class:`Spread`):
+    in the opened record, the opening quote's; in the closed one, each the largest over the
+    passing quotes, as the other peaks are (so not necessarily all three from one quote).
     """
 
     id: str
@@ -229,6 +305,9 @@ class Episode:
     is_open: bool
     newest_recv_ts_ms: int
     detected_ts_ms: int | None = None
+    executable_usd: float | None = None
+    executable_size: float | None = None
+    executable_profit_usd: float | None = None
     v: int = field(default=SCHEMA_VERSION, metadata=_HEADER)
 
     @property
@@ -248,8 +327,8 @@ class FieldSpec:
     """One declared field as every copy of a schema needs it."""
 
     name: str
-    #: The value's type: str, int, float or bool.
-    kind: type
+    #: The value's type: str, int, float, bool or :data:`Ladder`.
+    kind: Any
     #: May be null on the wire (None in Python).
     optional: bool
     #: ``v`` or ``type``: part of the envelope, not of the record's data.
@@ -361,13 +440,39 @@ def check_size(value: float | None, name: str) -> float | None:
     return value
 
 
+def check_depth(depth: Ladder | None, name: str = "depth") -> Ladder | None:
+    """A ladder is optional; when present, at most :data:`MAX_DEPTH_LEVELS` levels, notionals
+    finite, > 0 and strictly increasing, prices null or finite and > 0 (``bad_depth``)."""
+    if depth is None:
+        return None
+    if len(depth) > MAX_DEPTH_LEVELS:
+        raise _depth_error(f"{name} has {len(depth)} levels")
+    previous = 0.0
+    for i, level in enumerate(depth):
+        if not isinstance(level, DepthLevel):
+            raise _depth_error(f"{name}[{i}] is {type(level).__name__}")
+        for key, value in (("notional_usd", level.notional_usd), ("bid_px", level.bid_px),
+                           ("ask_px", level.ask_px)):
+            if value is None and key != "notional_usd":
+                continue
+            if (isinstance(value, bool) or not isinstance(value, int | float)
+                    or not math.isfinite(value) or value <= 0):
+                raise _depth_error(f"{name}[{i}].{key}={value!r}")
+        if level.notional_usd <= previous:
+            raise _depth_error(f"{name}[{i}].notional_usd={level.notional_usd!r} not increasing")
+        previous = level.notional_usd
+    return depth
+
+
 def validate_quote(quote: Quote) -> Quote:
-    """Reject what no detector should see: bad prices, bad sizes, a crossed book."""
+    """Reject what no detector should see: bad prices, bad sizes, a crossed book, a bad
+    ladder."""
     check_price(quote.bid, "bid")
     check_price(quote.ask, "ask")
     check_price(quote.fx_to_usd, "fx_to_usd")
     check_size(quote.bid_size, "bid_size")
     check_size(quote.ask_size, "ask_size")
+    check_depth(quote.depth)
     if quote.bid >= quote.ask:
         raise RecordError("crossed_book", f"bid={quote.bid} ask={quote.ask}")
     return quote

@@ -98,7 +98,7 @@ def detect(raw_records: Iterable[bytes | str], settings: DetectionSettings) -> D
 
 def _window_quote(quote: Quote) -> WindowQuote:
     return WindowQuote(quote.exchange, quote.bid, quote.bid_size, quote.ask, quote.ask_size,
-                       quote.recv_ts_ms)
+                       quote.recv_ts_ms, quote.depth)
 
 
 def _average_quote(exchange: str, price_sum: float, count: float, newest_recv_ts_ms: float,

@@ -3,6 +3,8 @@
 Buy at venue X's ask, sell at venue Y's bid. :func:`pair_numbers` is the one definition, used by
 the window path, the tick path and the Python reference; ``flink.detection.pair_arithmetic``
 writes the same operations in the same order as SQL, so both give the same IEEE-754 doubles.
+:func:`executable` applies the same arithmetic and rule to the depth ladders, size by size
+(``flink.detection.executable_columns`` is its SQL).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from services.common.config import DetectionSettings
-from services.common.messages import Spread, spread_id
+from services.common.messages import Ladder, Spread, spread_id
 
 BPS = 10000
 
@@ -25,6 +27,7 @@ class WindowQuote:
     ask: float
     ask_size: float | None
     recv_ts_ms: int
+    depth: Ladder | None = None
 
 
 def _min_size(a: float | None, b: float | None) -> float | None:
@@ -67,6 +70,49 @@ def passes_rule(spread_usd: float, spread_bps: float, net_spread_bps: float,
     return settings.min_net_bps is None or net_spread_bps >= settings.min_net_bps
 
 
+@dataclass(frozen=True, slots=True)
+class Executable:
+    """The largest ladder size at which a pair still passes the alert rule, and what it earns."""
+
+    #: The ladder notional N (USD).
+    usd: float
+    #: N / the buy venue's VWAP ask at N, in the base asset.
+    size: float
+    #: Profit at that size, net of both taker fees.
+    profit_usd: float
+
+
+def ladder_matches(depth: Ladder | None, notionals_usd: tuple[float, ...]) -> bool:
+    """Whether a ladder has exactly the configured sizes, in order: any other (another
+    producer's configuration, a truncated ladder) counts as no depth."""
+    return (depth is not None and len(depth) == len(notionals_usd) and len(depth) > 0
+            and all(level.notional_usd == n for level, n in zip(depth, notionals_usd,
+                                                                   strict=True)))
+
+
+def executable(buy_depth: Ladder | None, buy_fee_bps: float, sell_depth: Ladder | None,
+               sell_fee_bps: float, settings: DetectionSettings) -> Executable | None:
+    """The largest configured size N (scanned largest first) at which buying N worth at the buy
+    venue's VWAP ask and selling it at the sell venue's VWAP bid passes :func:`passes_rule`,
+    with :func:`pair_numbers` at size q = N / ask_px on both sides; None when no size passes,
+    a side has no price at the sizes that would, or either ladder is not the configured one."""
+    notionals = settings.depth_notionals_usd
+    if (buy_depth is None or sell_depth is None or not ladder_matches(buy_depth, notionals)
+            or not ladder_matches(sell_depth, notionals)):
+        return None
+    for i in range(len(notionals) - 1, -1, -1):
+        ask_px, bid_px = buy_depth[i].ask_px, sell_depth[i].bid_px
+        if ask_px is None or bid_px is None:
+            continue
+        size = notionals[i] / ask_px
+        n = pair_numbers(ask_px, size, buy_fee_bps, bid_px, size, sell_fee_bps)
+        # est_profit_usd is set: both sizes are
+        if (n.est_profit_usd is not None
+                and passes_rule(n.spread_usd, n.spread_bps, n.net_spread_bps, settings)):
+            return Executable(notionals[i], size, n.est_profit_usd)
+    return None
+
+
 def pair_spread(
     symbol: str,
     window_start_ms: int,
@@ -76,8 +122,9 @@ def pair_spread(
     settings: DetectionSettings,
 ) -> Spread:
     """Spread of buying at ``buy.ask`` and selling at ``sell.bid``, net of both taker fees."""
-    n = pair_numbers(buy.ask, buy.ask_size, settings.fee_bps(buy.exchange),
-                     sell.bid, sell.bid_size, settings.fee_bps(sell.exchange))
+    buy_fee_bps, sell_fee_bps = settings.fee_bps(buy.exchange), settings.fee_bps(sell.exchange)
+    n = pair_numbers(buy.ask, buy.ask_size, buy_fee_bps, sell.bid, sell.bid_size, sell_fee_bps)
+    x = executable(buy.depth, buy_fee_bps, sell.depth, sell_fee_bps, settings)
     return Spread(
         id=spread_id(symbol, window_end_ms, buy.exchange, sell.exchange),
         symbol=symbol,
@@ -96,6 +143,9 @@ def pair_spread(
         est_profit_usd=n.est_profit_usd,
         quote_age_ms=window_end_ms - min(buy.recv_ts_ms, sell.recv_ts_ms),
         newest_recv_ts_ms=max(buy.recv_ts_ms, sell.recv_ts_ms),
+        executable_usd=None if x is None else x.usd,
+        executable_size=None if x is None else x.size,
+        executable_profit_usd=None if x is None else x.profit_usd,
     )
 
 

@@ -15,6 +15,8 @@ then every ordered pair that includes the venue is evaluated, buy side first:
 - the pair arithmetic of :func:`services.common.spread.pair_numbers`, and **passing** = live and
   the alert rule (:func:`services.common.spread.passes_rule`, the bad-quote guard included).
 - **stale_until_ms**: when the older of the two quotes goes stale (its ``ts_ms`` + stale).
+- **executable**: :func:`services.common.spread.executable` over the two quotes' ladders (each
+  venue's latest quote's own ladder: a quote without one leaves the venue without depth).
 
 A passing evaluation holds until the pair's next evaluation or until ``stale_until_ms``,
 whichever comes first; ``previous_end_ms`` on an evaluation is that end for the one before it,
@@ -29,7 +31,7 @@ from dataclasses import dataclass
 from services.common.config import DetectionSettings
 from services.common.exceptions import RecordError
 from services.common.messages import Quote, parse_price_record
-from services.common.spread import PairNumbers, pair_numbers, passes_rule
+from services.common.spread import Executable, PairNumbers, executable, pair_numbers, passes_rule
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +50,7 @@ class TickEvaluation:
     previous_passing: bool
     previous_end_ms: int | None
     previous_tick_ts_ms: int | None
+    executable: Executable | None = None
 
     @property
     def direction(self) -> tuple[str, str, str]:
@@ -65,16 +68,20 @@ def _live(tick_ts_ms: int, quote: Quote, stale_ms: int) -> bool:
 
 
 def evaluate_pair(tick_ts_ms: int, buy: Quote | None, sell: Quote | None,
-                  settings: DetectionSettings) -> tuple[bool, bool, PairNumbers | None]:
-    """(live, passing, numbers) of buying at ``buy`` and selling at ``sell`` at this tick."""
+                  settings: DetectionSettings,
+                  ) -> tuple[bool, bool, PairNumbers | None, Executable | None]:
+    """(live, passing, numbers, executable) of buying at ``buy`` and selling at ``sell`` at this
+    tick."""
     if buy is None or sell is None:
-        return False, False, None
+        return False, False, None, None
     live = _live(tick_ts_ms, buy, settings.stale_ms) and _live(tick_ts_ms, sell, settings.stale_ms)
-    numbers = pair_numbers(buy.ask, buy.ask_size, settings.fee_bps(buy.exchange),
-                           sell.bid, sell.bid_size, settings.fee_bps(sell.exchange))
+    buy_fee_bps, sell_fee_bps = settings.fee_bps(buy.exchange), settings.fee_bps(sell.exchange)
+    numbers = pair_numbers(buy.ask, buy.ask_size, buy_fee_bps,
+                           sell.bid, sell.bid_size, sell_fee_bps)
     passing = live and passes_rule(numbers.spread_usd, numbers.spread_bps,
                                    numbers.net_spread_bps, settings)
-    return live, passing, numbers
+    return live, passing, numbers, executable(buy.depth, buy_fee_bps, sell.depth, sell_fee_bps,
+                                              settings)
 
 
 def evaluate_ticks(raw_records: Iterable[bytes | str], settings: DetectionSettings,
@@ -102,7 +109,7 @@ def evaluate_ticks(raw_records: Iterable[bytes | str], settings: DetectionSettin
             if record.exchange not in (buy_venue, sell_venue):
                 continue
             buy, sell = book.get(buy_venue), book.get(sell_venue)
-            live, passing, numbers = evaluate_pair(tick, buy, sell, settings)
+            live, passing, numbers, at_depth = evaluate_pair(tick, buy, sell, settings)
             stale_until = newest = None
             if buy is not None and sell is not None:
                 stale_until = min(buy.ts_ms, sell.ts_ms) + settings.stale_ms
@@ -119,5 +126,6 @@ def evaluate_ticks(raw_records: Iterable[bytes | str], settings: DetectionSettin
                 newest_recv_ts_ms=newest, stale_until_ms=stale_until,
                 previous_passing=previous_passing, previous_end_ms=previous_end,
                 previous_tick_ts_ms=None if before is None else before[2],
+                executable=at_depth,
             )
             previous[key] = (passing, stale_until, tick)

@@ -164,3 +164,44 @@ def test_wire_format_round_trip_and_rejections() -> None:
     for key, bad in (("capturable", "yes"), ("quotes", 1.5), ("id", None)):
         with pytest.raises(RecordError):
             parse_episode(json.dumps({**obj, key: bad}))
+
+
+# -- depth: the executable size of an episode ---------------------------------------------------
+
+DEPTH = DetectionSettings(venues=("coinbase", "binance"), min_spread_usd=1.0,
+                          taker_fee_bps={"coinbase": 0.0, "binance": 0.0}, max_spread_bps=2000.0,
+                          stale_ms=1000, episode_gap_ms=200, depth_notionals_usd=(100.0, 1000.0))
+
+
+def deep_quote(exchange: str, at_ms: int, bid: float, steps: tuple[float, ...] | None) -> bytes:
+    """A quote (ask = bid + 1) whose ladder's VWAPs lie ``steps`` beyond its top of book."""
+    from services.common.messages import DepthLevel
+
+    depth = None if steps is None else tuple(
+        DepthLevel(n, bid - s, bid + 1 + s) for n, s in zip((100.0, 1000.0), steps, strict=True))
+    return to_json(Quote(exchange=exchange, symbol="BTC-USD", venue_symbol="X", bid=bid,
+                         bid_size=1.0, ask=bid + 1, ask_size=1.0, quote_ccy="USD",
+                         fx_to_usd=1.0, ts_ms=T0 + at_ms, recv_ts_ms=T0 + at_ms,
+                         exchange_ts_ms=None, depth=depth))
+
+
+def test_an_episode_carries_the_opening_quotes_then_the_largest_executable_size() -> None:
+    # Coinbase asks 101 at the top, 101.5 / 102 for $100 / $1k. Binance bids 105: $1k passes
+    # (105 - 2 = 103 > 102); then only $100 does (103.5 - 0.5 = 103 over 101.5; 103.5 - 3 =
+    # 100.5 < 102); then no ladder at all, which must not let the $1k one through.
+    records = [deep_quote("coinbase", 0, 100.0, (0.5, 1.0)),
+               deep_quote("binance", 10, 105.0, (1.0, 2.0)),
+               deep_quote("binance", 20, 103.5, (0.5, 3.0)),
+               deep_quote("binance", 30, 104.0, None)]
+    evaluations = [e for e in evaluate_ticks(records, DEPTH)
+                   if (e.buy_exchange, e.passing) == ("coinbase", True)]
+    assert [None if e.executable is None else e.executable.usd for e in evaluations] == [
+        1000.0, 100.0, None]
+    assert evaluations[0].executable.size == 1000.0 / 102.0
+    assert evaluations[0].executable.profit_usd == pytest.approx(1000.0 * 1 / 102)
+    opened, closed = episode_records(evaluate_ticks(records, DEPTH), DEPTH)
+    assert (opened.is_open, opened.executable_usd, opened.executable_size) == (
+        True, 1000.0, 1000.0 / 102.0)
+    assert (closed.executable_usd, closed.executable_size) == (1000.0, 1000.0 / 102.0)
+    assert closed.executable_profit_usd == pytest.approx(1000.0 * 1 / 102)
+    assert parse_episode(to_json(closed)) == closed

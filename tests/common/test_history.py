@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from contextlib import closing
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import pytest
@@ -28,8 +28,17 @@ from services.common.history import (
     summarize,
     utc_day_start_ts_ms,
 )
-from services.common.messages import Spread
+from services.common.history.schema import ALERTS, EPISODES
+from services.common.messages import Episode, Spread, episode_id
 from tests.support.alerts import WINDOW_END_MS, make_spread
+
+
+def make_episode() -> Episode:
+    return Episode(id=episode_id("BTC-USD", "coinbase", "binance", 1000), symbol="BTC-USD",
+                   buy_exchange="coinbase", sell_exchange="binance", start_ms=1000, end_ms=1600,
+                   duration_ms=600, quotes=4, peak_net_spread_bps=9.5, mean_net_spread_bps=6.0,
+                   peak_est_profit_usd=None, peak_spread_usd=80.0, required_ms=550,
+                   capturable=True, is_open=False, newest_recv_ts_ms=1590, detected_ts_ms=1700)
 
 
 @pytest.fixture
@@ -184,12 +193,17 @@ CREATE INDEX alerts_newest ON alerts (window_end_ms DESC, received_ts_ms DESC);
 """
 
 
+#: Declared with depth (issue 16); no store written before it has them.
+EXECUTABLE_FIELDS = ("executable_usd", "executable_size", "executable_profit_usd")
+
+
 def write_v0_store(path: Path, spreads: list[Spread]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with closing(sqlite3.connect(path)) as conn, conn:
         conn.executescript(V0_SCHEMA)
         for spread in spreads:
-            values = {k: v for k, v in asdict(spread).items() if k != "v"}
+            values = {k: v for k, v in asdict(spread).items()
+                      if k != "v" and k not in EXECUTABLE_FIELDS}
             values.update(status=DELIVERED, attempts=2, received_ts_ms=7, delivered_ts_ms=9,
                           updated_ts_ms=9)
             conn.execute(
@@ -221,6 +235,54 @@ def test_old_store_is_migrated_keeping_every_row(db_path: Path) -> None:
     assert read_counts(db_path)[SUPPRESSED] == 1
     with AlertHistory(db_path) as reopened:  # a second open changes nothing
         assert len(reopened.recent()) == 4
+
+
+def write_pre_depth_store(path: Path, spread: Spread, episode: Episode) -> None:
+    """A version 3 store as written before the executable fields were declared, one row each."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with closing(sqlite3.connect(path)) as conn, conn:
+        for table, record, store_values in (
+            (ALERTS, spread, {"status": DELIVERED, "attempts": 1, "received_ts_ms": 7,
+                              "delivered_ts_ms": 9, "updated_ts_ms": 9}),
+            (EPISODES, episode, {"received_ts_ms": 7, "updated_ts_ms": 9}),
+        ):
+            columns = [c for c in table.columns() if c.name not in EXECUTABLE_FIELDS]
+            conn.execute(f"CREATE TABLE {table.name} ({', '.join(c.ddl() for c in columns)})")
+            values = {k: v for k, v in asdict(record).items()
+                      if k != "v" and k not in EXECUTABLE_FIELDS}
+            values.update(store_values)
+            conn.execute(
+                f"INSERT INTO {table.name} ({', '.join(values)}) "  # noqa: S608 - test data
+                f"VALUES ({', '.join('?' for _ in values)})",
+                list(values.values()),
+            )
+        conn.execute("PRAGMA user_version = 3")
+
+
+def test_a_store_from_before_depth_gets_the_executable_columns(db_path: Path) -> None:
+    old_spread, old_episode = make_spread(), make_episode()
+    write_pre_depth_store(db_path, old_spread, old_episode)
+    with closing(sqlite3.connect(db_path)) as conn:
+        before = {r[1] for r in conn.execute("PRAGMA table_info(alerts)")}
+    assert not before & set(EXECUTABLE_FIELDS)
+
+    with AlertHistory(db_path) as history:
+        [kept] = history.recent()
+        new = replace(make_spread(window_end_ms=WINDOW_END_MS + 1000), executable_usd=10000.0,
+                      executable_size=0.15, executable_profit_usd=4.5)
+        history.record(new)
+        stored_new = history.get(new.id)
+        [kept_episode] = history.recent_episodes()
+
+    assert kept.to_spread() == old_spread  # the old row reads, its new fields null
+    assert (kept.executable_usd, kept.executable_size, kept.executable_profit_usd) == (
+        None, None, None)
+    assert kept_episode.to_episode() == old_episode
+    assert stored_new is not None and stored_new.to_spread() == new
+    with closing(sqlite3.connect(db_path)) as conn:
+        for table in ("alerts", "episodes"):
+            after = [r[1] for r in conn.execute(f"PRAGMA table_info({table})")]
+            assert after[-3:] == list(EXECUTABLE_FIELDS)
 
 
 #: Version 2's episodes table: runs of alert windows (the window path's episodes).

@@ -110,6 +110,9 @@ def test_a_version_0_store_is_drift_until_migrated(db_path: Path) -> None:
     with closing(sqlite3.connect(db_path)) as conn:
         conn.row_factory = sqlite3.Row
         assert table_drift(conn, ALERTS) == [
+            "alerts: lacks executable_usd REAL",
+            "alerts: lacks executable_size REAL",
+            "alerts: lacks executable_profit_usd REAL",
             "alerts: lacks suppressed_by TEXT",
             f"alerts: status is checked against {STATUSES[:-1]}, declared {STATUSES} "
             "(a table rebuild is needed)"]
@@ -131,21 +134,21 @@ def test_a_new_optional_field_becomes_a_column_of_an_existing_store(
 ) -> None:
     AlertHistory(db_path).close()  # today's store
     grown = declare_alerts(monkeypatch, redeclared(AlertRecord, extra=(
-        ("executable_usd", float | None),)))
+        ("slippage_usd", float | None),)))
 
     AlertHistory(db_path).close()
 
     assert columns_on_disk(db_path, "alerts") == declared_columns(grown)
-    assert columns_on_disk(db_path, "alerts")[-1] == ("executable_usd", "REAL")
+    assert columns_on_disk(db_path, "alerts")[-1] == ("slippage_usd", "REAL")
 
 
 def test_a_new_required_field_without_a_migration_is_refused(
     db_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     AlertHistory(db_path).close()
-    declare_alerts(monkeypatch, redeclared(AlertRecord, extra=(("executable_usd", float),)))
+    declare_alerts(monkeypatch, redeclared(AlertRecord, extra=(("slippage_usd", float),)))
 
-    with pytest.raises(StoreSchemaError, match="alerts: lacks executable_usd REAL NOT NULL"):
+    with pytest.raises(StoreSchemaError, match="alerts: lacks slippage_usd REAL NOT NULL"):
         AlertHistory(db_path)
 
 

@@ -9,8 +9,11 @@ import pytest
 
 from services.common.exceptions import RecordError
 from services.common.messages import (
+    MAX_DEPTH_LEVELS,
     RECORDS,
+    DepthLevel,
     Episode,
+    Ladder,
     Quote,
     Spread,
     Trade,
@@ -32,7 +35,9 @@ def quote(**changes: object) -> Quote:
     fields = {"exchange": "binance", "symbol": "BTC-USD", "venue_symbol": "BTCUSDT",
               "bid": 60000.0, "bid_size": 1.5, "ask": 60000.01, "ask_size": None,
               "quote_ccy": "USDT", "fx_to_usd": 1.0003, "ts_ms": 1_700_000_000_500,
-              "recv_ts_ms": 1_700_000_000_000, "exchange_ts_ms": None, "refresh": True}
+              "recv_ts_ms": 1_700_000_000_000, "exchange_ts_ms": None, "refresh": True,
+              "depth": (DepthLevel(1000.0, 59999.5, 60000.4),
+                        DepthLevel(10000.0, 59990.25, None))}
     fields.update(changes)
     return Quote(**fields)
 
@@ -130,10 +135,10 @@ def test_each_declared_field_is_read_as_declared(record: type, spec: object) -> 
             parse(json.dumps(obj))
         absent = "bad_field" if spec.kind is bool else "missing_field"
         assert (err.value.reason, err.value.detail) == (absent, spec.name)
-    wrong = {str: 12, int: "12", float: "1.5", bool: "true"}[spec.kind]
+    wrong = {str: 12, int: "12", float: "1.5", bool: "true", Ladder: "1.5"}[spec.kind]
     with pytest.raises(RecordError) as err:
         parse(json.dumps({**obj, spec.name: wrong}))
-    assert err.value.reason == "bad_field"
+    assert err.value.reason == ("bad_depth" if spec.kind is Ladder else "bad_field")
 
 
 def test_fields_with_their_own_rule() -> None:
@@ -148,14 +153,14 @@ def test_fields_with_their_own_rule() -> None:
 
 
 def test_a_field_added_to_the_declaration_is_required_by_its_parser() -> None:
-    grown = redeclared(Spread, extra=(("executable_usd", float | None), ("fills", int)))
+    grown = redeclared(Spread, extra=(("slippage_usd", float | None), ("fills", int)))
     obj = json.loads(to_json(make_spread()))
 
     with pytest.raises(RecordError) as err:
         parse_fields(grown, obj)
     assert (err.value.reason, err.value.detail) == ("missing_field", "fills")
     parsed = parse_fields(grown, {**obj, "fills": 3})
-    assert (parsed.executable_usd, parsed.fills) == (None, 3)
+    assert (parsed.slippage_usd, parsed.fills) == (None, 3)
 
 
 def test_column_drift_names_each_problem() -> None:
@@ -168,3 +173,89 @@ def test_column_drift_names_each_problem() -> None:
     assert column_drift(declared, reordered, "copy") == [
         "copy: columns in another order than declared"]
     assert column_drift(declared, reordered, "copy", ordered=False) == []
+
+
+# -- depth ladders --------------------------------------------------------------------------------
+
+def _with_depth(depth: object) -> str:
+    obj = json.loads(to_json(quote()))
+    return json.dumps({**obj, "depth": depth})
+
+
+def test_a_ladder_round_trips_with_its_nulls() -> None:
+    parsed = parse_price_record(to_json(quote()))
+    assert parsed.depth == (DepthLevel(1000.0, 59999.5, 60000.4),
+                            DepthLevel(10000.0, 59990.25, None))
+    assert json.loads(to_json(quote()))["depth"][1] == {
+        "notional_usd": 10000.0, "bid_px": 59990.25, "ask_px": None}
+
+
+def test_a_quote_without_depth_still_reads() -> None:
+    for depth in (None, "absent"):
+        obj = json.loads(to_json(quote()))
+        if depth == "absent":
+            del obj["depth"]
+        else:
+            obj["depth"] = None
+        assert parse_price_record(json.dumps(obj)).depth is None
+    assert parse_price_record(_with_depth([])).depth == ()
+    assert parse_price_record(_with_depth([{"notional_usd": 5}])).depth == (
+        DepthLevel(5.0, None, None),)
+
+
+@pytest.mark.parametrize("depth", [
+    {"notional_usd": 1000.0, "bid_px": 1.0, "ask_px": 2.0},  # an object, not a list
+    "1000",
+    [1000.0],
+    [None],
+    [{"bid_px": 1.0, "ask_px": 2.0}],  # no notional
+    [{"notional_usd": 0, "bid_px": 1.0, "ask_px": 2.0}],
+    [{"notional_usd": -1000.0, "bid_px": 1.0, "ask_px": 2.0}],
+    [{"notional_usd": "1000", "bid_px": 1.0, "ask_px": 2.0}],
+    [{"notional_usd": True, "bid_px": 1.0, "ask_px": 2.0}],
+    [{"notional_usd": 1e400, "bid_px": 1.0, "ask_px": 2.0}],  # Infinity once read
+    [{"notional_usd": 10**400, "bid_px": 1.0, "ask_px": 2.0}],  # an integer too large
+    [{"notional_usd": 1000.0, "bid_px": -1.0, "ask_px": 2.0}],
+    [{"notional_usd": 1000.0, "bid_px": 1.0, "ask_px": 0}],
+    [{"notional_usd": 1000.0, "bid_px": "1.0", "ask_px": 2.0}],
+    [{"notional_usd": 1000.0, "bid_px": 1.0, "ask_px": 2.0},
+     {"notional_usd": 1000.0, "bid_px": 1.0, "ask_px": 2.0}],  # not increasing
+    [{"notional_usd": 10000.0, "bid_px": 1.0, "ask_px": 2.0},
+     {"notional_usd": 1000.0, "bid_px": 1.0, "ask_px": 2.0}],
+    [{"notional_usd": float(n + 1)} for n in range(MAX_DEPTH_LEVELS + 1)],
+], ids=lambda d: json.dumps(d)[:40])
+def test_a_hostile_ladder_is_a_bad_depth(depth: object) -> None:
+    with pytest.raises(RecordError) as err:
+        parse_price_record(_with_depth(depth))
+    assert err.value.reason == "bad_depth"
+
+
+def test_nan_in_a_ladder_is_a_bad_depth() -> None:
+    raw = _with_depth([{"notional_usd": 1000.0, "bid_px": 1.0, "ask_px": 2.0}])
+    with pytest.raises(RecordError) as err:
+        parse_price_record(raw.replace('"bid_px": 1.0', '"bid_px": NaN'))
+    assert err.value.reason == "bad_depth"
+
+
+def test_a_constructed_quote_with_a_bad_ladder_fails_validation() -> None:
+    from services.common.messages import validate_quote
+
+    bad = quote(depth=(DepthLevel(1000.0, float("nan"), 1.0),))
+    with pytest.raises(RecordError) as err:
+        validate_quote(bad)
+    assert err.value.reason == "bad_depth"
+    assert validate_quote(quote()) == quote()
+
+
+def test_older_spreads_and_episodes_read_with_null_executable_fields() -> None:
+    for record, parse in ((make_spread(), parse_spread), (episode(), parse_episode)):
+        obj = json.loads(to_json(record))
+        for name in ("executable_usd", "executable_size", "executable_profit_usd"):
+            del obj[name]
+        parsed = parse(json.dumps(obj))
+        assert (parsed.executable_usd, parsed.executable_size,
+                parsed.executable_profit_usd) == (None, None, None)
+    grown = Spread(**{**{f: getattr(make_spread(), f) for f in make_spread().__slots__},
+                      "executable_usd": 1000.0, "executable_size": 0.02,
+                      "executable_profit_usd": 1.25})
+    assert parse_spread(to_json(grown)).executable_profit_usd == 1.25

@@ -10,11 +10,16 @@ from typing import Any
 
 T0 = 1_700_000_000_000
 FEES = "coinbase=60,binance=10,kraken=20"
+#: The configured ladder sizes (ARB_DEPTH_NOTIONALS_USD's default).
+NOTIONALS_USD = (1000.0, 10000.0, 100000.0)
 
 
 def quote(exchange: str, symbol: str, bid: float, ask: float, at_ms: int, *,
           recv_ms: int | None = None, refresh: bool = False, bid_size: float | None = 1.5,
-          ask_size: float | None = 2.0, quote_ccy: str = "USD", fx_to_usd: float = 1.0) -> bytes:
+          ask_size: float | None = 2.0, quote_ccy: str = "USD", fx_to_usd: float = 1.0,
+          depth: Any = None) -> bytes:
+    """A quote record; ``depth`` goes on the wire as given (see :func:`ladder`), left out when
+    None, as an older producer does."""
     record: dict[str, Any] = {
         "v": 1, "type": "quote", "exchange": exchange, "symbol": symbol,
         "venue_symbol": symbol.replace("-", ""), "bid": bid, "bid_size": bid_size, "ask": ask,
@@ -22,7 +27,100 @@ def quote(exchange: str, symbol: str, bid: float, ask: float, at_ms: int, *,
         "ts_ms": T0 + at_ms, "recv_ts_ms": T0 + (at_ms if recv_ms is None else recv_ms),
         "exchange_ts_ms": None, "refresh": refresh,
     }
+    if depth is not None:
+        record["depth"] = depth
     return json.dumps(record).encode()
+
+
+def ladder(bid: float, ask: float, steps: tuple[float | None, ...],
+           notionals_usd: tuple[float, ...] = NOTIONALS_USD) -> list[dict[str, Any]]:
+    """A wire ladder: at each size the VWAP bid ``step`` below ``bid`` and the VWAP ask as far
+    above ``ask`` (a book getting thinner away from the top); a None step: too thin there."""
+    return [{"notional_usd": n,
+             "bid_px": None if step is None else bid - step,
+             "ask_px": None if step is None else ask + step}
+            for n, step in zip(notionals_usd, steps, strict=True)]
+
+
+def depth_window_records() -> list[bytes]:
+    """The window path with ladders (1 s windows, fees 60 + 10 bps, >= $50 and >= 0 bps net).
+    Buy Coinbase, sell Binance; every window's top of book passes: Coinbase 60,000 / 60,001,
+    Binance 60,610 / 60,611 ($609 gross, 31.5 bps net)."""
+    def cb(at: int, steps: tuple[float | None, ...] | None = (4, 19, 49), **kw: Any) -> bytes:
+        depth = None if steps is None else ladder(60000, 60001, steps)
+        return quote("coinbase", "SOL-USD", 60000, 60001, at, depth=depth, **kw)
+
+    def bn(at: int, depth: Any, **kw: Any) -> bytes:
+        return quote("binance", "SOL-USD", 60610, 60611, at, depth=depth, **kw)
+
+    return [
+        # D0: deep books: $100k passes (60,560 - 60,050 = $510, 84.9 bps gross, 14.9 net).
+        cb(100), bn(200, ladder(60610, 60611, (10, 30, 50))),
+        # D1: top of book passes, $10k does not: executable exactly $1k (60,605 - 60,003 =
+        # $602, 30.3 bps net; at $10k 60,300 - 60,200 = $100, 16.6 bps gross < 70 of fees).
+        cb(1100, (2, 199, 499)), bn(1200, ladder(60610, 60611, (5, 310, 610))),
+        # D2: Binance sends no depth: no executable size, top of book as ever.
+        cb(2100), bn(2200, None),
+        # D3: Binance's ladder has other sizes (another producer's configuration): no depth.
+        cb(3100), bn(3200, ladder(60610, 60611, (10, 30, 60), (1000.0, 5000.0, 100000.0))),
+        # D4: two sizes of three, and an empty ladder on the other side: no depth either way.
+        quote("coinbase", "SOL-USD", 60000, 60001, 4100, depth=[]),
+        bn(4200, ladder(60610, 60611, (10, 30), NOTIONALS_USD[:2])),
+        # D5: Binance's bids too thin for $100k: the largest that passes is $10k.
+        cb(5100), bn(5200, ladder(60610, 60611, (10, 30, None))),
+        # D6: a hostile ladder (a negative price) rejects the whole quote, so the window keeps
+        # Binance's earlier one (in the job too: it checks every configured position).
+        cb(6100), bn(6200, ladder(60610, 60611, (10, 30, 60))),
+        bn(6300, [{"notional_usd": 1000.0, "bid_px": -1.0, "ask_px": 60700.0},
+                  *ladder(60610, 60611, (10, 30, 60))[1:]]),
+        # D9: moves the watermark past D6 in an unbounded run.
+        cb(9500),
+    ]
+
+
+#: The depth tick scenario's books: Coinbase 60,000 / 60,001 with a ladder; Binance calm at
+#: 60,000 / 60,002, shocked to 60,601 / 60,603 ($600 gross, 30 bps net of 60 + 10 bps).
+DEPTH_TICK_CB = (60000.0, 60001.0)
+DEPTH_TICK_SHOCK = (60601.0, 60603.0)
+DEPTH_TICK_SYMBOL = "AVAX-USD"
+
+
+def depth_tick_records() -> list[bytes]:
+    """The tick path with ladders, one episode per block (blocks 3 s apart, gap 1 s).
+
+    Coinbase refreshes every 500 ms, always with its ladder (asks 60,005 / 60,020 / 60,050).
+    """
+    cb_bid, cb_ask = DEPTH_TICK_CB
+    up_bid, up_ask = DEPTH_TICK_SHOCK
+
+    def bn(at: int, shocked: bool, depth: Any = None) -> tuple[int, bytes]:
+        bid, ask = (up_bid, up_ask) if shocked else (60000.0, 60002.0)
+        return at, quote("binance", DEPTH_TICK_SYMBOL, bid, ask, at, depth=depth)
+
+    deep = ladder(up_bid, up_ask, (1, 21, 51))  # bids 60,600 / 60,580 / 60,550
+    events: list[tuple[int, bytes]] = [
+        bn(10, False, ladder(60000, 60002, (1, 21, 51))),
+        # P: deep on both sides: $100k passes at once (60,550 - 60,050 = $500, 13.3 bps net);
+        # then a passing quote only $1k deep (60,595 - 60,005 = $590 at $1k; at $10k
+        # 60,100 - 60,020 = $80, 13.3 bps gross < 70 of fees): the episode's executable
+        # size peaks at $100k, its first quote's.
+        bn(1000, True, deep), bn(1100, True, ladder(up_bid, up_ask, (6, 501, 1001))),
+        bn(1400, False, ladder(60000, 60002, (1, 21, 51))),
+        # Q: a passing quote without depth right after one with it: the older ladder must not
+        # show through (no executable size), then one whose ladder has other sizes.
+        bn(4000, True, deep), bn(4100, True, None),
+        bn(4200, True, ladder(up_bid, up_ask, (1, 21, 51), (1000.0, 5000.0, 100000.0))),
+        bn(4400, False, None),
+        # R: opened by a quote without depth (null in the opened record), deep later: the
+        # closed record's executable size is the later quote's.
+        bn(7000, True, None), bn(7100, True, deep), bn(7300, False, None),
+        # S: Binance's bids too thin for $10k at all: $1k is the largest size that passes.
+        bn(10_000, True, ladder(up_bid, up_ask, (1, None, None))), bn(10_200, False, None),
+    ]
+    events += [(at, quote("coinbase", DEPTH_TICK_SYMBOL, cb_bid, cb_ask, at,
+                          depth=ladder(cb_bid, cb_ask, (4, 19, 49))))
+               for at in range(0, 12_000, 500)]
+    return [record for _, record in sorted(events, key=lambda e: e[0])]
 
 
 def trade(exchange: str, symbol: str, price: float, at_ms: int) -> bytes:

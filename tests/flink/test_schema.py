@@ -33,11 +33,13 @@ def _sql(name: str) -> str:
     return re.sub(r"--[^\n]*", "", (SQL_DIR / f"{name}.sql").read_text())
 
 
-def _split(text: str) -> list[str]:
-    """Items of a comma-separated list, ignoring commas inside parentheses."""
+def _split(text: str, *, types: bool = False) -> list[str]:
+    """Items of a comma-separated list, ignoring commas inside parentheses and, in a list of
+    column types (``types``), inside type brackets (``ARRAY<ROW<a DOUBLE, b DOUBLE>>``)."""
     items, depth, current = [], 0, []
+    nesting = {"(": 1, ")": -1} | ({"<": 1, ">": -1} if types else {})
     for char in text:
-        depth += {"(": 1, ")": -1}.get(char, 0)
+        depth += nesting.get(char, 0)
         if char == "," and depth == 0:
             items.append("".join(current).strip())
             current = []
@@ -62,7 +64,7 @@ def table_columns(name: str) -> list[tuple[str, str]]:
     the watermark are the job's own, not the record's."""
     text = _sql(name)
     columns = []
-    for item in _split(_body(text, text.index("("))):
+    for item in _split(_body(text, text.index("(")), types=True):
         words = item.replace("`", "").split()
         if words[0].upper() == "WATERMARK" or "METADATA" in words or words[1].upper() == "AS":
             continue
@@ -144,9 +146,9 @@ def test_source_columns_are_declared_price_fields() -> None:
 # -- the checks fail when a copy drifts ----------------------------------------------------------
 
 def test_a_field_added_to_the_declaration_is_missing_from_the_sink() -> None:
-    grown = redeclared(Spread, extra=(("executable_usd", float | None),))
+    grown = redeclared(Spread, extra=(("slippage_usd", float | None),))
     assert column_drift(flink_columns(grown), table_columns("sink_spreads"), "sink_spreads") == [
-        "sink_spreads: lacks executable_usd DOUBLE"]
+        "sink_spreads: lacks slippage_usd DOUBLE"]
 
 
 def test_a_field_whose_type_changed_is_reported() -> None:
@@ -170,5 +172,21 @@ def test_a_reordered_copy_is_reported() -> None:
 
 def test_every_record_maps_to_flink_types() -> None:
     for record in RECORDS:
-        assert all(kind in {"STRING", "BIGINT", "DOUBLE", "BOOLEAN", "INT"}
+        assert all(kind in {"STRING", "BIGINT", "DOUBLE", "BOOLEAN", "INT", detection.DEPTH_TYPE}
                    for _, kind in flink_columns(record))
+    assert dict(flink_columns(Quote))["depth"] == (
+        "ARRAY<ROW<notional_usd DOUBLE, bid_px DOUBLE, ask_px DOUBLE>>")
+    assert dict(table_columns("source_prices"))["depth"] == detection.DEPTH_TYPE
+
+
+def test_the_ladder_columns_follow_the_configured_sizes() -> None:
+    """One bid/ask column pair per configured size on both paths; none with ``none``."""
+    three = detection.view_statements(SETTINGS)
+    text = "\n".join(three)
+    assert all(f"depth[{i}].{side}_px" in text for i in (1, 2, 3) for side in ("bid", "ask"))
+    assert "depth[7]" not in text  # six positions checked, three read
+    assert "`binance_ask_px_3`" in text and "buy_ask_px_3" in text
+    bare = detection.view_statements(DetectionSettings.from_env(
+        {"ARB_VENUES": "coinbase,binance", "ARB_DEPTH_NOTIONALS_USD": "none"}))
+    assert "depth[1].bid_px END" not in "\n".join(bare) and "_px_1" not in "\n".join(bare)
+    assert sum("CAST(NULL AS DOUBLE) AS executable_usd" in s for s in bare) == 2  # both paths
