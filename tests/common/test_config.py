@@ -40,7 +40,26 @@ def test_seed_mode_has_the_seed_windows() -> None:
 
 def test_fee_map_merges_with_defaults() -> None:
     settings = DetectionSettings.from_env({"ARB_TAKER_FEE_BPS": "kraken=26, binance=7.5"})
-    assert settings.taker_fee_bps == {"coinbase": 60, "binance": 7.5, "kraken": 26, "okx": 10}
+    assert settings.taker_fee_bps == {"coinbase": 60, "binance": 7.5, "kraken": 26, "okx": 10,
+                                      "bybit": 10, "bitstamp": 40}
+
+
+@pytest.mark.parametrize(("raw", "sizes"), [
+    ("1000,10000,100000", (1000.0, 10000.0, 100000.0)),
+    (" 500 , 2500 ", (500.0, 2500.0)),
+    ("none", ()),
+    ("", (1000.0, 10000.0, 100000.0)),  # empty means the default, as for every setting
+])
+def test_depth_notionals_read(raw: str, sizes: tuple[float, ...]) -> None:
+    env = {"ARB_DEPTH_NOTIONALS_USD": raw}
+    assert DetectionSettings.from_env(env).depth_notionals_usd == sizes
+
+
+@pytest.mark.parametrize("raw", ["10000,1000", "1000,1000", "0,1000", "-5", "nan", "1,2,3,4,5,6,7",
+                                 "1000;10000"])
+def test_bad_depth_notionals_name_the_variable(raw: str) -> None:
+    with pytest.raises(ConfigError, match="ARB_DEPTH_NOTIONALS_USD"):
+        DetectionSettings.from_env({"ARB_DEPTH_NOTIONALS_USD": raw})
 
 
 @pytest.mark.parametrize(("name", "value"), [
