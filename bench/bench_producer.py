@@ -30,6 +30,13 @@ local Tansu (topic with 1 partition, idempotent producer, acks=all, waiting for 
 than dropping) and includes the final flush, so every record counted was acknowledged by the
 broker.
 
+``feed path with depth`` is the feed path with books on (ARB_DEPTH_NOTIONALS_USD =
+1000,10000,100000, ARB_BOOK_LEVELS = 100) over all recorded frames: every depth message kept
+in its market's book by the venue's rules, the REST snapshot lines handed to ``on_rest``, the
+ladder computed for each quote published and each depth change that moves it (re-published
+quotes are records too). It runs three times; "depth cost" compares it with the feed path
+on the same frames without books.
+
 The last lines sum up the two figures the producer is held to: parse+normalize frames/s on the
 subscribed channels, and feed-path records/s (subscribed channels and all recorded frames).
 """
@@ -72,8 +79,11 @@ RECORDINGS = (
 )
 #: the bar each venue is held to alone: parse+normalize frames/s on its subscribed channels
 VENUE_TARGET_FPS = 100_000
-#: the channels the recorders captured that this producer never subscribes to
-BOOK_KINDS = frozenset({"depthUpdate", "snapshot", "l2update", "book", "books"})
+#: the depth channels (read only with books on: ``feed path with depth``)
+BOOK_KINDS = frozenset({"depthUpdate", "snapshot", "l2update", "book", "books", "rest"})
+#: the ladder sizes and book depth of the depth stage (the defaults)
+DEPTH_NOTIONALS_USD = (1000.0, 10_000.0, 100_000.0)
+BOOK_LEVELS = 100
 
 
 class _Everything(dict):
@@ -106,6 +116,8 @@ def loads(fixtures: Path, subscribed: bool) -> list[Load]:
 
 
 def _kind(venue: Venue, frame: Frame) -> str:
+    if frame.rest:
+        return "rest"
     try:
         return venue.parse_frame(frame.raw, 0, symbol_map=_Everything(), fx_to_usd=FX).kind
     except RecordError as exc:
@@ -139,9 +151,16 @@ def decode_pass(loads: Callable[[str], object]) -> Callable[[Load], Callable[[],
     return make
 
 
+def _as_frame(venue: Venue, frame: Frame) -> str:
+    """A REST line as the frame the venue reads it as (Bitstamp), else the frame itself."""
+    if frame.rest and venue.snapshot_frame is not None:
+        return venue.snapshot_frame(frame.url or "", frame.raw) or frame.raw
+    return frame.raw
+
+
 def parse_pass(load: Load) -> Callable[[], int]:
     everything = _Everything()
-    frames = [(f.raw, f.recv_ts_ms) for f in load.frames]
+    frames = [(_as_frame(load.venue, f), f.recv_ts_ms) for f in load.frames]
 
     def run() -> int:
         parse = load.venue.make_parser()  # each pass a new stream (Bitstamp: new books)
@@ -165,25 +184,43 @@ class _Drop:
         return True
 
 
-def bench_feed(venue: Venue, sink: Sink, metrics: ProducerMetrics) -> Feed:
-    """A live feed (never connected) reading every recorded product, as a subscribed market."""
+def bench_feed(venue: Venue, sink: Sink, metrics: ProducerMetrics, *,
+               depth: bool = False) -> Feed:
+    """A live feed (never connected) reading every recorded product, as a subscribed market;
+    with ``depth`` keeping books and ladders."""
     feed = Feed(venue, [], sink, fx=FX, metrics=metrics)
-    feed.processor = FrameProcessor(venue, _Everything(), fx=FX, book=feed.book,
-                                    counts=metrics.feed(venue.name))
+    feed.processor = FrameProcessor(
+        venue, _Everything(), fx=FX, book=feed.book, counts=metrics.feed(venue.name),
+        depth_notionals_usd=DEPTH_NOTIONALS_USD if depth else (), book_levels=BOOK_LEVELS,
+        book_counts=metrics.book(venue.name))
     return feed
 
 
-def feed_pass(load: Load) -> Callable[[], int]:
-    raws = [f.raw for f in load.frames]
+def _feed_pass(load: Load, depth: bool) -> Callable[[], int]:
+    frames = load.frames
+    raws = [f.raw if depth else _as_frame(load.venue, f) for f in frames]
+    rest = [f.rest for f in frames]
 
     def run() -> int:
         sink = _Drop()
-        on_frame = bench_feed(load.venue, sink, ProducerMetrics(CollectorRegistry())).on_frame
-        for raw in raws:
-            on_frame(raw)
+        feed = bench_feed(load.venue, sink, ProducerMetrics(CollectorRegistry()), depth=depth)
+        on_frame, processor = feed.on_frame, feed.processor
+        for raw, frame, is_rest in zip(raws, frames, rest, strict=True):
+            if is_rest and depth:  # what the live feed does with a snapshot it fetched
+                sink.n += len(processor.on_rest(frame.url or "", raw, 0).records)
+            else:
+                on_frame(raw)
         return sink.n
 
     return run
+
+
+def feed_pass(load: Load) -> Callable[[], int]:
+    return _feed_pass(load, depth=False)
+
+
+def depth_feed_pass(load: Load) -> Callable[[], int]:
+    return _feed_pass(load, depth=True)
 
 
 Rows = list[tuple[str, int, float, int]]
@@ -254,6 +291,25 @@ def summary(totals: dict[tuple[str, bool], tuple[float, float]]) -> None:
           f"({new / old:.1f}x)")
 
 
+def depth_stage(fixtures: Path, repeat: int, runs: int = 3) -> None:
+    """The feed path with books on, over all recorded frames, ``runs`` times; and its cost
+    against the same frames without books."""
+    data = loads(fixtures, subscribed=False)
+    plain = sum(best_rate(feed_pass(load), repeat)[0] for load in data)
+    frames = sum(len(load.frames) for load in data)
+    for run in range(1, runs + 1):
+        rows = []
+        for load in data:
+            seconds, records = best_rate(depth_feed_pass(load), repeat)
+            rows.append((load.venue.name, len(load.frames), seconds, records))
+        fps, rps = report(f"feed path with depth (books + ladder + quote records), all recorded "
+                          f"frames, run {run} of {runs}, best of {repeat} passes", rows)
+        with_s = frames / fps
+        print(f"  depth on: {fps:,.0f} frames/s, {rps:,.0f} records/s; without books "
+              f"{frames / plain:,.0f} frames/s: depth costs {1e6 * (with_s - plain) / frames:.1f}"
+              f" us per frame on average ({with_s / plain:.2f}x)")
+
+
 def kafka_stage(fixtures: Path, passes: int, *, feed_path: bool) -> None:
     """All venues' subscribed frames in one stream, ``passes`` times, into a local Tansu: parsed
     and published (as the bench measured before the frame processor), or through the feed path
@@ -317,6 +373,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                           for v, f in RECORDINGS}))
     totals = cpu_stages(fixtures, args.repeat)
     summary(totals)
+    depth_stage(fixtures, args.repeat)
     if not args.no_kafka:
         kafka_stage(fixtures, args.kafka_passes, feed_path=False)
         kafka_stage(fixtures, args.kafka_passes, feed_path=True)

@@ -383,6 +383,13 @@ class ProducerSettings(_Window, _Venues, _Staleness, _Depth):
         shown="the venue's public endpoint",
         details="Override one venue's WebSocket URL, e.g. "
                 "`ARB_BINANCE_WS_URL=ws://127.0.0.1:9001`.")
+    rest_urls: dict[str, str] = per_venue(
+        "ARB_<VENUE>_REST_URL", doc="Override one venue's REST base URL (book snapshots)",
+        shown="the venue's public endpoint",
+        details="Override the REST base URL a venue's order-book snapshots are fetched from "
+                "(Binance, Bitstamp): scheme and host, e.g. "
+                "`ARB_BINANCE_REST_URL=http://127.0.0.1:9002`; the venue's path is appended "
+                "(`/api/v3/depth?...`, `/api/v2/order_book/<pair>`).")
     symbol_maps: dict[str, SymbolMap] = per_venue(
         "ARB_<VENUE>_SYMBOLS", doc="Canonical symbol -> the venue's own (BTC-USD=BTCUSDC,...)",
         shown="the venue's built-in map",

@@ -34,7 +34,7 @@ from services.common.kafka import ensure_topics
 from services.common.logging import configure_logging
 from services.common.metrics import MetricsServer
 from services.producer.connector import USDC, USDT, Venue
-from services.producer.feed import Feed, FeedOptions, FrameTap, run_feeds
+from services.producer.feed import Feed, FeedOptions, FrameTap, RestTap, run_feeds
 from services.producer.fx import FX_MARKETS, FxRates
 from services.producer.metrics import ProducerMetrics, default_metrics
 from services.producer.publisher import KafkaPublisher
@@ -109,6 +109,8 @@ def run_replay(
         refresh_ms=settings.refresh_ms,
         stale_ms=settings.stale_ms,
         usdt_usd=settings.usdt_usd,
+        depth_notionals_usd=settings.depth_notionals_usd,
+        book_levels=settings.book_levels,
     )
     exchanges = sorted({r.exchange for r in plan.records})
     for shock in args.shock:
@@ -156,9 +158,11 @@ def warn_if_refresh_misses_windows(settings: ProducerSettings) -> bool:
 def build_feeds(
     settings: ProducerSettings, publisher: KafkaPublisher | DiscardSink,
     metrics: ProducerMetrics, tap_for: Callable[[str], FrameTap] | None = None,
+    rest_tap_for: Callable[[str], RestTap] | None = None,
 ) -> list[Feed]:
     """One feed per venue, sharing one table of stablecoin rates; ``tap_for(venue)`` gives a
-    feed the tap that sees its frames (record mode).
+    feed the tap that sees its frames, ``rest_tap_for(venue)`` the one that sees the REST
+    snapshots it fetches (record mode).
 
     A rate market (USDT-USD ...) is subscribed on every venue that lists it, but only when some
     configured market is quoted in that stablecoin.
@@ -181,10 +185,14 @@ def build_feeds(
                 stale_ms=settings.stale_ms,
                 watchdog_ms=settings.watchdog_ms,
                 rollover_margin_s=settings.rollover_margin_s,
+                depth_notionals_usd=settings.depth_notionals_usd,
+                book_levels=settings.book_levels,
+                rest_url=settings.rest_urls.get(venue.name),
             ),
             fx=fx,
             metrics=metrics,
             tap=None if tap_for is None else tap_for(venue.name),
+            rest_tap=None if rest_tap_for is None else rest_tap_for(venue.name),
         )
         for venue in venues
     ]
@@ -230,7 +238,8 @@ async def run_record(
         max_file_bytes=max(1, round(args.max_file_mb * 1024 * 1024)),
     )
     sink = DiscardSink()
-    feeds.extend(build_feeds(settings, sink, metrics, tap_for=recorder.tap))
+    feeds.extend(build_feeds(settings, sink, metrics, tap_for=recorder.tap,
+                              rest_tap_for=recorder.rest_tap))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -15,6 +15,9 @@ Trade frames: ``e`` "trade", ``E`` event time (ms), ``t`` trade id (consecutive 
 jump is a lost trade), ``p`` price, ``q`` quantity, ``T`` trade time (ms, -> ``exchange_ts_ms``),
 ``m`` true when the buyer was the maker, so the taker sold.
 
+Depth: ``<sym>@depth@100ms`` diffs (``depthUpdate``, a control kind here) keep the market's
+order book (``books/binance.py``) from a REST snapshot (:data:`DEPTH`).
+
 Quirks: spot bookTicker has no event time at all, so its quotes carry ``exchange_ts_ms`` null.
 No subscribe message is needed: the streams are named in the URL path, symbols lower-case.
 Binance closes every connection after 24 h (``max_connection_s``): the feed opens a replacement
@@ -30,8 +33,10 @@ from typing import Any
 
 from services.common.exceptions import RecordError
 from services.common.messages import PriceRecord, Quote, Trade
+from services.producer.books import binance as books
 from services.producer.connector import (
     USDT,
+    DepthSupport,
     FxToUsd,
     Parsed,
     SeqSpan,
@@ -49,7 +54,7 @@ from services.producer.decoding import decode
 
 NAME = "binance"
 WS_URL = "wss://stream.binance.com:9443"
-CHANNELS = ("bookTicker", "trade")
+CHANNELS = ("bookTicker", "trade", "depth@100ms")
 SYMBOLS: dict[str, str] = {"BTC-USD": "BTCUSDT", "ETH-USD": "ETHUSDT"}
 QUOTE_CCY = USDT
 #: Binance closes a connection 24 h after it opened
@@ -201,6 +206,30 @@ def parse_frame(
 parse_message = records_only(parse_frame)
 
 
+def _snapshot_url(venue_symbol: str, max_levels: int, base_url: str) -> str:
+    """The smallest REST depth limit that holds ``max_levels`` (1000 at most: weight)."""
+    limit = next((n for n in books.SNAPSHOT_LIMITS if n >= max_levels), 1000)
+    return books.snapshot_url(venue_symbol, min(limit, 1000), base_url)
+
+
+def _no_frames(venue_symbols: Sequence[str], max_levels: int) -> list[str]:
+    """The URL names the depth streams: nothing to send."""
+    del venue_symbols, max_levels
+    return []
+
+
+#: ``<sym>@depth@100ms`` diffs synced to the REST snapshot; no way to ask the socket for a
+#: fresh book, so a resync is a new REST snapshot (never a resubscribe).
+DEPTH = DepthSupport(
+    channel="depth@100ms",
+    depth_parts=books.depth_parts,
+    new_sync=books.new_sync,
+    subscribe=_no_frames,
+    snapshot_url=_snapshot_url,
+    rest_url=books.REST_URL,
+    pair_of_url=books.pair_of_url,
+)
+
 VENUE = Venue(
     name=NAME,
     ws_url=WS_URL,
@@ -212,5 +241,6 @@ VENUE = Venue(
     parse_frame=parse_frame,
     quote_ccy_of=quote_ccy_of,
     max_connection_s=MAX_CONNECTION_S,
+    depth=DEPTH,
 )
 _DEFAULT_MAP = VENUE.symbol_map()

@@ -52,8 +52,10 @@ from typing import Any
 
 from services.common.exceptions import RecordError
 from services.common.messages import PriceRecord, Quote, Trade
+from services.producer.books import bitstamp as books
 from services.producer.connector import (
     USD,
+    DepthSupport,
     FxToUsd,
     Parsed,
     SeqSpan,
@@ -76,6 +78,8 @@ FX_SYMBOLS: dict[str, str] = {"USDT-USD": "usdtusd", "USDC-USD": "usdcusd"}
 QUOTE_CCY = USD
 #: the REST endpoint a diff book starts from (the recorder fetched it; see snapshot_frame)
 REST_ORDER_BOOK_URL = "https://www.bitstamp.net/api/v2/order_book/"
+REST_BASE_URL = "https://www.bitstamp.net"
+REST_ORDER_BOOK_PATH = "/api/v2/order_book"
 
 #: The kind of a ``bts:request_reconnect`` frame: the venue wants a new connection.
 RECONNECT_KIND = "bts:request_reconnect"
@@ -464,6 +468,24 @@ def parse_message(
     return parse_frame(raw, recv_ts_ms, symbol_map=symbol_map, fx_to_usd=fx_to_usd).records
 
 
+def _snapshot_url(venue_symbol: str, max_levels: int, base_url: str) -> str:
+    """The REST order book (the whole book; the depth sync keeps ``max_levels``)."""
+    del max_levels
+    return books.snapshot_url(venue_symbol, f"{base_url.rstrip('/')}{REST_ORDER_BOOK_PATH}")
+
+
+#: ``diff_order_book_<pair>`` from the REST order book (``books/bitstamp.py``); the venue has
+#: no socket snapshot, so a resync is a new REST snapshot.
+DEPTH = DepthSupport(
+    channel="diff_order_book",
+    depth_parts=books.depth_parts,
+    new_sync=books.new_sync,
+    subscribe=books.subscribe_messages,
+    snapshot_url=_snapshot_url,
+    rest_url=REST_BASE_URL,
+    pair_of_url=books.pair_of_url,
+)
+
 VENUE = Venue(
     name=NAME,
     ws_url=WS_URL,
@@ -478,6 +500,7 @@ VENUE = Venue(
     new_parser=BookParser,
     reconnect_kinds=RECONNECT_KINDS,
     snapshot_frame=snapshot_frame,
+    depth=DEPTH,
 )
 _DEFAULT_MAP = VENUE.symbol_map()
 

@@ -44,8 +44,10 @@ from typing import Any
 
 from services.common.exceptions import RecordError
 from services.common.messages import PriceRecord, Quote, Trade
+from services.producer.books import bybit as books
 from services.producer.connector import (
     USDT,
+    DepthSupport,
     FxToUsd,
     Parsed,
     SeqSpan,
@@ -264,6 +266,32 @@ def parse_frame(
 parse_message = records_only(parse_frame)
 
 
+def _depth_parts(frame: Any) -> list[tuple[str, dict[str, Any]]] | None:
+    """The deep ``orderbook.{50,200,1000}`` topics; ``orderbook.1`` is the best bid/offer
+    channel, read for quotes only (one level is no book)."""
+    parts = books.depth_parts(frame)
+    if parts is None or parts[0][1].get("depth") == 1:
+        return None
+    return parts
+
+
+def _resubscribe_depth(venue_symbol: str, max_levels: int) -> list[str]:
+    """Unsubscribe and subscribe the topic again: a new subscription starts with a
+    snapshot."""
+    args = books.topics([venue_symbol], max_levels)
+    return [json.dumps({"op": "unsubscribe", "args": args}),
+            json.dumps({"op": "subscribe", "args": args})]
+
+
+#: ``orderbook.{50,200,1000}`` at the smallest depth >= ARB_BOOK_LEVELS (``books/bybit.py``).
+DEPTH = DepthSupport(
+    channel="orderbook.50",
+    depth_parts=_depth_parts,
+    new_sync=books.new_sync,
+    subscribe=books.subscribe_messages,
+    resubscribe=_resubscribe_depth,
+)
+
 VENUE = Venue(
     name=NAME,
     ws_url=WS_URL,
@@ -277,5 +305,6 @@ VENUE = Venue(
     ping_message=PING,
     ping_after_s=PING_AFTER_S,
     ping_every_s=PING_AFTER_S,
+    depth=DEPTH,
 )
 _DEFAULT_MAP = VENUE.symbol_map()

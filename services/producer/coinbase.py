@@ -35,8 +35,10 @@ from typing import Any
 
 from services.common.exceptions import RecordError
 from services.common.messages import PriceRecord, Quote, Trade
+from services.producer.books import coinbase as books
 from services.producer.connector import (
     USD,
+    DepthSupport,
     FxToUsd,
     Parsed,
     SeqSpan,
@@ -192,6 +194,26 @@ def parse_frame(
 parse_message = records_only(parse_frame)
 
 
+def _subscribe_depth(venue_symbols: Sequence[str], max_levels: int) -> list[str]:
+    """``level2_batch`` (public; ``level2`` needs authentication) for every product."""
+    del max_levels
+    return [books.subscribe_depth(venue_symbols)] if venue_symbols else []
+
+
+def _resubscribe_depth(venue_symbol: str, max_levels: int) -> list[str]:
+    """Unsubscribe and subscribe again: Coinbase sends a fresh snapshot on a subscription."""
+    del max_levels
+    return [books.unsubscribe_depth([venue_symbol]), books.subscribe_depth([venue_symbol])]
+
+
+DEPTH = DepthSupport(
+    channel=books.DEPTH_CHANNEL,
+    depth_parts=books.depth_parts,
+    new_sync=books.new_sync,
+    subscribe=_subscribe_depth,
+    resubscribe=_resubscribe_depth,
+)
+
 VENUE = Venue(
     name=NAME,
     ws_url=WS_URL,
@@ -203,5 +225,6 @@ VENUE = Venue(
     parse_frame=parse_frame,
     quote_ccy_of=quote_ccy_of,
     fx_symbols=FX_SYMBOLS,
+    depth=DEPTH,
 )
 _DEFAULT_MAP = VENUE.symbol_map()

@@ -60,6 +60,36 @@ class FrameParser(Protocol):
     ) -> Parsed: ...
 
 
+#: A decoded frame -> [(venue symbol, depth message)], or None when it is not a depth frame.
+DepthParts = Callable[[Any], "list[tuple[str, Mapping[str, Any]]] | None"]
+
+
+@dataclass(frozen=True)
+class DepthSupport:
+    """How a venue's order books are kept: its depth channel as data and pure functions (the
+    venue's module in ``services.producer.books``), so the frame processor and the feed keep
+    books for every venue alike."""
+
+    #: the channel's name, for logs and docs (``depth@100ms``, ``level2_batch`` ...)
+    channel: str
+    depth_parts: DepthParts
+    #: (venue symbol, max_levels) -> a DepthSync (``books.base``)
+    new_sync: Callable[[str, int], Any]
+    #: (venue symbols, max_levels) -> frames to send after connecting ([] when the URL names
+    #: the depth streams, as on Binance)
+    subscribe: Callable[[Sequence[str], int], list[str]]
+    #: (venue symbol, max_levels) -> frames that re-subscribe one market, which makes the venue
+    #: send a fresh snapshot; None: the venue has no way to, the feed rolls over instead
+    resubscribe: Callable[[str, int], list[str]] | None = None
+    #: (venue symbol, max_levels, base url) -> the REST snapshot URL; None: snapshots come on
+    #: the WebSocket
+    snapshot_url: Callable[[str, int, str], str] | None = None
+    #: the REST base URL (ARB_<VENUE>_REST_URL overrides it)
+    rest_url: str = ""
+    #: a recorded REST URL -> the venue symbol its snapshot is for (None: not a snapshot)
+    pair_of_url: Callable[[str], str | None] | None = None
+
+
 @dataclass(frozen=True)
 class Venue:
     """One exchange as data: where to connect, what to ask for, how to read the answers."""
@@ -96,6 +126,8 @@ class Venue:
     #: a recorded REST response (url, body) -> the frame it stands for, or None: how a replay
     #: starts a book from the snapshot the recorder fetched, as live starts it from the wire
     snapshot_frame: Callable[[str, str], str | None] | None = None
+    #: the venue's order books (depth channel); None: top of book only
+    depth: DepthSupport | None = None
 
     def make_parser(self) -> FrameParser:
         """The parser for one new stream of frames: a fresh one if it keeps state."""

@@ -47,8 +47,24 @@ def stdlib_decode(raw: str | bytes) -> Any:
         raise RecordError("not_json", "nested too deeply") from None
 
 
+#: (the last frame decoded, its object): the frame processor reads a frame's depth and its
+#: records through two parsers, which decode it once between them (an identity check; the
+#: frame is held here, so its id cannot be reused). Callers must not mutate what they get.
+_last: tuple[Any, Any] = (None, None)
+
+
 def decode(raw: str | bytes) -> Any:
     """JSON text -> Python object, exactly as :func:`stdlib_decode` (or its RecordError)."""
+    global _last
+    last = _last
+    if last[0] is raw:
+        return last[1]
+    msg = _decode(raw)
+    _last = (raw, msg)
+    return msg
+
+
+def _decode(raw: str | bytes) -> Any:
     try:
         msg = _fast_loads(raw)
     except _FastError:

@@ -25,7 +25,15 @@ WebSockets and time, and hands every frame on:
 - **Freshness**: while the venue is live (a usable frame within ``stale_ms``) each unchanged
   best bid/ask is re-published every ``refresh_ms`` (``refresh: true``); when it goes silent the
   refreshes stop and ``feed_stale`` is logged.
-- **Tap**: ``tap``, if given, sees every frame before the processor does (record mode).
+- **Books**: a venue with a depth channel (``Venue.depth``) gets it subscribed for its
+  markets, and what the processor's books ask for is done here: ``snapshot`` fetches the
+  venue's REST snapshot (requests, in a worker thread, with a timeout; a failure is counted as
+  ``snapshot_failed`` and retried with backoff; one fetch per market at a time, at most one per
+  ``snapshot_min_interval_s``) and hands the body to the processor; ``resubscribe`` sends the
+  venue's resubscribe frames for that market, or, where it has none, starts a rollover. A lost
+  connection resets the books (the processor forgets them) and cancels pending fetches.
+- **Tap**: ``tap``, if given, sees every frame before the processor does (record mode), and
+  ``rest_tap`` every REST snapshot fetched.
 """
 
 from __future__ import annotations
@@ -37,6 +45,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+import requests
 import structlog
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, WebSocketException
@@ -46,7 +55,7 @@ from services.common.clock import now_ts_ms
 from services.producer.connector import Venue
 from services.producer.fx import FxRates
 from services.producer.metrics import ProducerMetrics, default_metrics
-from services.producer.processor import FrameProcessor
+from services.producer.processor import BookAction, FrameProcessor, Outcome
 from services.producer.publisher import Sink
 from services.producer.quote_book import QuoteBook
 
@@ -59,6 +68,8 @@ VENUE_DEFAULT: Literal["venue"] = "venue"
 
 #: Sees every raw frame of a feed before it is processed (record mode writes it to a file).
 FrameTap = Callable[[str | bytes], None]
+#: Sees every REST snapshot a feed fetched, ``(url, body)`` (record mode writes it down).
+RestTap = Callable[[str, str], None]
 _Opened = tuple[ClientConnection, str | bytes]
 
 
@@ -87,6 +98,16 @@ class FeedOptions:
     ping_after_s: float | Literal["venue"] | None = VENUE_DEFAULT
     #: an application-level ping this often, even while frames arrive; None: never
     ping_every_s: float | Literal["venue"] | None = VENUE_DEFAULT
+    #: the depth ladder's sizes (ARB_DEPTH_NOTIONALS_USD); (): no books, top of book only
+    depth_notionals_usd: tuple[float, ...] = ()
+    #: levels kept per side of each book (ARB_BOOK_LEVELS)
+    book_levels: int = 100
+    #: REST base URL for book snapshots; None: the venue's own (ARB_<VENUE>_REST_URL)
+    rest_url: str | None = None
+    snapshot_timeout_s: float = 10.0
+    #: at most one snapshot fetch per market this often (Binance weighs them)
+    snapshot_min_interval_s: float = 1.0
+    snapshot_backoff: Backoff = field(default_factory=Backoff)
 
 
 class Feed:
@@ -103,6 +124,7 @@ class Feed:
         metrics: ProducerMetrics | None = None,
         clock_ms: Callable[[], int] = now_ts_ms,
         tap: FrameTap | None = None,
+        rest_tap: RestTap | None = None,
     ) -> None:
         """``fx``: the live rates shared by every feed, or one fixed rate for every non-USD
         market. ``clock_ms``: the receive clock, epoch ms."""
@@ -128,7 +150,19 @@ class Feed:
             venue, symbol_map, fx=fx, counts=self.feed_metrics,
             book=QuoteBook(refresh_ms=options.refresh_ms, stale_ms=options.stale_ms),
             unpublished={symbol_map[s] for s in self.rate_only},
+            depth_notionals_usd=options.depth_notionals_usd, book_levels=options.book_levels,
+            book_counts=self.metrics.book(self.name),
         )
+        self.depth = self.processor.depth
+        self.rest_url = options.rest_url or (self.depth.rest_url if self.depth else "")
+        self.rest_tap = rest_tap
+        #: venue symbol -> its snapshot fetch under way
+        self._fetches: dict[str, asyncio.Task[None]] = {}
+        #: venue symbol -> event-loop time before which no new fetch starts
+        self._next_fetch_s: dict[str, float] = {}
+        self.snapshots_fetched = 0
+        self.snapshot_failures = 0
+        self.resubscribes = 0
         self.clock_ms = clock_ms
         self.tap = tap
         self.backoff = options.backoff
@@ -180,6 +214,7 @@ class Feed:
                 await refresher
             self.export_gauges()
             self._set_connected(False)
+            self._cancel_fetches()
             for task in list(self._closing):
                 task.cancel()
 
@@ -201,6 +236,7 @@ class Feed:
                 was_connected = self.connected
                 self._set_connected(False)
                 self.export_gauges()  # the last prices before they are forgotten
+                self._cancel_fetches()
                 self.processor.forget()
             log.warning("feed_disconnected" if was_connected else "feed_connect_failed",
                         exchange=self.name, reason=reason, detail=detail)
@@ -220,6 +256,9 @@ class Feed:
         try:
             for message in self.venue.subscribe_messages(self.venue_symbols, self.rate_only):
                 await ws.send(message)
+            if self.depth is not None:
+                for message in self.depth.subscribe(self.venue_symbols, self.options.book_levels):
+                    await ws.send(message)
         except BaseException:
             ws.transport.abort()
             raise
@@ -356,12 +395,92 @@ class Feed:
         publish = self.sink.publish
         for record in outcome.records:
             publish(record)
+        if outcome.actions:
+            self._act(outcome.actions)
         return outcome.usable
 
     def export_gauges(self) -> None:
-        """Last-message time and best prices to their gauges, from the refresh timer (at least
-        every ``refresh_ms``) rather than per frame."""
+        """Last-message time, best prices and book depths to their gauges, from the refresh
+        timer (at least every ``refresh_ms``) rather than per frame."""
         self.feed_metrics.gauges(self.processor.last_alive_ms, self.book.quotes(self.name))
+        self.processor.book_levels_gauges()
+
+    # --- books --------------------------------------------------------------------------
+
+    def _act(self, actions: Sequence[BookAction]) -> None:
+        """Do what the books asked for: fetch a snapshot, resubscribe, or roll over."""
+        for action in actions:
+            if action.need == "snapshot":
+                self._request_snapshot(action.venue_symbol)
+            elif action.need == "resubscribe":
+                self._resubscribe(action.venue_symbol)
+
+    def _request_snapshot(self, venue_symbol: str) -> None:
+        depth = self.depth
+        if depth is None or depth.snapshot_url is None:
+            return
+        task = self._fetches.get(venue_symbol)
+        if task is not None and not task.done():
+            return  # one fetch per market at a time: the one under way answers this too
+        self._fetches[venue_symbol] = asyncio.get_running_loop().create_task(
+            self._fetch_snapshot(venue_symbol), name=f"snapshot-{self.name}-{venue_symbol}")
+
+    async def _fetch_snapshot(self, venue_symbol: str) -> None:
+        """GET the market's REST snapshot off the event loop until it arrives (backoff on
+        failures), then hand it to the processor and publish what it gives."""
+        depth = self.depth
+        assert depth is not None and depth.snapshot_url is not None  # noqa: S101
+        loop = asyncio.get_running_loop()
+        url = depth.snapshot_url(venue_symbol, self.options.book_levels, self.rest_url)
+        attempt = 0
+        while True:
+            wait_s = self._next_fetch_s.get(venue_symbol, 0.0) - loop.time()
+            if wait_s > 0:
+                await asyncio.sleep(wait_s)
+            self._next_fetch_s[venue_symbol] = loop.time() + self.options.snapshot_min_interval_s
+            try:
+                body = await asyncio.to_thread(_http_get, url, self.options.snapshot_timeout_s)
+                break
+            except (requests.RequestException, OSError) as exc:
+                self.snapshot_failures += 1
+                self.feed_metrics.error("snapshot_failed")
+                delay_s = self.options.snapshot_backoff.delay_s(attempt)
+                attempt += 1
+                log.warning("book_snapshot_failed", exchange=self.name, symbol=venue_symbol,
+                            url=url, error=str(exc)[:200], attempt=attempt,
+                            retry_in_s=round(delay_s, 3))
+                await asyncio.sleep(delay_s)
+        self.snapshots_fetched += 1
+        if self.rest_tap is not None:
+            self.rest_tap(url, body)
+        del self._fetches[venue_symbol]  # done: a need in its answer may start the next one
+        outcome: Outcome = self.processor.on_rest(url, body, self.clock_ms(), venue_symbol)
+        for record in outcome.records:
+            self.sink.publish(record)
+        if outcome.actions:
+            self._act(outcome.actions)
+
+    def _resubscribe(self, venue_symbol: str) -> None:
+        """Ask the socket for a fresh book of one market; a venue that has no way to gets a
+        rollover (a new connection subscribes everything afresh)."""
+        depth, ws = self.depth, self._ws
+        if depth is None or ws is None:
+            return
+        self.resubscribes += 1
+        if depth.resubscribe is None:
+            log.info("book_resubscribe_by_rollover", exchange=self.name, symbol=venue_symbol)
+            self._reconnect_asked = True
+            return
+        frames = depth.resubscribe(venue_symbol, self.options.book_levels)
+        log.info("book_resubscribe", exchange=self.name, symbol=venue_symbol)
+        task = asyncio.get_running_loop().create_task(_send_all(ws, frames))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    def _cancel_fetches(self) -> None:
+        for task in self._fetches.values():
+            task.cancel()
+        self._fetches.clear()
 
     # --- refresh ------------------------------------------------------------------------
 
@@ -525,6 +644,20 @@ class _Rollover:
             raise exc  # a bug, not a network problem
         log.warning("feed_rollover_failed", exchange=self._feed.name, error=str(exc)[:200])
         return None
+
+
+def _http_get(url: str, timeout_s: float) -> str:
+    """One REST GET (in a worker thread): the body, or an exception for any failure."""
+    response = requests.get(url, timeout=timeout_s)
+    response.raise_for_status()
+    return response.text
+
+
+async def _send_all(ws: ClientConnection, frames: Sequence[str]) -> None:
+    """Frames onto a connection that may close meanwhile (the read loop notices that)."""
+    with contextlib.suppress(*NETWORK_ERRORS):
+        for frame in frames:
+            await ws.send(frame)
 
 
 async def run_feeds(feeds: Sequence[Feed], stop: asyncio.Event) -> None:

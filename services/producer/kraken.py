@@ -41,8 +41,10 @@ from typing import Any
 
 from services.common.exceptions import RecordError
 from services.common.messages import PriceRecord, Quote, Trade
+from services.producer.books import kraken as books
 from services.producer.connector import (
     USD,
+    DepthSupport,
     FxToUsd,
     Parsed,
     Venue,
@@ -210,6 +212,24 @@ def parse_frame(
 parse_message = records_only(parse_frame)
 
 
+def _resubscribe_depth(venue_symbol: str, max_levels: int) -> list[str]:
+    """Unsubscribe and subscribe the pair's ``book`` again: a new subscription starts with a
+    snapshot."""
+    depth = books.book_depth(max_levels)
+    book = {"name": "book", "depth": depth}
+    return [json.dumps({"event": "unsubscribe", "pair": [venue_symbol], "subscription": book}),
+            json.dumps({"event": "subscribe", "pair": [venue_symbol], "subscription": book})]
+
+
+#: ``book`` at the smallest depth >= ARB_BOOK_LEVELS, CRC32-checked (``books/kraken.py``).
+DEPTH = DepthSupport(
+    channel="book",
+    depth_parts=books.depth_parts,
+    new_sync=books.new_sync,
+    subscribe=books.subscribe_messages,
+    resubscribe=_resubscribe_depth,
+)
+
 VENUE = Venue(
     name=NAME,
     ws_url=WS_URL,
@@ -221,5 +241,6 @@ VENUE = Venue(
     parse_frame=parse_frame,
     quote_ccy_of=quote_ccy_of,
     fx_symbols=FX_SYMBOLS,
+    depth=DEPTH,
 )
 _DEFAULT_MAP = VENUE.symbol_map()

@@ -34,8 +34,10 @@ from typing import Any
 
 from services.common.exceptions import RecordError
 from services.common.messages import PriceRecord, Quote, Trade
+from services.producer.books import okx as books
 from services.producer.connector import (
     USDT,
+    DepthSupport,
     FxToUsd,
     Parsed,
     SeqSpan,
@@ -210,6 +212,24 @@ def parse_frame(
 parse_message = records_only(parse_frame)
 
 
+def _resubscribe_depth(venue_symbol: str, max_levels: int) -> list[str]:
+    """Unsubscribe and subscribe the instrument's ``books`` again: OKX answers a new
+    subscription with a snapshot."""
+    del max_levels
+    arg = {"channel": books.CHANNEL, "instId": venue_symbol}
+    return [json.dumps({"op": "unsubscribe", "args": [arg]}),
+            json.dumps({"op": "subscribe", "args": [arg]})]
+
+
+#: ``books`` (400 levels, seqId/prevSeqId chained; ``books/okx.py``).
+DEPTH = DepthSupport(
+    channel=books.CHANNEL,
+    depth_parts=books.depth_parts,
+    new_sync=books.new_sync,
+    subscribe=books.subscribe_messages,
+    resubscribe=_resubscribe_depth,
+)
+
 VENUE = Venue(
     name=NAME,
     ws_url=WS_URL,
@@ -222,5 +242,6 @@ VENUE = Venue(
     quote_ccy_of=quote_ccy_of,
     ping_message=PING,
     ping_after_s=PING_AFTER_S,
+    depth=DEPTH,
 )
 _DEFAULT_MAP = VENUE.symbol_map()

@@ -29,7 +29,7 @@ import structlog
 from confluent_kafka import KafkaError, KafkaException, Message
 
 from services.common.kafka import make_producer
-from services.common.messages import Quote, Trade
+from services.common.messages import DepthLevel, Quote, Trade
 from services.producer.metrics import ProducerMetrics, default_metrics
 
 log = structlog.get_logger(__name__)
@@ -49,7 +49,17 @@ class Sink(Protocol):
 
 _NAMES = {cls: tuple(f.name for f in fields(cls)) for cls in (Quote, Trade)}
 _VALUES = {cls: attrgetter(*names) for cls, names in _NAMES.items()}
-_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+
+
+def _depth_level(obj: object) -> dict[str, float | None]:
+    """A ladder rung as ``asdict`` gives it (the encoder calls this for non-JSON types)."""
+    if obj.__class__ is DepthLevel:
+        return {"notional_usd": obj.notional_usd, "bid_px": obj.bid_px,  # type: ignore[attr-defined]
+                "ask_px": obj.ask_px}  # type: ignore[attr-defined]
+    raise TypeError(f"Object of type {obj.__class__.__name__} is not JSON serializable")
+
+
+_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False, default=_depth_level)
 
 
 def encode(record: Quote | Trade) -> bytes:

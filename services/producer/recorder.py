@@ -4,7 +4,9 @@ One JSON object per line, as in ``../shared/fixtures/exchanges`` (see its README
 
     {"exchange":"binance","recv_ts_ns":1723161254087891268,"raw":"{\\"stream\\":...}"}
 
-``raw`` is the text frame exactly as received; ``recv_ts_ns`` the local wall clock when the feed
+``raw`` is the text frame exactly as received (a REST book snapshot the feed fetched is a line
+too, with ``"source":"rest"`` and the request's ``url``, the body as ``raw``: the replay hands
+it to the books at its place in time); ``recv_ts_ns`` the local wall clock when the feed
 loop got it. Each venue gets its own files, ``<venue>-0001.jsonl``, ``<venue>-0002.jsonl`` ...,
 a new one once the current one would grow past the size limit. ``recording.json`` beside them
 says which venues and markets were recorded (venue symbol -> canonical symbol), so a replay of
@@ -28,7 +30,7 @@ from typing import IO
 import structlog
 
 from services.common.messages import Quote, Trade
-from services.producer.feed import FrameTap
+from services.producer.feed import FrameTap, RestTap
 
 log = structlog.get_logger(__name__)
 
@@ -70,11 +72,22 @@ class FrameRecorder:
         """The feed tap that writes every frame of ``exchange``'s feed."""
         return functools.partial(self.write, exchange)
 
+    def rest_tap(self, exchange: str) -> RestTap:
+        """The feed's REST tap: every book snapshot ``exchange``'s feed fetched."""
+        return functools.partial(self.write_rest, exchange)
+
+    def write_rest(self, exchange: str, url: str, body: str) -> None:
+        """One REST response, as the fixtures hold them (``source: "rest"``, ``url``)."""
+        self._write(exchange, {"exchange": exchange, "recv_ts_ns": self.clock_ns(),
+                               "source": "rest", "url": url, "raw": body})
+
     def write(self, exchange: str, raw: str | bytes) -> None:
         """One frame, stamped with the recorder's clock, appended to the venue's file."""
         text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
-        line = json.dumps({"exchange": exchange, "recv_ts_ns": self.clock_ns(), "raw": text},
-                          separators=(",", ":")) + "\n"
+        self._write(exchange, {"exchange": exchange, "recv_ts_ns": self.clock_ns(), "raw": text})
+
+    def _write(self, exchange: str, obj: dict[str, object]) -> None:
+        line = json.dumps(obj, separators=(",", ":")) + "\n"
         size = len(line.encode())
         fh, written, index = self._open.get(exchange, (None, 0, 0))
         if fh is None or (written and written + size > self.max_file_bytes):

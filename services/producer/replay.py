@@ -8,7 +8,8 @@ products. To give the detector two venues quoting the same thing at the same tim
   ``-L<n>`` suffix so they stay unique);
 - **picks** one recording per venue of ``ARB_VENUES`` (:data:`VENUE_RECORDINGS`), and of a
   file only the venue's live feed: its endpoint's frames (Bybit's file also holds linear ones)
-  and the REST snapshots it starts books from (Bitstamp), as frames (``Venue.snapshot_frame``);
+  and the REST snapshots it starts books from (Binance, Bitstamp), handed to the frame
+  processor's ``on_rest`` at their place in time, as the live feed hands it those it fetches;
 - **maps** a recorded product onto a canonical symbol (e.g. Coinbase SKL-USD -> BTC-USD)
   and **scales** its prices (sizes divided by the same factor, so notional is kept) so that its
   first mid equals the first mid of a reference recording (Binance BTCUSDT in USD);
@@ -50,7 +51,14 @@ import structlog
 from services.common.clock import now_ts_ms
 from services.common.config import ProducerSettings
 from services.common.exceptions import ConfigError, RecordError
-from services.common.messages import PriceRecord, Quote, Trade, validate_quote
+from services.common.messages import (
+    DepthLevel,
+    Ladder,
+    PriceRecord,
+    Quote,
+    Trade,
+    validate_quote,
+)
 from services.common.paths import RECORDINGS, recordings_dir
 from services.producer.connector import Venue, fx_to_usd_for
 from services.producer.metrics import ProducerMetrics
@@ -165,8 +173,11 @@ class Frame:
 
     recv_ts_ms: int
     raw: str
-    #: the endpoint it came in on, where the recording says (Bybit: spot or linear)
+    #: the endpoint it came in on, where the recording says (Bybit: spot or linear); for a
+    #: REST line the request
     url: str | None = None
+    #: a REST response (``source: "rest"``): a book snapshot, not a WebSocket frame
+    rest: bool = False
 
 
 @dataclass(frozen=True)
@@ -203,24 +214,22 @@ def venue_frames(path: str | Path, venue: Venue) -> tuple[Frame, ...]:
     WebSocket frames of its endpoint (``venue.ws_url``, or no ``url``: Bybit's linear frames
     are left out) and the REST snapshots the venue turns into frames (``snapshot_frame``:
     Bitstamp's diff book starts from one, as live it starts from the first book frame)."""
-    frames = _venue_frames(Path(path).resolve(), venue.ws_url, venue.snapshot_frame)
+    keep_rest = venue.snapshot_frame is not None or (
+        venue.depth is not None and venue.depth.pair_of_url is not None)
+    frames = _venue_frames(Path(path).resolve(), venue.ws_url, keep_rest)
     if not frames:
         raise ValueError(f"{path}: no WebSocket frames of {venue.name} ({venue.ws_url})")
     return frames
 
 
 @lru_cache(maxsize=16)
-def _venue_frames(path: Path, ws_url: str,
-                  snapshot_frame: Callable[[str, str], str | None] | None,
-                  ) -> tuple[Frame, ...]:
+def _venue_frames(path: Path, ws_url: str, keep_rest: bool) -> tuple[Frame, ...]:
     frames = []
     for line in _load(path):
         frame = line.frame
         if line.rest:
-            raw = None if snapshot_frame is None or frame.url is None else (
-                snapshot_frame(frame.url, frame.raw))
-            if raw is not None:
-                frames.append(Frame(frame.recv_ts_ms, raw, frame.url))
+            if keep_rest and frame.url is not None:
+                frames.append(Frame(frame.recv_ts_ms, frame.raw, frame.url, rest=True))
         elif frame.url is None or frame.url == ws_url:
             frames.append(frame)
     return tuple(frames)
@@ -328,7 +337,9 @@ class _Source:
         wanted = set(self.recording.symbol_map.values())
         scout = FrameProcessor(self.venue, self.recording.symbol_map, fx=self.fx_to_usd)
         for frame in self.frames:
-            for rec in scout.process(frame.raw, frame.recv_ts_ms).records:
+            outcome = (scout.on_rest(frame.url or "", frame.raw, frame.recv_ts_ms) if frame.rest
+                       else scout.process(frame.raw, frame.recv_ts_ms))
+            for rec in outcome.records:
                 if isinstance(rec, Quote) and rec.symbol not in mids:
                     mids[rec.symbol] = (rec.bid + rec.ask) / 2
             if wanted <= mids.keys():
@@ -377,11 +388,23 @@ class _Adjust:
                 rec, exchange_ts_ms=exchange_ts_ms, bid=rec.bid * scale, ask=rec.ask * scale,
                 bid_size=None if rec.bid_size is None else rec.bid_size / scale,
                 ask_size=None if rec.ask_size is None else rec.ask_size / scale,
+                depth=_moved_depth(rec.depth, scale, 0.0),
             )
         return replace(
             rec, exchange_ts_ms=exchange_ts_ms, price=rec.price * scale, size=rec.size / scale,
             trade_id=rec.trade_id + self.id_suffix,
         )
+
+
+def _moved_depth(depth: Ladder | None, scale: float, delta_usd: float) -> Ladder | None:
+    """A ladder on the replay's price level: prices scaled (sizes were divided by the same
+    factor, so each notional buys the same levels) and shifted by a shock's ``delta_usd``."""
+    if depth is None:
+        return None
+    return tuple(DepthLevel(
+        lv.notional_usd,
+        None if lv.bid_px is None else lv.bid_px * scale + delta_usd,
+        None if lv.ask_px is None else lv.ask_px * scale + delta_usd) for lv in depth)
 
 
 def _events(
@@ -414,8 +437,9 @@ def apply_shocks(
             delta_usd = sum(s.delta_usd for s in shocks if s.applies(rec, start_ms))
             if delta_usd:
                 try:
-                    rec = validate_quote(replace(rec, bid=rec.bid + delta_usd,
-                                                 ask=rec.ask + delta_usd))
+                    rec = validate_quote(replace(
+                        rec, bid=rec.bid + delta_usd, ask=rec.ask + delta_usd,
+                        depth=_moved_depth(rec.depth, 1.0, delta_usd)))
                 except RecordError as exc:
                     log.warning("shock_dropped_quote", reason=exc.reason, detail=exc.detail)
                     continue
@@ -432,11 +456,15 @@ def plan_replay(
     stale_ms: int = 2000,
     usdt_usd: float = 1.0,
     aligned: bool = True,
+    depth_notionals_usd: Sequence[float] = (),
+    book_levels: int = 100,
 ) -> ReplayPlan:
     """Build one pass of the replay: every record in time order, with refreshes and shocks.
 
     ``aligned=False`` is for files recorded together (record mode): they keep their relative
-    timing from the earliest frame of any of them, and none is looped."""
+    timing from the earliest frame of any of them, and none is looped.
+    ``depth_notionals_usd`` (ARB_DEPTH_NOTIONALS_USD) and ``book_levels`` (ARB_BOOK_LEVELS):
+    the venues' books and the quotes' ladders, as live; () gives top of book only."""
     fixtures = Path(fixtures_dir) if fixtures_dir is not None else default_fixtures_dir()
     start_ms = now_ts_ms() if start_ms is None else start_ms
     sources = _sources(recordings, fixtures, usdt_usd)
@@ -468,8 +496,9 @@ def plan_replay(
             src.venue.name, tuple(sorted(src.recording.symbol_map.items())))
         if key not in processors:
             tape = _Tape(src.venue.name, plan.events)
-            processors[key] = (FrameProcessor(src.venue, src.recording.symbol_map,
-                                              fx=src.fx_to_usd, book=book, counts=tape), tape)
+            processors[key] = (FrameProcessor(
+                src.venue, src.recording.symbol_map, fx=src.fx_to_usd, book=book, counts=tape,
+                depth_notionals_usd=depth_notionals_usd, book_levels=book_levels), tape)
         processor, tape = processors[key]
         if loops.get(index) != loop:  # the source starts (again): place it on the clock
             if index in loops:
@@ -477,7 +506,8 @@ def plan_replay(
             loops[index] = loop
             processor.adjust = _Adjust(offset_ms, src.scale, f"-L{loop}" if loop else "")
         tape.now_ms = t_ms
-        outcome = processor.process(frame.raw, t_ms)
+        outcome = (processor.on_rest(frame.url or "", frame.raw, t_ms) if frame.rest
+                   else processor.process(frame.raw, t_ms))
         if outcome.errors:
             plan.errors.update(outcome.errors)
             if outcome.kind is None:
@@ -527,11 +557,14 @@ def build_replay(
     refresh_ms: int = 500,
     stale_ms: int = 2000,
     usdt_usd: float = 1.0,
+    depth_notionals_usd: Sequence[float] = (),
+    book_levels: int = 100,
 ) -> list[PriceRecord]:
     """All records of one replay pass in time order (see :func:`plan_replay`)."""
     return plan_replay(
         fixtures_dir, recordings, start_ms=start_ms, shocks=shocks, refresh_ms=refresh_ms,
-        stale_ms=stale_ms, usdt_usd=usdt_usd,
+        stale_ms=stale_ms, usdt_usd=usdt_usd, depth_notionals_usd=depth_notionals_usd,
+        book_levels=book_levels,
     ).records
 
 

@@ -27,10 +27,11 @@ def test_venue_is_data() -> None:
 
 def test_combined_stream_url() -> None:
     assert (binance.connect_url("wss://stream.binance.com:9443", ["BTCUSDT"])
-            == "wss://stream.binance.com:9443/stream?streams=btcusdt@bookTicker/btcusdt@trade")
+            == "wss://stream.binance.com:9443/stream?streams=btcusdt@bookTicker/btcusdt@trade"
+                "/btcusdt@depth@100ms")
     assert (binance.connect_url("ws://127.0.0.1:8765/", ["BTCUSDT", "ETHUSDT"])
             == "ws://127.0.0.1:8765/stream?streams=btcusdt@bookTicker/btcusdt@trade/"
-               "ethusdt@bookTicker/ethusdt@trade")
+               "btcusdt@depth@100ms/ethusdt@bookTicker/ethusdt@trade/ethusdt@depth@100ms")
 
 
 def test_recorded_book_ticker_field_by_field(binance_frames, find_frame) -> None:

@@ -713,6 +713,10 @@ def test_live_mode_publishes_every_venue_to_kafka(broker, fixtures_dir, unique) 
             "ARB_PRODUCER_METRICS_PORT": "0",
             "ARB_QUOTE_REFRESH_MS": "60000",  # no refresh records in this count
             "ARB_USDT_USD": "1.0005",
+            # top of book only: the recorded depth diffs would ask for REST snapshots
+            # (tests/producer/test_feed_depth.py serves those)
+            "ARB_DEPTH_NOTIONALS_USD": "none",
+            "ARB_BINANCE_REST_URL": "http://127.0.0.1:9",
         } | {f"ARB_{name.upper()}_WS_URL": s.url for name, s in servers.items()}
         proc = subprocess.Popen(
             [sys.executable, "-m", "services.producer", "live"], cwd=REPO, env=env,
@@ -729,7 +733,8 @@ def test_live_mode_publishes_every_venue_to_kafka(broker, fixtures_dir, unique) 
             server.__exit__(None, None, None)
 
     assert proc.returncode == 0, stderr[-2000:]
-    assert servers["binance"].paths == ["/stream?streams=btcusdt@bookTicker/btcusdt@trade"]
+    assert servers["binance"].paths == [
+        "/stream?streams=btcusdt@bookTicker/btcusdt@trade/btcusdt@depth@100ms"]
     # USDT is needed (Binance, OKX): Coinbase and Kraken were asked for their USDT-USD ticker
     assert "USDT-USD" in servers["coinbase"].received[1]
     assert "USDT/USD" in servers["kraken"].received[0]

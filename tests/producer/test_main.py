@@ -40,17 +40,24 @@ def test_defaults_read_coinbase_and_binance_with_coinbase_usdt_rate(metrics) -> 
 def test_every_venue_and_overrides(metrics) -> None:
     env = {"ARB_VENUES": "coinbase,binance,kraken,okx", "ARB_SYMBOLS": "BTC-USD",
            "ARB_BINANCE_SYMBOLS": "BTC-USD=BTCUSDC", "ARB_OKX_WS_URL": "ws://127.0.0.1:1",
-           "ARB_WATCHDOG_MS": "5000", "ARB_ROLLOVER_MARGIN_SECONDS": "60"}
+           "ARB_WATCHDOG_MS": "5000", "ARB_ROLLOVER_MARGIN_SECONDS": "60",
+           "ARB_BINANCE_REST_URL": "http://127.0.0.1:2", "ARB_BOOK_LEVELS": "200"}
 
     feeds = {f.name: f for f in build_feeds(settings(**env), ListSink(), metrics)}
 
     # USDT (OKX) and USDC (Binance BTCUSDC) are needed: Coinbase lists USDT, Kraken both
     assert feeds["coinbase"].rate_only == ["USDT-USD"]
     assert feeds["kraken"].rate_only == ["USDT/USD", "USDC/USD"]
-    assert feeds["binance"].url.endswith("streams=btcusdc@bookTicker/btcusdc@trade")
+    assert feeds["binance"].url.endswith(
+        "streams=btcusdc@bookTicker/btcusdc@trade/btcusdc@depth@100ms")
     assert feeds["okx"].url == "ws://127.0.0.1:1"
     assert {f.watchdog_ms for f in feeds.values()} == {5000}
     assert feeds["binance"].rollover_after_s == 24 * 3600 - 60
+    # books on by default (ARB_DEPTH_NOTIONALS_USD), snapshots from the overridden REST URL
+    assert feeds["binance"].rest_url == "http://127.0.0.1:2"
+    assert feeds["coinbase"].rest_url == ""  # no REST snapshot: level2_batch brings its own
+    assert feeds["kraken"].processor.book_levels == 200
+    assert feeds["okx"].processor.notionals_usd == (1000.0, 10000.0, 100000.0)
 
 
 def test_no_stablecoin_market_no_rate_subscription(metrics) -> None:

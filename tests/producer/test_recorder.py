@@ -21,6 +21,7 @@ from services.producer.processor import FrameProcessor
 from services.producer.recorder import MANIFEST, DiscardSink, FrameRecorder
 from services.producer.replay import load_frames, plan_replay, recordings_in
 from tests.producer.conftest import ListSink
+from tests.producer.http_venue import RestVenue
 from tests.producer.ws_venue import RecordedVenue, Session, run_until
 
 REPO = Path(__file__).resolve().parents[2]
@@ -145,10 +146,16 @@ def test_record_mode_writes_live_frames(tmp_path: Path, fixtures_dir: Path,
                                         output_dir: Path) -> None:
     frames = raw_frames(fixtures_dir, "binance.jsonl", 300)
     out = tmp_path / "recorded"
-    with RecordedVenue(sessions=[Session([*frames, 0.5])]) as venue:
+    # the depth diffs ask for the REST snapshot: the recorded one, served here
+    snapshot = next(json.loads(line) for line in (fixtures_dir / "binance.jsonl").open()
+                    if '"source":"rest"' in line)
+    path = "/api/v3/depth?symbol=BTCUSDT&limit=100"
+    with (RecordedVenue(sessions=[Session([*frames, 0.5])]) as venue,
+          RestVenue({path: [snapshot["raw"]]}) as rest):
         env = {k: v for k, v in os.environ.items() if not k.startswith(("ARB_", "KAFKA_"))}
         env.update({"ARB_VENUES": "binance", "ARB_SYMBOLS": "BTC-USD",
-                    "ARB_BINANCE_WS_URL": venue.url, "ARB_PRODUCER_METRICS_PORT": "0",
+                    "ARB_BINANCE_WS_URL": venue.url, "ARB_BINANCE_REST_URL": rest.url,
+                    "ARB_PRODUCER_METRICS_PORT": "0",
                     "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9"})  # no broker needed
         log = output_dir / "record.log"
         with open(log, "wb") as fh:
@@ -159,7 +166,7 @@ def test_record_mode_writes_live_frames(tmp_path: Path, fixtures_dir: Path,
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline:
                 written = sum(len(p.read_text().splitlines()) for p in out.glob("*.jsonl"))
-                if written >= len(frames):
+                if written >= len(frames) + 1:
                     break
                 time.sleep(0.2)
         finally:
@@ -168,8 +175,14 @@ def test_record_mode_writes_live_frames(tmp_path: Path, fixtures_dir: Path,
     assert code == 0, log.read_text()[-2000:]
     files = sorted(out.glob("binance-*.jsonl"))
     assert len(files) >= 3  # about 95 kB of frames at 20 kB per file
-    recorded = [json.loads(line) for p in files for line in p.read_text().splitlines()]
+    lines = [json.loads(line) for p in files for line in p.read_text().splitlines()]
+    recorded = [r for r in lines if r.get("source") != "rest"]
     assert [r["raw"] for r in recorded] == frames
+    # the snapshot it fetched is a line too, as the fixtures hold them
+    (fetched,) = [r for r in lines if r.get("source") == "rest"]
+    assert fetched["url"] == rest.url + path
+    assert fetched["raw"] == snapshot["raw"]
+    assert rest.requests == [path]
     assert all(r["exchange"] == "binance" for r in recorded)
     times = [r["recv_ts_ns"] for r in recorded]
     assert times == sorted(times)

@@ -16,6 +16,7 @@ import pytest
 from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 from prometheus_client import CollectorRegistry
 
+from services.common.config import DEFAULT_DEPTH_NOTIONALS_USD
 from services.common.kafka import ensure_topics, make_consumer
 from services.common.messages import Quote, Trade, parse_price_record
 from services.producer import binance
@@ -448,8 +449,10 @@ def cli_env(broker, topic: str) -> dict[str, str]:
 def test_cli_replay_exits_zero_after_publishing_everything(broker, fixtures_dir, unique) -> None:
     topic = f"crypto-prices-{unique}"
     env = cli_env(broker, topic)
+    # the CLI replays with the default ladder sizes and book depth (ARB_DEPTH_NOTIONALS_USD)
     expected = build_replay(fixtures_dir, start_ms=START_MS,
-                            shocks=[Shock.parse("binance:BTC-USD:+150@10:2")])
+                            shocks=[Shock.parse("binance:BTC-USD:+150@10:2")],
+                            depth_notionals_usd=DEFAULT_DEPTH_NOTIONALS_USD, book_levels=100)
 
     done = subprocess.run(
         [sys.executable, "-m", "services.producer", "replay", "--speed", "max",

@@ -74,16 +74,21 @@ def test_bybit_quotes_come_from_spot_frames(fixtures_dir) -> None:
     assert quotes(plan_replay(fixtures_dir, [linear], start_ms=START_MS), "bybit") == []
 
 
-def test_bitstamp_rest_snapshots_become_book_frames(fixtures_dir) -> None:
+def test_bitstamp_rest_snapshots_stay_rest_lines_read_as_book_frames(fixtures_dir) -> None:
+    """The replay keeps each REST snapshot as a REST line at its time; the frame processor's
+    ``on_rest`` reads it as the ``order_book`` frame it matches (and as a depth snapshot)."""
     path = fixtures_dir / VENUE_RECORDINGS["bitstamp"].file
     frames = venue_frames(path, bitstamp.VENUE)
     rest = [json.loads(ln) for ln in path.read_text().splitlines() if '"source":"rest"' in ln]
-    books = [f for f in frames if '"channel":"order_book_' in f.raw]
-    assert len(rest) == len(books) == 10
+    kept = [f for f in frames if f.rest]
+    assert len(rest) == len(kept) == 10
     assert len(frames) == len(load_frames(path)) + len(rest)
-    eth = next(f for f in books if '"order_book_ethusd"' in f.raw)
-    assert json.loads(eth.raw)["data"] == json.loads(
+    eth = next(f for f in kept if (f.url or "").endswith("/ethusd"))
+    assert json.loads(eth.raw) == json.loads(
         next(r["raw"] for r in rest if r["url"].endswith("/ethusd")))
+    frame = bitstamp.VENUE.snapshot_frame(eth.url or "", eth.raw)
+    assert frame is not None
+    assert json.loads(frame)["channel"] == "order_book_ethusd"
 
 
 def test_bitstamp_replay_builds_the_book_as_live_does(fixtures_dir) -> None:
