@@ -398,6 +398,8 @@ def _load(raw: bytes | str) -> dict[str, Any]:
         obj = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise RecordError("not_json", str(exc)[:120]) from exc
+    except RecursionError:  # nested deeper than the interpreter's stack: hostile, not JSON
+        raise RecordError("not_json", "nested too deeply") from None
     if not isinstance(obj, dict):
         raise RecordError("not_object", type(obj).__name__)
     if obj.get(VERSION_FIELD) != SCHEMA_VERSION:

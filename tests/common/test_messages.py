@@ -259,3 +259,13 @@ def test_older_spreads_and_episodes_read_with_null_executable_fields() -> None:
                       "executable_usd": 1000.0, "executable_size": 0.02,
                       "executable_profit_usd": 1.25})
     assert parse_spread(to_json(grown)).executable_profit_usd == 1.25
+
+
+@pytest.mark.parametrize("parse", [parse_price_record, parse_spread, parse_episode])
+def test_deeply_nested_json_is_rejected_not_raised(parse) -> None:
+    """Nesting past the interpreter's recursion limit is a bad record (RecordError), not a
+    RecursionError that would stop a consumer."""
+    raw = '{"v": 1, "x": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    with pytest.raises(RecordError) as caught:
+        parse(raw)
+    assert caught.value.reason == "not_json"
