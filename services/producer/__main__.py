@@ -118,6 +118,8 @@ def run_replay(
             log.warning("shock_matches_no_venue", exchange=shock.exchange, replayed=exchanges)
     for exchange in exchanges:
         metrics.feed_connected.labels(exchange).set(1)
+    for exchange in sorted(plan.book_venues):
+        metrics.book(exchange)  # book health series from the start, as a live feed's
     log.info("replay_started", records=len(plan.records), speed=args.speed or "max",
              loop=args.loop, shocks=[str(s) for s in args.shock])
     # Paced, the replay's clock starts now: receive times are then wall-clock times.

@@ -151,7 +151,8 @@ class Feed:
             book=QuoteBook(refresh_ms=options.refresh_ms, stale_ms=options.stale_ms),
             unpublished={symbol_map[s] for s in self.rate_only},
             depth_notionals_usd=options.depth_notionals_usd, book_levels=options.book_levels,
-            book_counts=self.metrics.book(self.name),
+            book_counts=(self.metrics.book(self.name)
+                         if venue.depth is not None and options.depth_notionals_usd else None),
         )
         self.depth = self.processor.depth
         self.rest_url = options.rest_url or (self.depth.rest_url if self.depth else "")

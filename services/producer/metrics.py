@@ -30,7 +30,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histo
 
 from services.common.messages import Quote
 from services.common.metrics import LATENCY_BUCKETS_SECONDS
-from services.producer.books.base import BookStatus
+from services.producer.books.base import PROBLEMS, BookStatus
 from services.producer.books.book import OrderBook
 
 #: recv - exchange time; below 0 (the venue's clock ahead of ours) is observed as 0.
@@ -255,6 +255,8 @@ class BookCounts:
     A status without a problem (nearly all of them) costs one attribute test. A problem counts
     in its family (gap, checksum, crossed, or rejected by reason) and, when the book has to be
     fetched again (``need`` set), once in ``arb_book_resyncs_total`` by the same reason.
+    Every family's series exist, at 0, from the start: a rate over a series born at its first
+    problem would show "no data" for a healthy book, and miss that first increase.
     """
 
     def __init__(self, metrics: ProducerMetrics, exchange: str,
@@ -266,6 +268,12 @@ class BookCounts:
         #: epoch seconds of each symbol's last book change, read by the age gauge at scrape
         self._changed_s: dict[str, float] = {}
         self._level_gauges: dict[str, tuple[Any, Any]] = {}
+        for reason in sorted(PROBLEMS):
+            self._child("resyncs", reason)
+        for reason in sorted(_REJECTED):
+            self._child("rejected", reason)
+        for family in ("gaps", "checksum", "crossed"):
+            self._child(family, "")
 
     def status(self, status: BookStatus) -> None:
         """Count what one message did to the book."""
@@ -294,30 +302,37 @@ class BookCounts:
     def levels(self, symbol: str, book: OrderBook) -> None:
         """The kept depth of ``symbol``'s book to the levels gauge (from a timer, not per
         message)."""
+        self.depth(symbol, *book.depth())
+
+    def depth(self, symbol: str, n_bids: int, n_asks: int) -> None:
+        """Levels kept per side of ``symbol``'s book, to the levels gauge."""
         gauges = self._level_gauges.get(symbol)
         if gauges is None:
             family = self.metrics.book_levels
             gauges = self._level_gauges[symbol] = (
                 family.labels(self.exchange, symbol, "bid"),
                 family.labels(self.exchange, symbol, "ask"))
-        n_bids, n_asks = book.depth()
         gauges[0].set(n_bids)
         gauges[1].set(n_asks)
 
     def _count(self, family: str, reason: str) -> None:
-        key = (family, reason)
-        counter = self._counters.get(key)
+        counter = self._counters.get((family, reason))
         if counter is None:
-            m = self.metrics
-            if family == "resyncs":
-                counter = m.book_resyncs.labels(self.exchange, reason)
-            elif family == "rejected":
-                counter = m.book_rejected.labels(self.exchange, reason)
-            else:
-                counter = {"gaps": m.book_gaps, "checksum": m.book_checksum_failures,
-                           "crossed": m.book_crossed}[family].labels(self.exchange)
-            self._counters[key] = counter
+            counter = self._child(family, reason)
         counter.inc()
+
+    def _child(self, family: str, reason: str) -> Any:
+        """The counter of one family and reason (created, at 0, on first use)."""
+        m = self.metrics
+        if family == "resyncs":
+            counter = m.book_resyncs.labels(self.exchange, reason)
+        elif family == "rejected":
+            counter = m.book_rejected.labels(self.exchange, reason)
+        else:
+            counter = {"gaps": m.book_gaps, "checksum": m.book_checksum_failures,
+                       "crossed": m.book_crossed}[family].labels(self.exchange)
+        self._counters[(family, reason)] = counter
+        return counter
 
 
 class _FeedCounts:

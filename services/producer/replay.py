@@ -60,6 +60,8 @@ from services.common.messages import (
     validate_quote,
 )
 from services.common.paths import RECORDINGS, recordings_dir
+from services.producer.books.base import BookStatus
+from services.producer.books.book import OrderBook
 from services.producer.connector import Venue, fx_to_usd_for
 from services.producer.metrics import ProducerMetrics
 from services.producer.processor import FrameProcessor
@@ -240,10 +242,12 @@ class FeedEvent(NamedTuple):
 
     ts_ms: int
     exchange: str
-    #: the :class:`~services.producer.metrics.FeedCounts` call: message, error or latency_ms
+    #: the :class:`~services.producer.metrics.FeedCounts` call: message, error or latency_ms;
+    #: or the :class:`~services.producer.metrics.BookCounts` one: book_status, book_changed
+    #: (the symbol's book changed) or book_depth (symbol, bid levels, ask levels)
     name: str
-    #: its argument: the kind, the reason, or the latency in ms
-    value: str | int
+    #: its argument: the kind, the reason, the latency in ms, a BookStatus, a symbol, a tuple
+    value: object
 
 
 class _Tape:
@@ -262,6 +266,33 @@ class _Tape:
 
     def latency_ms(self, latency_ms: int) -> None:
         self.events.append(FeedEvent(self.now_ms, self.exchange, "latency_ms", latency_ms))
+
+
+class _BookTape:
+    """BookCounts of one venue that write each call down as a FeedEvent, for the book
+    metrics to follow the replay as they follow a live feed."""
+
+    def __init__(self, tape: _Tape) -> None:
+        self.tape = tape
+
+    def status(self, status: BookStatus) -> None:
+        if status.problem is not None:
+            self._write("book_status", status)
+
+    def changed(self, symbol: str, ts_s: float | None = None) -> None:
+        del ts_s  # the replay's clock: the event's time
+        self._write("book_changed", symbol)
+
+    def levels(self, symbol: str, book: OrderBook) -> None:
+        self._write("book_depth", (symbol, *book.depth()))
+
+    def _write(self, name: str, value: object) -> None:
+        tape = self.tape
+        tape.events.append(FeedEvent(tape.now_ms, tape.exchange, name, value))
+
+
+#: virtual ms between two book_depth events of a replayed processor (a live feed's timer)
+_BOOK_DEPTH_EVERY_MS = 1000
 
 
 @dataclass
@@ -283,6 +314,8 @@ class ReplayPlan:
     events: list[FeedEvent] = field(default_factory=list)
     #: every arb_feed_errors_total reason counted: parse failures, sequence checks, rates
     errors: Counter[str] = field(default_factory=Counter)
+    #: venues whose depth books the plan keeps (their book metrics exist from the start)
+    book_venues: set[str] = field(default_factory=set)
 
     def __len__(self) -> int:
         return len(self.records)
@@ -481,6 +514,7 @@ def plan_replay(
     # per venue and markets when recorded together (a venue's rotated files are one stream).
     processors: dict[Hashable, tuple[FrameProcessor, _Tape]] = {}
     loops: dict[int, int] = {}
+    depth_due_ms: dict[Hashable, int] = {}  # next book_depth event of each processor
 
     def refresh_until(t_ms: int, *, inclusive: bool) -> None:
         while (due_ms := book.next_due_ms()) is not None and (
@@ -498,7 +532,10 @@ def plan_replay(
             tape = _Tape(src.venue.name, plan.events)
             processors[key] = (FrameProcessor(
                 src.venue, src.recording.symbol_map, fx=src.fx_to_usd, book=book, counts=tape,
-                depth_notionals_usd=depth_notionals_usd, book_levels=book_levels), tape)
+                depth_notionals_usd=depth_notionals_usd, book_levels=book_levels,
+                book_counts=_BookTape(tape)), tape)
+            if processors[key][0].depth is not None:
+                plan.book_venues.add(src.venue.name)
         processor, tape = processors[key]
         if loops.get(index) != loop:  # the source starts (again): place it on the clock
             if index in loops:
@@ -513,6 +550,9 @@ def plan_replay(
             if outcome.kind is None:
                 plan.skipped[outcome.errors[0]] += 1
         out.extend(outcome.records)
+        if processor.syncs and t_ms >= depth_due_ms.get(key, t_ms):
+            processor.book_levels_gauges()
+            depth_due_ms[key] = t_ms + _BOOK_DEPTH_EVERY_MS
     refresh_until(end_ms, inclusive=True)
     if shocks:
         plan.records = list(apply_shocks(out, shocks, start_ms))
@@ -610,6 +650,25 @@ def iter_replay(
         n += 1
 
 
+def _export(event: FeedEvent, metrics: ProducerMetrics) -> None:
+    """One replayed count to the metrics, on the wall clock where a time is due."""
+    name = event.name
+    if name.startswith("book_"):
+        book = metrics.book(event.exchange)
+        if name == "book_status":
+            book.status(event.value)  # type: ignore[arg-type]
+        elif name == "book_changed":
+            book.changed(str(event.value))
+        else:
+            symbol, n_bids, n_asks = event.value  # type: ignore[misc]
+            book.depth(symbol, n_bids, n_asks)
+        return
+    feed = metrics.feed(event.exchange)
+    getattr(feed, name)(event.value)
+    if name == "message":
+        feed.last_message(time.time())
+
+
 def _timeline_key(item: PriceRecord | FeedEvent) -> tuple[int, bool]:
     """Time order; at equal times a frame's counts come before the records it gave."""
     return item.ts_ms, item.__class__ is not FeedEvent
@@ -663,6 +722,9 @@ def publish_replay(
     of now), and each published quote to the best-price gauges.
     """
     items = iter_replay(records, feed_events=True) if isinstance(records, ReplayPlan) else records
+    if metrics is not None and isinstance(records, ReplayPlan):
+        for exchange in sorted(records.book_venues):
+            metrics.book(exchange)
     stop = stop or threading.Event()
     sent = 0
     wall_start_s = clock()
@@ -677,10 +739,7 @@ def publish_replay(
                 break
         if item.__class__ is FeedEvent:
             if metrics is not None:
-                feed = metrics.feed(item.exchange)
-                getattr(feed, item.name)(item.value)
-                if item.name == "message":
-                    feed.last_message(time.time())
+                _export(item, metrics)
             continue
         sink.publish(item)
         sent += 1

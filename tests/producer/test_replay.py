@@ -509,3 +509,56 @@ def test_cli_rejects_bad_configuration() -> None:
     )
     assert done.returncode == 2
     assert "ARB_USDT_USD" in done.stderr
+
+
+def book_samples(metrics: ProducerMetrics) -> dict:
+    """Every sample of the book families (arb_book_*), by name and labels."""
+    out = {}
+    for family in metrics.registry.collect():
+        if family.name.startswith("arb_book_"):
+            for sample in family.samples:
+                if not sample.name.endswith("_created"):
+                    out[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return out
+
+
+def test_a_replay_exports_the_book_metrics_as_it_reaches_them(tmp_path, fixtures_dir) -> None:
+    # Arrange: the Binance recording with one depth diff deleted: a gap, then a resync
+    lines = (fixtures_dir / BINANCE_FILE).read_text().splitlines()
+    kinds = [None if '"source"' in line[:80] else binance_kind(
+        Frame(0, json.loads(line)["raw"])) for line in lines]
+    diffs = [i for i, k in enumerate(kinds) if k == "depth@100ms"]
+    assert len(diffs) > 20
+    (tmp_path / BINANCE_FILE).write_text(
+        "\n".join(line for i, line in enumerate(lines) if i != diffs[len(diffs) // 2]) + "\n")
+    plan = plan_replay(tmp_path, [BTC_ONLY], start_ms=START_MS, depth_notionals_usd=(1000.0,))
+    metrics = ProducerMetrics(CollectorRegistry())
+    stopped = threading.Event()
+    stopped.set()
+
+    # Act: nothing published yet, then all of it
+    publish_replay(plan, ListSink(), speed=None, stop=stopped, metrics=metrics)
+    at_start = book_samples(metrics)
+    publish_replay(plan, ListSink(), speed=None, metrics=metrics)
+    at_end = book_samples(metrics)
+
+    # Assert: every counter's series is there at 0 before any book message ...
+    assert plan.book_venues == {"binance"}
+    counters = {k for k in at_start if k[0].endswith("_total")}
+    assert ("arb_book_gaps_total", (("exchange", "binance"),)) in counters
+    assert ("arb_book_resyncs_total", (("exchange", "binance"), ("reason", "gap"))) in counters
+    assert {v for k, v in at_start.items() if k in counters} == {0.0}
+    # ... the gap is counted once, as the plan saw it, and the book is there with its depth
+    statuses = [e.value for e in plan.events if e.name == "book_status"]
+    assert [s.problem for s in statuses] == ["gap"]
+    assert at_end[("arb_book_gaps_total", (("exchange", "binance"),))] == 1
+    assert at_end[("arb_book_resyncs_total", (("exchange", "binance"), ("reason", "gap")))] == 1
+    # (the recording has no second snapshot: after the gap the book stays empty, and says so)
+    depths = [e.value for e in plan.events if e.name == "book_depth"]
+    assert {d[0] for d in depths} == {"BTC-USD"}
+    assert max(min(d[1:]) for d in depths) > 0 and depths[-1][1:] == (0, 0)
+    market = (("exchange", "binance"), ("symbol", "BTC-USD"))
+    for side, n_levels in zip(("bid", "ask"), depths[-1][1:], strict=True):
+        assert at_end[("arb_book_levels", (*market[:1], ("side", side), *market[1:]))] == \
+            n_levels
+    assert 0 <= at_end[("arb_book_age_seconds", market)] < 60
