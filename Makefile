@@ -31,7 +31,7 @@ lint: setup
 
 test: setup lint
 	./scripts/install-system-deps.sh
-	$(PY) -m pytest
+	$(PY) -m pytest --durations=40
 
 unit: setup
 	$(PY) -m pytest -m "not integration"
