@@ -11,7 +11,7 @@ SPEED ?= 1
 START_ARGS ?= $(if $(REPLAY),--replay --speed $(SPEED),)
 export DEMO_MODE
 
-.PHONY: setup start test lint unit clean
+.PHONY: setup start test test-faults lint unit clean
 setup: $(INSTALLED) $(JARS)
 
 $(INSTALLED): pyproject.toml
@@ -32,6 +32,11 @@ lint: setup
 test: setup lint
 	./scripts/install-system-deps.sh
 	$(PY) -m pytest --durations=40
+
+# The whole pipeline under injected faults (tests/faults, marker "faults"): ~15 minutes more.
+test-faults: setup
+	./scripts/install-system-deps.sh
+	$(PY) -m pytest -m faults --durations=20
 
 unit: setup
 	$(PY) -m pytest -m "not integration"
