@@ -40,6 +40,10 @@ COUNTERS = frozenset({
     # DESIGN.md's second round (depth): order-book health, per venue.
     "arb_book_resyncs_total", "arb_book_gaps_total", "arb_book_checksum_failures_total",
     "arb_book_crossed_total", "arb_book_rejected_total",
+    # Issue #19 (docs/reliability.md): what a fault cost, where it is physically unavoidable.
+    "arb_history_store_errors_total", "arb_dashboard_history_errors_total",
+    "arb_alerts_uncertain_total", "arb_kafka_offsets_reset_total",
+    "arb_kafka_records_lost_total",
 })
 GAUGES = frozenset({
     "arb_feed_connected", "arb_feed_last_message_timestamp_seconds",
@@ -53,6 +57,8 @@ GAUGES = frozenset({
     # Second round (depth): book age and levels (producer), executable size and profit of the
     # latest window per pair (alerter, next to the spread gauges).
     "arb_book_age_seconds", "arb_book_levels", "arb_executable_usd", "arb_executable_profit_usd",
+    # Issue #19: 1 while the alerter's history store works.
+    "arb_history_store_ok",
 })
 HISTOGRAMS = frozenset({
     "arb_feed_latency_seconds", "arb_kafka_delivery_latency_seconds",
@@ -70,6 +76,9 @@ NOT_IN_DESIGN = frozenset({
     "arb_book_resyncs_total", "arb_book_gaps_total", "arb_book_checksum_failures_total",
     "arb_book_crossed_total", "arb_book_rejected_total", "arb_book_age_seconds",
     "arb_book_levels", "arb_executable_usd", "arb_executable_profit_usd",
+    "arb_history_store_errors_total", "arb_dashboard_history_errors_total",
+    "arb_alerts_uncertain_total", "arb_kafka_offsets_reset_total",
+    "arb_kafka_records_lost_total", "arb_history_store_ok",
 })
 
 #: DESIGN.md's name -> the name exported, for a family renamed to state its unit
