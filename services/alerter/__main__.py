@@ -9,6 +9,7 @@ from types import FrameType
 
 import structlog
 
+from services.alerter.faults import KillPoints
 from services.alerter.metrics import AlerterMetrics
 from services.alerter.service import AlerterService
 from services.common.config import AlerterSettings, KafkaSettings, describe, load_dotenv
@@ -19,7 +20,8 @@ from services.common.metrics import MetricsServer
 log = structlog.get_logger("services.alerter")
 
 
-def main() -> int:
+def main(delivery: str | None = None) -> int:
+    """``delivery`` overrides the delivery mode setting (the crash tests run both modes)."""
     load_dotenv()
     configure_logging("alerter")
     try:
@@ -39,7 +41,12 @@ def main() -> int:
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
 
-    service = AlerterService(settings, kafka, metrics=AlerterMetrics(), stop=stop)
+    try:
+        service = AlerterService(settings, kafka, metrics=AlerterMetrics(), stop=stop,
+                                 delivery=delivery, kill_points=KillPoints.from_env())
+    except ValueError as exc:
+        log.error("config_invalid", error=str(exc))
+        return 2
     server = MetricsServer(settings.metrics_port, ready=service.ready).start()
     log.info("metrics_listening", port=server.port)
     try:

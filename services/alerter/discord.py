@@ -3,8 +3,18 @@
 Discord answers 204 (or 200 with ``?wait=true``) when it accepted a message, 429 with a
 ``Retry-After`` header and a JSON ``retry_after`` (seconds) when rate limited, and sends
 ``X-RateLimit-Remaining`` / ``X-RateLimit-Reset-After`` so a client can pause before the next
-message instead of being refused. 5xx and timeouts are transient and retried with capped
-backoff; any other 4xx (bad payload, deleted webhook) will not get better and is not retried.
+message instead of being refused. A 429 that carries no retry value at all waits
+:data:`RATE_LIMIT_FALLBACK_S` (1 s), doubling on each repeat up to ``backoff_max_s``. A 429 of
+Discord's *global* limit (JSON ``"global": true``, or ``X-RateLimit-Global: true``, or
+``X-RateLimit-Scope: global``) holds back every message of this client for the time given, not
+only the one refused. 5xx are transient and retried with capped backoff; any other 4xx (bad
+payload, deleted webhook) will not get better and is not retried.
+
+No answer is not a refusal: a request that timed out waiting for the answer (or whose
+connection dropped after it was sent) may have been posted. Such a result is ``uncertain``;
+``retry_uncertain`` (the at-least-once mode) retries it anyway, accepting a possible double,
+and without it (at-most-once) the message is given up at once. Only a connect timeout or a
+refused connection is known not to have reached Discord.
 401, 403 and 404 say the webhook itself is gone or its token wrong: after one of those the
 client stops posting (every later message fails at once as ``webhook_unusable``) instead of
 sending each alert to a dead URL; Discord also restricts clients that keep making such requests.
@@ -22,6 +32,7 @@ from typing import Any
 
 import requests
 import structlog
+from urllib3.exceptions import MaxRetryError
 
 from services.common.backoff import Backoff
 from services.common.clock import now_ts_ms
@@ -45,6 +56,9 @@ INTERRUPTED = "interrupted"
 WEBHOOK_UNUSABLE = "webhook_unusable"
 #: Answers meaning the webhook (not the message) is bad: unknown webhook, bad token, forbidden.
 UNUSABLE_STATUSES = frozenset({401, 403, 404})
+#: First wait after a 429 that names no wait (no Retry-After, no ``retry_after``); doubles on
+#: each repeat up to ``backoff_max_s``. Discord always sends one; a proxy in between may not.
+RATE_LIMIT_FALLBACK_S = 1.0
 
 #: Sleeps for ``seconds`` unless shutting down; returns False when interrupted.
 Sleep = Callable[[float], bool]
@@ -287,6 +301,9 @@ class DeliveryResult:
     status: int | None = None
     detail: str = ""
     accepted_ts_ms: int | None = None
+    #: Some attempt was sent and got no answer (timeout, connection dropped): Discord may have
+    #: posted it, so an ``ok`` result may be a double and a failed one may have arrived.
+    uncertain: bool = False
 
 
 def redact(text: str, secret: str | None) -> str:
@@ -314,15 +331,42 @@ def _float(value: Any) -> float | None:
     return number if number >= 0 else None
 
 
-def retry_after_seconds(response: requests.Response) -> float | None:
-    """Discord's wait: JSON ``retry_after`` (more precise), else the Retry-After header."""
+def _json_body(response: requests.Response) -> dict[str, Any] | None:
     try:
         body = response.json()
     except ValueError:
-        body = None
-    if isinstance(body, dict) and (seconds := _float(body.get("retry_after"))) is not None:
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def retry_after_seconds(response: requests.Response) -> float | None:
+    """Discord's wait: JSON ``retry_after`` (more precise), else the Retry-After header."""
+    body = _json_body(response)
+    if body is not None and (seconds := _float(body.get("retry_after"))) is not None:
         return seconds
     return _float(response.headers.get("Retry-After"))
+
+
+def is_global_limit(response: requests.Response) -> bool:
+    """A 429 of Discord's global rate limit (every request of this client), not the route's."""
+    body = _json_body(response)
+    headers = response.headers
+    return ((body is not None and body.get("global") is True)
+            or headers.get("X-RateLimit-Global", "").lower() == "true"
+            or headers.get("X-RateLimit-Scope", "").lower() == "global")
+
+
+def _sent_without_answer(exc: requests.RequestException) -> bool:
+    """True when the request may have reached Discord: a read timeout, or a connection lost
+    after it was sent. A connect timeout or a refused connection never sent anything."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return False
+    if isinstance(exc, requests.Timeout):
+        return True
+    if isinstance(exc, requests.ConnectionError):
+        cause = exc.args[0] if exc.args else None
+        return not isinstance(cause, MaxRetryError)  # MaxRetryError: connecting failed
+    return False
 
 
 class DiscordWebhook:
@@ -341,6 +385,8 @@ class DiscordWebhook:
         backoff_base_s: float = 0.5,
         backoff_max_s: float = 8.0,
         max_retry_after_s: float = 60.0,
+        rate_limit_fallback_s: float = RATE_LIMIT_FALLBACK_S,
+        retry_uncertain: bool = True,
         sleep: Sleep = _default_sleep,
         session: requests.Session | None = None,
     ) -> None:
@@ -353,6 +399,11 @@ class DiscordWebhook:
         self.backoff_max_s = backoff_max_s
         self._backoff = Backoff(initial_s=backoff_base_s, max_s=backoff_max_s, jitter=0.5)
         self.max_retry_after_s = max_retry_after_s
+        self._rate_limit_backoff = Backoff(initial_s=rate_limit_fallback_s,
+                                           max_s=max(backoff_max_s, rate_limit_fallback_s),
+                                           jitter=0.0)
+        #: False (at-most-once): a request that got no answer is not sent again.
+        self.retry_uncertain = retry_uncertain
         self._sleep = sleep
         self._session = session or requests.Session()
         self._not_before_monotonic_s = 0.0
@@ -381,49 +432,77 @@ class DiscordWebhook:
                 reset_after, self.max_retry_after_s,
             )
 
-    def send(self, payload: dict[str, Any]) -> DeliveryResult:
-        """Post one message, retrying what is worth retrying; never raises for HTTP problems."""
+    def _rate_limited_wait_s(self, response: requests.Response, attempt: int,
+                             ) -> tuple[float, float | None]:
+        """(wait before the retry, the wait Discord named or None); a global limit also holds
+        back every later message of this client."""
+        named_s = retry_after_seconds(response)
+        wait_s = self._rate_limit_backoff.delay_s(attempt - 1) if named_s is None else named_s
+        if is_global_limit(response):
+            until = time.monotonic() + min(wait_s, self.max_retry_after_s)
+            self._not_before_monotonic_s = max(self._not_before_monotonic_s, until)
+            log.warning("discord_global_rate_limit", retry_after_s=named_s,
+                        wait_s=round(wait_s, 3))
+        return wait_s, named_s
+
+    def send(self, payload: dict[str, Any],
+             before_request: Callable[[], None] | None = None) -> DeliveryResult:
+        """Post one message, retrying what is worth retrying; never raises for HTTP problems.
+
+        ``before_request`` runs once, just before the first HTTP request leaves (the caller
+        marks the message "sending" there); not at all when no request is made."""
         if self.unusable is not None:
             return DeliveryResult(False, WEBHOOK_UNUSABLE, 0, None, self.unusable)
         attempts = 0
+        uncertain = False
         reason, status, detail = SERVER_ERROR, None, ""
         while attempts < self.max_attempts:
             if not self._wait(self._not_before_monotonic_s - time.monotonic()):
-                return DeliveryResult(False, INTERRUPTED, attempts, status, detail)
+                return DeliveryResult(False, INTERRUPTED, attempts, status, detail,
+                                      uncertain=uncertain)
+            if attempts == 0 and before_request is not None:
+                before_request()
             attempts += 1
             wait_s: float | None = None
             try:
                 response = self._session.post(self._url, json=payload, timeout=self.timeout_s)
-            except requests.Timeout:
-                reason, status, detail = TIMEOUT, None, f"no answer within {self.timeout_s:g} s"
             except requests.RequestException as exc:
-                # The exception text quotes the URL: keep only the class, redacted anyway.
-                reason, status = CONNECTION_ERROR, None
-                detail = redact(type(exc).__name__, self._url)
+                sent = _sent_without_answer(exc)
+                uncertain = uncertain or sent
+                status = None
+                if isinstance(exc, requests.Timeout):
+                    reason, detail = TIMEOUT, f"no answer within {self.timeout_s:g} s"
+                else:
+                    # The exception text quotes the URL: keep only the class, redacted anyway.
+                    reason, detail = CONNECTION_ERROR, redact(type(exc).__name__, self._url)
+                if sent:
+                    detail += " (may have been posted)"
+                    if not self.retry_uncertain:
+                        return DeliveryResult(False, reason, attempts, status, detail,
+                                              uncertain=True)
             else:
                 status = response.status_code
                 self._note_bucket(response)
                 if 200 <= status < 300:
-                    return DeliveryResult(
-                        True, OK, attempts, status, accepted_ts_ms=now_ts_ms(),
-                    )
+                    return DeliveryResult(True, OK, attempts, status,
+                                          accepted_ts_ms=now_ts_ms(), uncertain=uncertain)
                 body = redact(response.text[:200], self._url)
                 if status == 429:
-                    wait_s = retry_after_seconds(response)
-                    reason, detail = RATE_LIMITED, f"HTTP 429, retry after {wait_s} s"
-                    if wait_s is None:
-                        wait_s = self._backoff_s(attempts)
-                    elif wait_s > self.max_retry_after_s:
-                        log.warning("discord_retry_after_too_long", retry_after_s=wait_s,
+                    wait_s, named_s = self._rate_limited_wait_s(response, attempts)
+                    reason, detail = RATE_LIMITED, f"HTTP 429, retry after {named_s} s"
+                    if named_s is not None and named_s > self.max_retry_after_s:
+                        log.warning("discord_retry_after_too_long", retry_after_s=named_s,
                                     max_retry_after_s=self.max_retry_after_s)
-                        return DeliveryResult(False, RATE_LIMITED, attempts, status, detail)
+                        return DeliveryResult(False, RATE_LIMITED, attempts, status, detail,
+                                              uncertain=uncertain)
                 elif status >= 500:
                     reason, detail = SERVER_ERROR, f"HTTP {status}: {body}"
                 else:
                     detail = f"HTTP {status}: {body}"
                     if status in UNUSABLE_STATUSES:
                         self.unusable = f"webhook refused with {detail}; not posting any more"
-                    return DeliveryResult(False, CLIENT_ERROR, attempts, status, detail)
+                    return DeliveryResult(False, CLIENT_ERROR, attempts, status, detail,
+                                          uncertain=uncertain)
             if attempts >= self.max_attempts:
                 break
             if wait_s is None:
@@ -431,5 +510,6 @@ class DiscordWebhook:
             log.info("discord_retry", reason=reason, status=status, attempt=attempts,
                      wait_s=round(wait_s, 3))
             if not self._wait(wait_s):
-                return DeliveryResult(False, INTERRUPTED, attempts, status, detail)
-        return DeliveryResult(False, reason, attempts, status, detail)
+                return DeliveryResult(False, INTERRUPTED, attempts, status, detail,
+                                      uncertain=uncertain)
+        return DeliveryResult(False, reason, attempts, status, detail, uncertain=uncertain)

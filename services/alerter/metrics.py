@@ -11,11 +11,17 @@ from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
+from services.common.history.faults import REASONS as STORE_ERROR_REASONS
 from services.common.kafka_stats import consumer_lag_gauge, consumer_lags, set_consumer_lags
 from services.common.messages import Episode, Spread
 from services.common.metrics import LATENCY_BUCKETS_SECONDS
 
 _PAIR = ("symbol", "buy_exchange", "sell_exchange")
+#: ``message`` of arb_alerts_uncertain_total: an alert window, or an episode's two messages.
+UNCERTAIN_MESSAGES = ("alert", "opened", "closed")
+#: ``reason`` of arb_alerts_uncertain_total: a run ended with the request in flight (found
+#: marked "sending" at the next start), or a request got no answer (timeout, connection lost).
+UNCERTAIN_REASONS = ("restart", "no_answer")
 #: Episode durations (tick path): from tens of milliseconds up to minutes.
 EPISODE_DURATION_BUCKETS_SECONDS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 600)
 
@@ -147,6 +153,31 @@ class AlerterMetrics:
             ["channel", "message", "reason"],
             registry=registry,
         )
+        self.alerts_uncertain = Counter(
+            "arb_alerts_uncertain_total",
+            "Messages that may or may not have been posted (a request in flight when the "
+            "alerter stopped, or no answer): at_least_once posts them again (maybe twice), "
+            "at_most_once does not (maybe lost); message: alert, opened or closed",
+            ["channel", "message", "reason"],
+            registry=registry,
+        )
+        self.history_store_errors = Counter(
+            "arb_history_store_errors_total",
+            "Failed history store calls, retried with the record left uncommitted in Kafka "
+            "(reason: locked, full, corrupt, readonly, missing, other)",
+            ["reason"],
+            registry=registry,
+        )
+        self.history_store_ok = Gauge(
+            "arb_history_store_ok",
+            "1 while the history store answers, 0 from a failed call until one succeeds",
+            registry=registry,
+        )
+        for message in UNCERTAIN_MESSAGES:  # present at 0, so increase() sees the first one
+            for reason in UNCERTAIN_REASONS:
+                self.alerts_uncertain.labels("discord", message, reason)
+        for reason in STORE_ERROR_REASONS:
+            self.history_store_errors.labels(reason)
         self.consumer_lag = consumer_lag_gauge(registry)
 
     def observe_spread(self, spread: Spread) -> None:

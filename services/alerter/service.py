@@ -5,10 +5,32 @@ a final status (a redelivery or a replayed window); suppress it if an alert of t
 and direction was delivered within the cooldown; else post to Discord if a webhook is set;
 record the outcome; only then commit the offset, synchronously. A crash at any point therefore
 redelivers the record, and the store turns the redelivery into a no-op or a retry of a pending
-alert: exactly once in the history, and once towards Discord except in one gap that no client
-can close: a crash after Discord accepted a message and before the store recorded it (one SQLite
-commit, about a millisecond) posts that alert again after the restart, because Discord webhooks
-take no idempotency key.
+alert: exactly once in the history.
+
+Towards Discord one gap stays that no client can close, because Discord webhooks take no
+idempotency key: between the request leaving and its outcome being stored (a crash after
+Discord accepted, before the SQLite commit; or a request that got no answer) the message may or
+may not have been posted. The alerter narrows that gap to what it is and names it: just before
+the first request it marks the message "sending" in the store, so the next run knows exactly
+which message was in flight, and it resolves that message by the delivery mode chosen
+(``delivery``):
+
+- ``at_least_once`` (the default): post it again. Nothing is ever lost; the message was
+  posted twice only if the crash fell in that millisecond after Discord's 2xx. A request that
+  timed out is retried the same way.
+- ``at_most_once``: do not post it again (recorded ``failed``, noted "uncertain"); a timed-out
+  request is not retried. Nothing is ever posted twice; the message is lost if the crash came
+  before Discord got it.
+
+At-least-once is the default because a trader who sees an opportunity twice loses a glance,
+one who never sees it loses the opportunity; and the double needs a crash within the one
+millisecond between Discord's answer and the store's commit. Either way each such message is
+counted in ``arb_alerts_uncertain_total{channel,message,reason}`` and logged once with its id.
+
+A failing history store (locked, disk full, corrupt) is waited out, the record uncommitted in
+Kafka so nothing is lost: each failed call counts ``arb_history_store_errors_total{reason}``,
+``arb_history_store_ok`` is 0 until a call works again, and each reason is logged once per
+outage (then ``history_store_recovered``).
 
 A record that does not parse is counted, logged once (truncated) and committed, so one bad
 record never blocks the partition. Logic lives in :class:`AlertHandler` (no Kafka in it); the
@@ -30,15 +52,18 @@ from services.alerter.discord import (
     CHANNEL,
     INTERRUPTED,
     WEBHOOK_UNUSABLE,
+    DeliveryResult,
     DiscordWebhook,
     build_payload,
     episode_closed_payload,
     episode_opened_payload,
 )
+from services.alerter.faults import AFTER_SEND, AFTER_STORE, BEFORE_SEND, SENDING_MARKED, KillPoints
 from services.alerter.metrics import AlerterMetrics
 from services.common.clock import now_ts_ms
 from services.common.config import AlerterSettings, KafkaSettings
 from services.common.exceptions import RecordError
+from services.common.history.faults import classify
 from services.common.history.schema import (
     CLOSED,
     DELIVERED,
@@ -64,6 +89,17 @@ FINAL_STATUSES = frozenset({DELIVERED, FAILED, NO_WEBHOOK, SUPPRESSED})
 #: Pause between attempts to write the history store when it fails (disk full, locked).
 STORE_RETRY_MAX_S = 10.0
 
+#: Delivery modes: what to do with a message that may or may not have been posted.
+AT_LEAST_ONCE = "at_least_once"
+AT_MOST_ONCE = "at_most_once"
+DELIVERY_MODES = (AT_LEAST_ONCE, AT_MOST_ONCE)
+DEFAULT_DELIVERY = AT_LEAST_ONCE
+#: ``message`` label of arb_alerts_uncertain_total for an alert window.
+ALERT = "alert"
+#: ``reason`` labels of arb_alerts_uncertain_total.
+RESTART = "restart"
+NO_ANSWER = "no_answer"
+
 # Outcomes of one record, for callers and tests. Three are the constant of what they report:
 # FAILED and NO_WEBHOOK (the status the record's alert or message is stored with) and
 # INTERRUPTED (the delivery result that cut it short, left uncommitted).
@@ -77,6 +113,11 @@ NOT_POSTED = "not_posted"
 AS_EPISODE = "episodes"
 #: Note stored with such an alert (shown on the dashboard).
 AS_EPISODE_NOTE = "posted as its episode's opening and closing messages"
+#: A message found "sending" at start and not posted again (at_most_once); also the
+#: ``reason`` of arb_alerts_failed_total for it.
+UNCERTAIN = "uncertain"
+UNCERTAIN_NOTE = ("uncertain: a request was in flight when the alerter stopped; it may or may "
+                  "not have been posted, and at_most_once does not post it again")
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,18 +129,58 @@ class Outcome:
     alert_id: str | None = None
 
 
-def _retry_store(action: Callable[[], T], stop: threading.Event) -> T:
+class StoreHealth:
+    """The history store's state as the alerter sees it: the ok gauge, the error counter by
+    reason, and one log line per reason per outage (a store failing every 10 s for an hour is
+    one error line, not 360)."""
+
+    def __init__(self, metrics: AlerterMetrics) -> None:
+        self.metrics = metrics
+        self._logged: set[str] = set()
+        self._failures = 0
+
+    def ok(self) -> None:
+        if self._failures:
+            log.info("history_store_recovered", failed_calls=self._failures,
+                     reasons=sorted(self._logged))
+            self._logged.clear()
+            self._failures = 0
+        self.metrics.history_store_ok.set(1)
+
+    def failed(self, exc: sqlite3.Error, retry_in_s: float) -> str:
+        """Count one failed call; returns its reason."""
+        reason = classify(exc)
+        self._failures += 1
+        self.metrics.history_store_errors.labels(reason).inc()
+        self.metrics.history_store_ok.set(0)
+        if reason not in self._logged:
+            self._logged.add(reason)
+            log.error("history_store_error", reason=reason, error=str(exc), retry_in_s=retry_in_s,
+                      message="the history store fails: records stay uncommitted in Kafka and "
+                              "are retried until it works (nothing is lost meanwhile)")
+        return reason
+
+
+def _retry_store(action: Callable[[], T], stop: threading.Event,
+                 health: StoreHealth | None = None) -> T:
     """Run a store call until it works or shutdown: an alert must be recorded before its
     offset is committed, and a full disk or a long lock is worth waiting out."""
     wait_s = 0.1
     while True:
         try:
-            return action()
+            result = action()
         except sqlite3.Error as exc:
-            log.error("history_store_error", error=str(exc), retry_in_s=wait_s)
+            if health is None:
+                log.error("history_store_error", error=str(exc), retry_in_s=wait_s)
+            else:
+                health.failed(exc, wait_s)
             if stop.wait(wait_s):
                 raise
             wait_s = min(wait_s * 2, STORE_RETRY_MAX_S)
+        else:
+            if health is not None:
+                health.ok()
+            return result
 
 
 class _Handler(Generic[R]):
@@ -119,7 +200,12 @@ class _Handler(Generic[R]):
         dashboard_url: str | None = None,
         stop: threading.Event | None = None,
         post: bool = True,
+        delivery: str = DEFAULT_DELIVERY,
+        health: StoreHealth | None = None,
+        kill_points: KillPoints | None = None,
     ) -> None:
+        if delivery not in DELIVERY_MODES:
+            raise ValueError(f"delivery must be one of {DELIVERY_MODES}, not {delivery!r}")
         self.history = history
         self.metrics = metrics
         self.topic = topic
@@ -127,10 +213,59 @@ class _Handler(Generic[R]):
         self.dashboard_url = dashboard_url
         #: False: records are stored but not posted (ARB_DISCORD_MESSAGES picks what is)
         self.post = post
+        self.delivery = delivery
+        if webhook is not None:  # the mode decides whether a request without answer is retried
+            webhook.retry_uncertain = delivery == AT_LEAST_ONCE
+        self.health = health or StoreHealth(metrics)
+        self._kills = kill_points or KillPoints()
         self._stop = stop or threading.Event()
 
     def _store(self, action: Callable[[], T]) -> T:
-        return _retry_store(action, self._stop)
+        return _retry_store(action, self._stop, self.health)
+
+    def _uncertain(self, message: str, item_id: str, reason: str, action: str,
+                   **context: Any) -> None:
+        """Count and log, once, a message that may or may not have been posted."""
+        self.metrics.alerts_uncertain.labels(CHANNEL, message, reason).inc()
+        log.warning("delivery_uncertain", id=item_id, message=message, reason=reason,
+                    delivery=self.delivery, action=action, **context)
+
+    def _found_sending(self, message: str, item_id: str, sending_ts_ms: int) -> bool:
+        """A previous run marked this message "sending" and never stored its outcome: count
+        it; True when the mode says not to post it again (at_most_once)."""
+        again = self.delivery == AT_LEAST_ONCE
+        self._uncertain(message, item_id, RESTART,
+                        "posted again (may show twice)" if again else "not posted again",
+                        sending_ts_ms=sending_ts_ms)
+        return not again
+
+    def _post(self, message: str, item_id: str, payload: dict[str, Any],
+              mark: Callable[[int | None], Any]) -> DeliveryResult:
+        """Send one message: marked "sending" (``mark``) just before the first request leaves,
+        the mark cleared again when shutdown stopped it before anything could reach Discord."""
+        assert self.webhook is not None  # noqa: S101 - callers check
+        self._kills.reach(BEFORE_SEND)
+        marked = False
+
+        def before_request() -> None:
+            nonlocal marked
+            self._store(lambda: mark(now_ts_ms()))
+            marked = True
+            self._kills.reach(SENDING_MARKED)
+
+        result = self.webhook.send(payload, before_request=before_request)
+        if result.ok:
+            self._kills.reach(AFTER_SEND)
+        if result.reason == INTERRUPTED:
+            if marked and not result.uncertain:  # nothing in flight: not uncertain at restart
+                self._store(lambda: mark(None))
+        elif result.uncertain:  # (an interrupted one is counted by the next run)
+            again = self.delivery == AT_LEAST_ONCE
+            action = ("retried, posted (may show twice)" if result.ok
+                      else "retried, not accepted (may have been posted)" if again
+                      else "not retried (may have been posted)")
+            self._uncertain(message, item_id, NO_ANSWER, action, attempts=result.attempts)
+        return result
 
     def _parse(self, value: bytes | None, parse: Callable[[bytes], R]) -> R | Outcome:
         """The parsed record, or the Outcome of an invalid one (counted and committed)."""
@@ -164,9 +299,13 @@ class AlertHandler(_Handler[Spread]):
         stop: threading.Event | None = None,
         cooldown_ms: int = 0,
         post: bool = True,
+        delivery: str = DEFAULT_DELIVERY,
+        health: StoreHealth | None = None,
+        kill_points: KillPoints | None = None,
     ) -> None:
         super().__init__(history, metrics, topic, webhook=webhook, dashboard_url=dashboard_url,
-                         stop=stop, post=post)
+                         stop=stop, post=post, delivery=delivery, health=health,
+                         kill_points=kill_points)
         self.cooldown_ms = cooldown_ms
 
     def handle(self, value: bytes | None, kafka_ts_ms: int | None = None) -> Outcome:
@@ -185,6 +324,12 @@ class AlertHandler(_Handler[Spread]):
             self.metrics.detection_latency.observe(
                 max(0.0, (kafka_ts_ms - spread.newest_recv_ts_ms) / 1000),
             )
+        sending_ts_ms = stored.alert.sending_ts_ms
+        if (stored.alert.status == PENDING and sending_ts_ms is not None
+                and self._found_sending(ALERT, spread.id, sending_ts_ms)):
+            self._store(lambda: self.history.mark_failed(spread.id, 0, UNCERTAIN_NOTE))
+            self.metrics.alerts_failed.labels(CHANNEL, UNCERTAIN).inc()
+            return Outcome(UNCERTAIN, commit=True, alert_id=spread.id)
 
         if self.webhook is None:
             self._store(lambda: self.history.mark_no_webhook(spread.id))
@@ -208,7 +353,8 @@ class AlertHandler(_Handler[Spread]):
                 return Outcome(COOLDOWN, commit=True, alert_id=spread.id)
 
         first_refusal = self.webhook.unusable is None
-        result = self.webhook.send(build_payload(spread, self.dashboard_url))
+        result = self._post(ALERT, spread.id, build_payload(spread, self.dashboard_url),
+                            lambda ts_ms: self.history.mark_sending(spread.id, ts_ms))
         if result.ok:
             accepted_ts_ms = result.accepted_ts_ms or now_ts_ms()
             self._store(lambda: self.history.mark_delivered(
@@ -271,6 +417,9 @@ class EpisodeHandler(_Handler[Episode]):
         if stored.opened_status != PENDING:
             self.metrics.alerts_suppressed.labels(DUPLICATE).inc()
             return Outcome(DUPLICATE, commit=True, alert_id=episode.id)
+        if (stored.opened_sending_ts_ms is not None
+                and self._found_sending(OPENED, episode.id, stored.opened_sending_ts_ms)):
+            return self._give_up_uncertain(episode.id, OPENED)
         if not stored.is_open:  # already closed: its closing message says it all
             self._mark(episode.id, OPENED, SKIPPED)
             return Outcome(DUPLICATE, commit=True, alert_id=episode.id)
@@ -281,8 +430,14 @@ class EpisodeHandler(_Handler[Episode]):
         if stored.closed_status != PENDING:
             self.metrics.alerts_suppressed.labels(DUPLICATE).inc()
             return Outcome(DUPLICATE, commit=True, alert_id=stored.id)
+        if (stored.closed_sending_ts_ms is not None
+                and self._found_sending(CLOSED, stored.id, stored.closed_sending_ts_ms)):
+            return self._give_up_uncertain(stored.id, CLOSED)
         opened_posted = stored.opened_status == DELIVERED
         if stored.opened_status == PENDING:
+            if stored.opened_sending_ts_ms is not None:  # its opening may have been posted
+                self._uncertain(OPENED, stored.id, RESTART, "not posted again (closed since)",
+                                sending_ts_ms=stored.opened_sending_ts_ms)
             self._mark(stored.id, OPENED, SKIPPED)
         payload = episode_closed_payload(stored.to_episode(), opened_posted=opened_posted)
         return self._deliver(stored.id, CLOSED, payload)
@@ -291,6 +446,12 @@ class EpisodeHandler(_Handler[Episode]):
               error: str | None = None) -> None:
         self._store(lambda: self.history.mark_episode_message(
             episode_id, message, status, attempts, error))
+
+    def _give_up_uncertain(self, episode_id: str, message: str) -> Outcome:
+        """at_most_once: a message found "sending" is recorded failed, not posted again."""
+        self._mark(episode_id, message, FAILED, error=UNCERTAIN_NOTE)
+        self.metrics.episode_messages_failed.labels(CHANNEL, message, UNCERTAIN).inc()
+        return Outcome(UNCERTAIN, commit=True, alert_id=episode_id)
 
     def _deliver(self, episode_id: str, message: str, payload: dict[str, Any]) -> Outcome:
         if self.webhook is None:
@@ -301,7 +462,9 @@ class EpisodeHandler(_Handler[Episode]):
         if not self.post:  # ARB_DISCORD_MESSAGES=alerts: stored, not posted
             self._mark(episode_id, message, SUPPRESSED)
             return Outcome(NOT_POSTED, commit=True, alert_id=episode_id)
-        result = self.webhook.send(payload)
+        result = self._post(message, episode_id, payload,
+                            lambda ts_ms: self.history.mark_episode_sending(
+                                episode_id, message, ts_ms))
         if result.ok:
             self._mark(episode_id, message, DELIVERED, result.attempts)
             self.metrics.episode_messages_sent.labels(CHANNEL, message).inc()
@@ -340,8 +503,15 @@ class AlerterService:
         stats_interval_ms: int = 5000,
         poll_timeout_s: float = 0.5,
         consumer_overrides: dict[str, Any] | None = None,
+        delivery: str | None = None,
+        kill_points: KillPoints | None = None,
     ) -> None:
         self.settings = settings
+        #: at_least_once or at_most_once; the setting once it exists, else the default
+        self.delivery = delivery or getattr(settings, "discord_delivery", DEFAULT_DELIVERY)
+        if self.delivery not in DELIVERY_MODES:
+            raise ValueError(f"delivery must be one of {DELIVERY_MODES}, not {self.delivery!r}")
+        self.kill_points = kill_points or KillPoints()
         self.kafka = kafka
         self.metrics = metrics or AlerterMetrics()
         self.stop_event = stop or threading.Event()
@@ -354,9 +524,11 @@ class AlerterService:
                 settings.webhook_url.get_secret_value(),  # the one place the secret is read
                 timeout_s=settings.http_timeout_s,
                 max_attempts=settings.max_attempts,
+                retry_uncertain=self.delivery == AT_LEAST_ONCE,
                 sleep=lambda seconds: not self.stop_event.wait(seconds),
             )
         self.webhook = webhook
+        self.health = StoreHealth(self.metrics)
         self._assigned = threading.Event()
         self.spreads_assigned = threading.Event()
         self._spreads_thread: threading.Thread | None = None
@@ -403,18 +575,23 @@ class AlerterService:
                         "store only, nothing is posted to Discord",
                 history_db=self.settings.history_db,
             )
-        # Opened first: an unusable store path fails before anything joins a group.
-        history = AlertHistory(self.settings.history_db)
+        # Opened first: an unusable store path fails before anything joins a group; a store
+        # that is locked, full or corrupt is waited out (counted, the gauge at 0) until fixed.
+        history = _retry_store(lambda: AlertHistory(self.settings.history_db),
+                               self.stop_event, self.health)
+        shared: dict[str, Any] = {
+            "webhook": self.webhook, "dashboard_url": self.settings.dashboard_url,
+            "stop": self.stop_event, "delivery": self.delivery, "health": self.health,
+            "kill_points": self.kill_points,
+        }
         handler = AlertHandler(
             history, self.metrics, self.kafka.alerts_topic,
-            webhook=self.webhook, dashboard_url=self.settings.dashboard_url,
-            stop=self.stop_event, cooldown_ms=round(self.settings.cooldown_s * 1000),
-            post=self.settings.post_alerts,
+            cooldown_ms=round(self.settings.cooldown_s * 1000), post=self.settings.post_alerts,
+            **shared,
         )
         episodes = EpisodeHandler(
-            history, self.metrics, self.kafka.episodes_topic,
-            webhook=self.webhook, dashboard_url=self.settings.dashboard_url,
-            stop=self.stop_event, post=self.settings.post_episodes,
+            history, self.metrics, self.kafka.episodes_topic, post=self.settings.post_episodes,
+            **shared,
         )
         # Open episodes carry over a restart: their closing records decrement the gauge.
         for direction, count in history.open_episode_counts().items():
@@ -429,7 +606,7 @@ class AlerterService:
                      group=self.settings.group_id, history_db=self.settings.history_db,
                      discord=self.webhook is not None, cooldown_s=self.settings.cooldown_s,
                      episodes_topic=self.kafka.episodes_topic,
-                     discord_messages=self.settings.discord_messages)
+                     discord_messages=self.settings.discord_messages, delivery=self.delivery)
             self._consume(handler, episodes)
         finally:
             self.stop_event.set()
@@ -461,6 +638,7 @@ class AlerterService:
                 outcome = target.handle(msg.value(), _kafka_ts_ms(msg))
                 if not outcome.commit:
                     break
+                self.kill_points.reach(AFTER_STORE)
                 self._commit(consumer, msg)
         finally:
             consumer.close()

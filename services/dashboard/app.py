@@ -10,6 +10,10 @@ position while it refreshes itself.
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Callable
+from typing import TypeVar
+
 import altair as alt
 import pandas as pd
 import streamlit as st
@@ -17,8 +21,8 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from services.common.clock import now_ts_ms
 from services.common.config import DashboardSettings, KafkaSettings
-from services.common.exceptions import ConfigError
-from services.common.history.reads import utc_day_start_ts_ms
+from services.common.exceptions import ConfigError, HistoryUnavailable
+from services.common.history.reads import HistoryOptions, utc_day_start_ts_ms
 from services.common.history.schema import DELIVERED, FAILED, SUPPRESSED
 from services.dashboard import data
 from services.dashboard.live import LiveSnapshot, Shared, release, shared_for
@@ -44,9 +48,21 @@ def shared(settings: DashboardSettings, kafka: KafkaSettings) -> Shared:
 
 
 resources = shared(settings, kafka)
+T = TypeVar("T")
 run_context = get_script_run_ctx()
 if run_context is not None:
     resources.sessions.touch(run_context.session_id)
+
+
+def read_history(read: Callable[[], T]) -> T | HistoryUnavailable:
+    """One read of the history store; a store that cannot be read (locked, corrupt, ...) is
+    counted and returned for the page to say what is wrong, never raised as a traceback."""
+    try:
+        return read()
+    except sqlite3.Error as exc:  # HistoryUnavailable is one
+        problem = data.history_problem(exc, settings.history_db)
+        resources.metrics.history_errors.labels(problem.reason).inc()
+        return problem
 
 
 # -- header and sidebar ---------------------------------------------------------------------------
@@ -58,7 +74,9 @@ grafana.link_button("Open Grafana", settings.grafana_url, icon=":material/monito
 
 with st.sidebar:
     st.header("Filters")
-    stored = data.load_options(settings.history_db)
+    stored = read_history(lambda: data.load_options(settings.history_db))
+    if isinstance(stored, HistoryUnavailable):  # said once, in the page's body
+        stored = HistoryOptions((), ())
     first_snapshot = resources.state.snapshot()
     symbols = st.multiselect(
         "Symbol",
@@ -240,14 +258,22 @@ def alert_table(view: data.AlertsView) -> None:
 def live_page() -> None:
     page_ts_ms = now_ts_ms()
     snapshot = resources.state.snapshot(page_ts_ms)
-    view = data.load_view(settings.history_db, settings.max_rows, filters.query(page_ts_ms),
-                          utc_day_start_ts_ms(page_ts_ms))
+    view = read_history(lambda: data.load_view(
+        settings.history_db, settings.max_rows, filters.query(page_ts_ms),
+        utc_day_start_ts_ms(page_ts_ms)))
+    episodes = view if isinstance(view, HistoryUnavailable) else read_history(
+        lambda: data.load_episodes(settings.history_db, settings.max_rows, filters, page_ts_ms))
     kafka_notice(snapshot)
     feed_strip(snapshot, page_ts_ms)
+    if isinstance(view, HistoryUnavailable) or isinstance(episodes, HistoryUnavailable):
+        # The live parts still render; the history parts give way to one line saying why.
+        problem = view if isinstance(view, HistoryUnavailable) else episodes
+        st.error(data.history_problem_text(problem), icon=":material/error:")
+        spread_chart(snapshot)
+        return
     summary_numbers(view, page_ts_ms)
     spread_chart(snapshot)
-    episode_table(data.load_episodes(settings.history_db, settings.max_rows, filters,
-                                     page_ts_ms))
+    episode_table(episodes)
     alert_table(view)
 
 

@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from services.common.exceptions import HistoryUnavailable
+from services.common.history.faults import RUNBOOK_ANCHOR, unavailable
 from services.common.history.reads import (
     AlertQuery,
     HistoryOptions,
@@ -103,6 +105,9 @@ EXECUTABLE_HELP = {
     "Executable profit $": "Estimated profit at that size, net of both taker fees",
 }
 PAIR_ARROW = " → "
+#: The runbook section on history faults, on the dashboard's own Runbook page (relative, so
+#: it works under a base URL path too).
+HISTORY_RUNBOOK_LINK = f"runbook#{RUNBOOK_ANCHOR}"
 
 
 def pair_label(buy_exchange: str, sell_exchange: str) -> str:
@@ -346,3 +351,16 @@ def load_episodes(db_path: str | Path, limit: int, filters: Filters, now_ts_ms: 
     return [episode_row(e) for e in episodes
             if filters.wants(e.symbol, e.buy_exchange, e.sell_exchange)
             and (start_ts_ms is None or e.end_ms >= start_ts_ms)]
+
+
+def history_problem(exc: BaseException, db_path: str | Path) -> HistoryUnavailable:
+    """Any failed history read as a :class:`HistoryUnavailable` (reason, file, fix)."""
+    return unavailable(exc, db_path)
+
+
+def history_problem_text(problem: HistoryUnavailable) -> str:
+    """The one line the page shows instead of the history: what is wrong, with which file,
+    what to do, and where the runbook says more."""
+    detail = problem.detail.rstrip(".")
+    return (f"**Alert history unavailable ({problem.reason})**: `{problem.path}`: {detail}. "
+            f"{problem.advice} Runbook: [HistoryStoreFailing]({HISTORY_RUNBOOK_LINK}).")

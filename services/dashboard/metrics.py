@@ -13,6 +13,7 @@ from collections.abc import Callable
 import structlog
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
 
+from services.common.history.faults import REASONS
 from services.common.kafka_stats import consumer_lag_gauge, set_consumer_lags
 from services.common.metrics import MetricsServer
 
@@ -20,7 +21,8 @@ log = structlog.get_logger(__name__)
 
 
 class DashboardMetrics:
-    """Open browser sessions, and what the shared background reader read and how far behind."""
+    """Open browser sessions, what the shared background reader read and how far behind, and
+    the history reads that failed."""
 
     def __init__(self, registry: CollectorRegistry = REGISTRY) -> None:
         self.registry = registry
@@ -41,6 +43,15 @@ class DashboardMetrics:
             registry=registry,
         )
         self.consumer_lag = consumer_lag_gauge(registry)
+        self.history_errors = Counter(
+            "arb_dashboard_history_errors_total",
+            "Reads of the alert history store that failed, by reason (locked, full, corrupt, "
+            "readonly, missing, other); the page says what is wrong instead",
+            ["reason"],
+            registry=registry,
+        )
+        for reason in REASONS:  # every series exists from the start, so rate() sees the first
+            self.history_errors.labels(reason)
 
     def record_lags(self, stats_json: str, group: str) -> None:
         set_consumer_lags(self.consumer_lag, stats_json, group)

@@ -329,6 +329,7 @@ def test_timeout_is_retried(discord: DiscordStandIn) -> None:
 
     assert result.ok and result.attempts == 2
     assert len(discord.received) == 2
+    assert result.uncertain  # the slow 204 was posted too: a success, but maybe a double
 
 
 def test_timeouts_until_attempts_run_out_fail(discord: DiscordStandIn) -> None:
@@ -386,3 +387,109 @@ def test_client_uses_a_real_session() -> None:
     client = DiscordWebhook("http://127.0.0.1:1/x")
     assert isinstance(client._session, requests.Session)
     client.close()
+
+
+# -- rate limits without a wait, the global limit, and requests without an answer -------------
+
+def test_429_without_any_retry_value_waits_the_stated_fallback(discord: DiscordStandIn) -> None:
+    discord.script(Reply.rate_limited_without_wait(), Reply.rate_limited_without_wait())
+    client = fast_client(discord.url, rate_limit_fallback_s=0.2, backoff_max_s=1.0)
+
+    result = client.send({"content": "x"})
+
+    assert (result.ok, result.attempts) == (True, 3)
+    first, second, third = (r.monotonic_s for r in discord.requests)
+    # 0.2 s, then doubled: no jitter, so the wait is at least what the docstring states (the
+    # upper bounds only rule out some other, longer wait; a loaded machine adds to both).
+    assert 0.2 <= second - first < 1.0
+    assert 0.4 <= third - second < 1.2
+
+
+@pytest.mark.parametrize(("in_header", "in_body"), [(True, True), (True, False), (False, True)])
+def test_global_rate_limit_holds_back_the_next_message_too(
+    discord: DiscordStandIn, in_header: bool, in_body: bool,
+) -> None:
+    discord.script(Reply.global_rate_limited(0.4, in_header=in_header, in_body=in_body))
+    client = fast_client(discord.url, max_attempts=1)  # the refused message is given up
+
+    assert client.send({"content": "1"}).reason == RATE_LIMITED
+    assert client.send({"content": "2"}).ok
+
+    refused, next_message = discord.requests
+    assert next_message.monotonic_s - refused.monotonic_s >= 0.4
+
+
+def test_route_rate_limit_does_not_hold_back_the_next_message(discord: DiscordStandIn) -> None:
+    discord.script(Reply.rate_limited(1.5))
+    client = fast_client(discord.url, max_attempts=1)
+
+    assert client.send({"content": "1"}).reason == RATE_LIMITED
+    assert client.send({"content": "2"}).ok
+
+    refused, next_message = discord.requests
+    assert next_message.monotonic_s - refused.monotonic_s < 1.0  # did not sit out the 1.5 s
+
+
+def test_a_timeout_is_uncertain_and_retried_at_least_once(discord: DiscordStandIn) -> None:
+    discord.script(Reply.slow(0.6))  # posted, but the answer comes after the client left
+
+    result = fast_client(discord.url, timeout_s=0.3).send({"content": "x"})
+
+    assert (result.ok, result.uncertain) == (True, True)
+    # What real Discord would show: twice (more if a loaded machine timed the retry out too).
+    assert len(discord.accepted) == result.attempts >= 2
+
+
+def test_a_timeout_is_not_retried_at_most_once(discord: DiscordStandIn) -> None:
+    discord.script(Reply.slow(0.6))
+
+    result = fast_client(discord.url, timeout_s=0.2, retry_uncertain=False).send({"content": "x"})
+
+    assert (result.ok, result.reason, result.attempts, result.uncertain) == (
+        False, TIMEOUT, 1, True)
+    time.sleep(0.3)
+    assert len(discord.received) == 1
+    assert "may have been posted" in result.detail
+
+
+def test_a_connection_dropped_after_sending_is_uncertain(discord: DiscordStandIn) -> None:
+    discord.script(Reply.dropped(posted=True))
+
+    result = fast_client(discord.url, retry_uncertain=False).send({"content": "x"})
+
+    assert (result.ok, result.reason, result.uncertain) == (False, CONNECTION_ERROR, True)
+    assert len(discord.accepted) == 1
+
+
+def test_a_refused_connection_is_certain_not_posted() -> None:
+    url = f"http://127.0.0.1:{free_port()}/api/webhooks/1/token"
+
+    result = fast_client(url, max_attempts=2, retry_uncertain=False).send({"content": "x"})
+
+    assert (result.reason, result.attempts, result.uncertain) == (CONNECTION_ERROR, 2, False)
+
+
+def test_certain_failures_are_not_uncertain(discord: DiscordStandIn) -> None:
+    discord.script(Reply(500), Reply.rate_limited(0.01))
+
+    result = fast_client(discord.url).send({"content": "x"})
+
+    assert (result.ok, result.attempts, result.uncertain) == (True, 3, False)
+
+
+def test_before_request_runs_once_and_only_when_a_request_leaves(
+    discord: DiscordStandIn,
+) -> None:
+    discord.script(Reply(500), Reply(204))
+    calls: list[int] = []
+    client = fast_client(discord.url)
+
+    assert client.send({"content": "x"}, before_request=lambda: calls.append(
+        len(discord.requests))).ok
+    assert calls == [0]  # before the first request, not again for the retry
+
+    discord.script(Reply(404))
+    client.send({"content": "y"})
+    assert client.send({"content": "z"}, before_request=lambda: calls.append(-1)).reason == (
+        WEBHOOK_UNUSABLE)
+    assert calls == [0]

@@ -114,6 +114,7 @@ def test_a_version_0_store_is_drift_until_migrated(db_path: Path) -> None:
             "alerts: lacks executable_size REAL",
             "alerts: lacks executable_profit_usd REAL",
             "alerts: lacks suppressed_by TEXT",
+            "alerts: lacks sending_ts_ms INTEGER",
             f"alerts: status is checked against {STATUSES[:-1]}, declared {STATUSES} "
             "(a table rebuild is needed)"]
     AlertHistory(db_path).close()

@@ -13,9 +13,10 @@ sockets with real ``requests``, so retries, timeouts and headers are exercised e
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -27,12 +28,15 @@ WEBHOOK_PATH = "/api/webhooks/123456789012345678/stand-in-secret-token"
 
 @dataclass(frozen=True)
 class Reply:
-    """One scripted answer; ``delay_s`` holds it back (longer than the client timeout = timeout)."""
+    """One scripted answer; ``delay_s`` holds it back (longer than the client timeout = timeout);
+    ``drop`` closes the connection instead of answering (the status is then what the stand-in
+    counts the message as: 204 = posted, the answer lost on the way)."""
 
     status: int = 204
     headers: dict[str, str] = field(default_factory=dict)
     body: Any = None  # JSON-serialisable; None = empty body
     delay_s: float = 0.0
+    drop: bool = False
 
     @classmethod
     def rate_limited(cls, retry_after_s: float, *, in_header: bool = True,
@@ -44,8 +48,31 @@ class Reply:
         return cls(status=429, headers=headers, body=body)
 
     @classmethod
+    def global_rate_limited(cls, retry_after_s: float, *, in_header: bool = True,
+                            in_body: bool = True) -> Reply:
+        """Discord's global limit: ``"global": true`` in the body and/or X-RateLimit-Global."""
+        headers = ({"Retry-After": f"{retry_after_s:g}", "X-RateLimit-Global": "true",
+                    "X-RateLimit-Scope": "global"} if in_header else {})
+        body = ({"message": "You are being rate limited.", "retry_after": retry_after_s,
+                 "global": True} if in_body else None)
+        return cls(status=429, headers=headers, body=body)
+
+    @classmethod
+    def rate_limited_without_wait(cls) -> Reply:
+        """A 429 naming no wait at all (no header, no ``retry_after``): a proxy's answer."""
+        return cls(status=429, body={"message": "Too many requests"})
+
+    @classmethod
     def slow(cls, delay_s: float, status: int = 204) -> Reply:
+        """Answered late; a slow 2xx past the client's timeout is a message posted that the
+        client cannot know about."""
         return cls(status=status, delay_s=delay_s)
+
+    @classmethod
+    def dropped(cls, *, posted: bool = True) -> Reply:
+        """The connection closes without an answer after the request was read; ``posted``
+        says whether Discord had posted it (counted in :attr:`DiscordStandIn.accepted`)."""
+        return cls(status=204 if posted else 503, drop=True)
 
     @classmethod
     def hang(cls, delay_s: float) -> Reply:
@@ -70,7 +97,11 @@ class ReceivedRequest:
 class DiscordStandIn:
     """Context manager serving on 127.0.0.1 on a free port; every accessor is thread-safe."""
 
-    def __init__(self, script: Iterable[Reply] = (), default: Reply | None = None) -> None:
+    def __init__(self, script: Iterable[Reply] = (), default: Reply | None = None,
+                 on_request: Callable[[ReceivedRequest], None] | None = None) -> None:
+        #: Run on the server thread for each request, after it is recorded and before the
+        #: reply (e.g. to kill the client while its request is in flight).
+        self.on_request = on_request
         self._lock = threading.Lock()
         self._arrived = threading.Condition(self._lock)
         self._script: list[Reply] = list(script)
@@ -138,6 +169,11 @@ class DiscordStandIn:
             p["embeds"][0]["footer"]["text"].removeprefix("alert ") for p in self.accepted
         ]
 
+    @property
+    def accepted_footers(self) -> list[str]:
+        """Each accepted message's embed footer: "alert <id>", "episode <id> opened", ..."""
+        return [p["embeds"][0]["footer"]["text"] for p in self.accepted]
+
     def script(self, *replies: Reply) -> None:
         """Queue more answers after the ones not yet used."""
         with self._lock:
@@ -161,15 +197,15 @@ class DiscordStandIn:
             return [r.payload for r in self._requests]
 
     # -- server side -------------------------------------------------------------------------
-    def _next_reply(self, path: str, headers: dict[str, str], payload: Any) -> Reply:
+    def _next_reply(self, path: str, headers: dict[str, str], payload: Any,
+                    ) -> tuple[Reply, ReceivedRequest]:
         with self._arrived:
             reply = self._script.pop(0) if self._script else self._default
-            self._requests.append(ReceivedRequest(
-                path=path, headers=headers, payload=payload, status=reply.status,
-                monotonic_s=time.monotonic(),
-            ))
+            request = ReceivedRequest(path=path, headers=headers, payload=payload,
+                                      status=reply.status, monotonic_s=time.monotonic())
+            self._requests.append(request)
             self._arrived.notify_all()
-            return reply
+            return reply, request
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         outer = self
@@ -184,9 +220,16 @@ class DiscordStandIn:
                     payload = json.loads(raw) if raw else None
                 except ValueError:
                     payload = None
-                reply = outer._next_reply(self.path, dict(self.headers.items()), payload)
+                reply, request = outer._next_reply(self.path, dict(self.headers.items()),
+                                                   payload)
+                if outer.on_request is not None:
+                    outer.on_request(request)
                 if reply.delay_s:
                     time.sleep(reply.delay_s)
+                if reply.drop:
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
                 body = b"" if reply.body is None else json.dumps(reply.body).encode()
                 try:
                     self.send_response(reply.status)

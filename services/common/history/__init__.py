@@ -1,10 +1,22 @@
 """Durable alert history: one SQLite file, written by the alerter, read by the dashboard.
 
-The seed's dashboard lost every alert on restart; this store keeps them. Three modules:
+The seed's dashboard lost every alert on restart; this store keeps them. Four modules:
 :mod:`.schema` (the tables, derived from the records they hold), :mod:`.store` (migrations and
-the alerter's writer) and :mod:`.reads` (the dashboard's read-only queries).
+the alerter's writer), :mod:`.reads` (the dashboard's read-only queries) and :mod:`.faults`
+(a locked, full, corrupt, read-only or missing store as one reason and what to do).
 """
 
+from services.common.history.faults import (
+    CORRUPT,
+    FULL,
+    LOCKED,
+    MISSING,
+    OTHER,
+    READONLY,
+    REASONS,
+    classify,
+    unavailable,
+)
 from services.common.history.reads import (
     ALL,
     AlertQuery,
@@ -51,13 +63,20 @@ __all__ = [
     "ALL",
     "BUSY_TIMEOUT_MS",
     "CLOSED",
+    "CORRUPT",
     "DELIVERED",
     "EPISODES",
     "FAILED",
+    "FULL",
+    "LOCKED",
     "MAX_ERROR_CHARS",
+    "MISSING",
     "NO_WEBHOOK",
     "OPENED",
+    "OTHER",
     "PENDING",
+    "READONLY",
+    "REASONS",
     "SCHEMA_VERSION",
     "SKIPPED",
     "STATUSES",
@@ -70,6 +89,7 @@ __all__ = [
     "HistorySummary",
     "StoreResult",
     "StoreSchemaError",
+    "classify",
     "open_episode_counts",
     "open_reader",
     "options",
@@ -80,5 +100,6 @@ __all__ = [
     "recent_episodes",
     "status_counts",
     "summarize",
+    "unavailable",
     "utc_day_start_ts_ms",
 ]

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from services.common.clock import now_ts_ms
+from services.common.exceptions import HistoryUnavailable
+from services.common.history.faults import ADVICE, MISSING, unavailable
 from services.common.history.schema import STATUSES, AlertRecord, EpisodeRecord, connect
 
 DAY_MS = 86_400_000
@@ -175,8 +177,10 @@ def recent_episodes(conn: sqlite3.Connection, limit: int = 100) -> list[EpisodeR
         rows = conn.execute(
             "SELECT * FROM episodes ORDER BY start_ms DESC, id LIMIT ?", (limit,),
         ).fetchall()
-    except sqlite3.OperationalError:  # a reader on a store the alerter has not migrated yet
-        return []
+    except sqlite3.OperationalError as exc:
+        if not _no_table(exc):
+            raise
+        return []  # a reader on a store the alerter has not migrated yet
     return [EpisodeRecord.from_row(row) for row in rows]
 
 
@@ -189,26 +193,40 @@ def open_episode_counts(conn: sqlite3.Connection) -> dict[tuple[str, str, str], 
     return {(r[0], r[1], r[2]): r[3] for r in rows}
 
 
+def _no_table(exc: sqlite3.Error) -> bool:
+    """A table the alerter has not created yet: not a fault, an empty store."""
+    return isinstance(exc, sqlite3.OperationalError) and str(exc).startswith("no such table")
+
+
 @contextmanager
 def open_reader(path: str | Path) -> Iterator[sqlite3.Connection | None]:
     """A read-only connection for the dashboard, or None while the alerter has not created the
-    store yet."""
+    store yet. A store that cannot be read (locked, corrupt, ...), here or in the queries run
+    on the connection, raises :class:`HistoryUnavailable` with the reason, file and fix."""
     file = Path(path)
-    if not file.is_file():
+    if not file.exists():
         yield None
         return
+    if not file.is_file():
+        raise HistoryUnavailable(MISSING, str(file), "not a file", ADVICE[MISSING])
     try:
         conn = connect(f"{file.resolve().as_uri()}?mode=ro", uri=True)
-    except sqlite3.OperationalError:
-        yield None
-        return
+    except sqlite3.Error as exc:
+        raise unavailable(exc, file) from exc
     with closing(conn):
         try:
             conn.execute("SELECT 1 FROM alerts LIMIT 1")
-        except sqlite3.OperationalError:  # file exists but the table is not there yet
-            yield None
-            return
-        yield conn
+            created = True
+        except sqlite3.Error as exc:
+            if not _no_table(exc):
+                raise unavailable(exc, file) from exc
+            created = False  # the file exists, the alerter's tables not yet
+        try:
+            yield conn if created else None
+        except HistoryUnavailable:
+            raise
+        except sqlite3.Error as exc:
+            raise unavailable(exc, file) from exc
 
 
 def read_recent(path: str | Path, limit: int = 100) -> list[AlertRecord]:

@@ -61,6 +61,9 @@ class AlertRecord(Spread):
     updated_ts_ms: int
     #: For a suppressed alert: the delivered alert whose cooldown it fell into.
     suppressed_by: str | None = None
+    #: When a Discord request for this alert started ("sending"); while the status is still
+    #: pending, a run ended mid-request and the message may or may not have been posted.
+    sending_ts_ms: int | None = None
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> AlertRecord:
@@ -82,6 +85,9 @@ class EpisodeRecord(Episode):
     last_error: str | None
     received_ts_ms: int
     updated_ts_ms: int
+    #: "sending" marks of the two messages, as :attr:`AlertRecord.sending_ts_ms`.
+    opened_sending_ts_ms: int | None = None
+    closed_sending_ts_ms: int | None = None
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> EpisodeRecord:

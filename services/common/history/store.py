@@ -17,6 +17,7 @@ from types import TracebackType
 from typing import Any
 
 from services.common.clock import now_ts_ms
+from services.common.history.faults import check_integrity, guard_store_errors
 from services.common.history.reads import (
     open_episode_counts,
     recent_alerts,
@@ -159,12 +160,15 @@ def _clip_error(error: str | None) -> str | None:
     return error if len(error) <= MAX_ERROR_CHARS else error[: MAX_ERROR_CHARS - 3] + "..."
 
 
+@guard_store_errors
 class AlertHistory:
     """The writer's handle (the alerter): creates the file and tables if needed.
 
     WAL mode lets this one writer and any number of reader processes work at once: readers see
     the last committed state and never block the writer. One instance per thread;
-    ``check_same_thread`` stays on so misuse fails loudly.
+    ``check_same_thread`` stays on so misuse fails loudly. A store that is locked, full,
+    corrupt (checked at open), read-only or missing raises
+    :class:`~services.common.exceptions.HistoryUnavailable` (reason, path, what to do).
     """
 
     def __init__(self, path: str | Path) -> None:
@@ -177,6 +181,7 @@ class AlertHistory:
             # the last commits, and those alerts are then redelivered from Kafka (offset not
             # committed).
             self._conn.execute("PRAGMA synchronous = NORMAL")
+            check_integrity(self._conn, self.path)
             _ensure_schema(self._conn)
         except BaseException:
             self._conn.close()
@@ -334,3 +339,26 @@ class AlertHistory:
     def open_episode_counts(self) -> dict[tuple[str, str, str], int]:
         """Episodes stored open (no closing record yet), per (symbol, buy, sell)."""
         return open_episode_counts(self._conn)
+
+    # -- "sending" marks: a Discord request in flight ------------------------------------------
+    def mark_sending(self, alert_id: str, sending_ts_ms: int | None = None) -> None:
+        """A request for this alert is about to start; None clears the mark (no request was
+        made after all). A pending alert still marked after a restart may have been posted."""
+        self._set_sending("alerts", "sending_ts_ms", alert_id, sending_ts_ms)
+
+    def mark_episode_sending(self, episode_id: str, message: str,
+                             sending_ts_ms: int | None = None) -> None:
+        """:meth:`mark_sending` for an episode's ``opened`` or ``closed`` message."""
+        if message not in (OPENED, CLOSED):
+            raise ValueError(f"message must be {OPENED!r} or {CLOSED!r}")
+        self._set_sending("episodes", f"{message}_sending_ts_ms", episode_id, sending_ts_ms)
+
+    def _set_sending(self, table: str, column: str, row_id: str,
+                     sending_ts_ms: int | None) -> None:
+        with self._conn:
+            cursor = self._conn.execute(
+                f"UPDATE {table} SET {column} = ? WHERE id = ?",  # noqa: S608 - constant names
+                (sending_ts_ms, row_id),
+            )
+        if cursor.rowcount != 1:
+            raise KeyError(row_id)
