@@ -508,7 +508,7 @@ class AlerterService:
     ) -> None:
         self.settings = settings
         #: at_least_once or at_most_once; the setting once it exists, else the default
-        self.delivery = delivery or getattr(settings, "discord_delivery", DEFAULT_DELIVERY)
+        self.delivery = delivery or settings.discord_delivery
         if self.delivery not in DELIVERY_MODES:
             raise ValueError(f"delivery must be one of {DELIVERY_MODES}, not {self.delivery!r}")
         self.kill_points = kill_points or KillPoints()

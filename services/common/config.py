@@ -506,6 +506,15 @@ class AlerterSettings(_History):
                 "spread, capturable or not); the alert windows themselves are recorded as "
                 "`suppressed`. `alerts`: one message per alert window (with the cooldown below). "
                 "`both`. Every alert and episode is stored in the history either way.")
+    discord_delivery: Annotated[Literal["at_least_once", "at_most_once"],
+                                BeforeValidator(lower)] = setting(
+        "at_least_once", env="ARB_DISCORD_DELIVERY",
+        doc="What to do with a Discord message that may or may not have been posted",
+        details="A message whose request was in flight when the alerter stopped, or that got no "
+                "answer, may or may not be on Discord (webhooks take no idempotency key). "
+                "`at_least_once`: post it again (never lost, maybe twice). `at_most_once`: do "
+                "not (never twice, maybe lost; recorded `failed`, noted uncertain). Either way "
+                "it is counted in `arb_alerts_uncertain_total` and logged with its id.")
     #: Why DISCORD_WEBHOOK_URL was not usable: the alerter says so at start and keeps recording
     #: history. Never contains the value.
     webhook_problem: str | None = None
