@@ -2,8 +2,8 @@
 
 Prints numbers; asserts nothing (machines are shared). Single process, single thread:
 
-  python bench/bench_books.py               # every venue with a book module, 5 passes
-  python bench/bench_books.py --repeat 20   # more passes over the recordings
+  python bench/bench_books.py                        # every venue: 3 repeats of 5 passes
+  python bench/bench_books.py --repeat 5 --passes 20 # steadier figures
   ARB_BOOK_LEVELS=400 python bench/bench_books.py
 
 Workload: every depth message of the venue's recordings (snapshots and updates, REST snapshots
@@ -13,11 +13,15 @@ its rules, and each message that changed a synced book computes the ladder for
 ``ARB_DEPTH_NOTIONALS_USD`` (1000, 10000, 100000 USD; fx 1). A venue is measured when its
 module ``services/producer/books/<venue>.py`` exists with ``depth_parts`` and ``new_sync``.
 
-Figures per venue: book updates/s (depth messages per CPU second, the figure held to >= 50k),
-level changes/s (price levels in those messages), the same with JSON decoding included, and
-without the ladder (books only; updates/s).
-Memory: ``tracemalloc`` of the books the recording leaves (per book), and of one book filled
-to ``ARB_BOOK_LEVELS`` levels per side.
+Figures per venue: book updates/s, where one update is one venue depth message (a WebSocket
+depth message, or one ``data`` item of it where a frame carries several; REST snapshots are
+applied and timed but not counted), per CPU second: the median and range over ``--repeat``
+repeats of ``--passes`` passes each (the figure held to >= 50k); price levels/s (the levels
+those messages carry, applied or not); updates/s with JSON decoding included, and without the
+ladder (books only), medians.
+Memory: ``tracemalloc`` of the books one pass leaves (per book, every book synced from the
+recording) at ``ARB_BOOK_LEVELS`` and at 1000 levels per side, and of one book filled to
+``ARB_BOOK_LEVELS`` levels per side.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import gc
 import importlib
 import json
 import os
+import statistics
 import sys
 import time
 import tracemalloc
@@ -38,7 +43,12 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from services.producer.books.book import OrderBook  # noqa: E402
+from services.producer.books.book import (  # noqa: E402
+    _FLOATS_MAX,
+    OrderBook,
+    _number,
+    clear_text_cache,
+)
 from services.producer.books.ladder import ladder  # noqa: E402
 from services.producer.decoding import decode  # noqa: E402
 
@@ -155,32 +165,71 @@ def _filled_book_bytes(max_levels: int) -> int:
     return used
 
 
+def _text_cache_bytes() -> int:
+    """Memory of the decimal-text cache when full (once per process, whatever the books)."""
+    texts = [f"{60000 + i * 0.01:.8f}" for i in range(_FLOATS_MAX)]
+    clear_text_cache()
+    gc.collect()
+    tracemalloc.start()
+    base = tracemalloc.get_traced_memory()[0]
+    for text in texts:
+        _number(text)
+    used = tracemalloc.get_traced_memory()[0] - base
+    tracemalloc.stop()
+    clear_text_cache()
+    # the texts themselves are the messages' own strings, kept alive by the cache
+    return used + sum(sys.getsizeof(t) for t in texts)
+
+
 def _retained_bytes(module: ModuleType, files: list[list[_Line]],
                     max_levels: int) -> tuple[int, int]:
-    """(bytes the books of one pass retain, number of books)."""
+    """(bytes the books of one pass retain, number of books); the shared decimal-text cache
+    is left out (see :func:`_text_cache_bytes`)."""
+    clear_text_cache()
     gc.collect()
     tracemalloc.start()
     base = tracemalloc.get_traced_memory()[0]
     _u, _s, _l, books = _run(module, files, max_levels)
+    clear_text_cache()
     gc.collect()
     used = tracemalloc.get_traced_memory()[0] - base
     tracemalloc.stop()
     return used, len(books)
 
 
+def _timed(run: Callable[[], object], repeat: int, passes: int) -> list[float]:
+    """CPU seconds per pass, one figure per repeat."""
+    out = []
+    for _ in range(repeat):
+        start = time.process_time()
+        for _ in range(passes):
+            run()
+        out.append((time.process_time() - start) / passes)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--repeat", type=int, default=5, help="passes over the recordings")
+    parser.add_argument("--repeat", type=int, default=3, help="repeats (median and range)")
+    parser.add_argument("--passes", type=int, default=5, help="passes over the recordings "
+                        "per repeat")
     parser.add_argument("--levels", type=int,
                         default=int(os.environ.get("ARB_BOOK_LEVELS", "100")),
                         help="levels kept per side (default: ARB_BOOK_LEVELS or 100)")
+    parser.add_argument("--venue", action="append", choices=sorted(VENUE_FILES),
+                        help="only this venue (repeatable)")
     args = parser.parse_args()
     print(f"levels per side: {args.levels}; ladder notionals (USD): {NOTIONALS_USD}; "
-          f"passes: {args.repeat}")
-    print(f"{'venue':<9} {'books':>5} {'updates':>8} {'snaps':>5} {'ladders':>8} "
-          f"{'updates/s':>10} {'levels/s':>11} {'+decode/s':>10} {'no ladder':>10} "
-          f"{'KiB/book':>9}")
+          f"{args.repeat} repeats x {args.passes} passes; load average "
+          f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
+    print("update = one venue depth message (REST snapshots timed, not counted); "
+          "CPU time, one thread")
+    print(f"{'venue':<9} {'books':>5} {'updates':>7} {'snaps':>5} {'ladders':>7} "
+          f"{'updates/s median [range]':>27} {'levels/s':>10} {'+decode/s':>9} "
+          f"{'no ladder':>9} {'KiB/book':>8} {'@1000':>7}")
     for name, file_names in VENUE_FILES.items():
+        if args.venue and name not in args.venue:
+            continue
         module = _venue_module(name)
         if module is None:
             print(f"{name:<9} (no book module)")
@@ -189,25 +238,28 @@ def main() -> None:
         n_levels = sum(_levels_in(msg) for lines in files for sym, msg, _ in lines
                        if sym is None)
         updates, snapshots, ladders, books = _run(module, files, args.levels)  # warm-up
-        start = time.process_time()
-        for _ in range(args.repeat):
-            _run(module, files, args.levels)
-        book_s = (time.process_time() - start) / args.repeat
-        start = time.process_time()
-        for _ in range(args.repeat):
-            _run(module, files, args.levels, decoded=False)
-        decode_s = (time.process_time() - start) / args.repeat
-        start = time.process_time()
-        for _ in range(args.repeat):
-            _run(module, files, args.levels, with_ladder=False)
-        no_ladder_s = (time.process_time() - start) / args.repeat
+        book_s = _timed(lambda m=module, f=files: _run(m, f, args.levels),
+                        args.repeat, args.passes)
+        decode_s = _timed(lambda m=module, f=files: _run(m, f, args.levels, decoded=False),
+                          args.repeat, args.passes)
+        no_ladder_s = _timed(lambda m=module, f=files: _run(m, f, args.levels,
+                                                             with_ladder=False),
+                             args.repeat, args.passes)
+        median = statistics.median(book_s)
+        rates = f"{updates / median:,.0f} [{updates / max(book_s):,.0f}-" \
+                f"{updates / min(book_s):,.0f}]"
         retained, n_books = _retained_bytes(module, files, args.levels)
-        print(f"{name:<9} {len(books):>5} {updates:>8} {snapshots:>5} {ladders:>8} "
-              f"{updates / book_s:>10,.0f} {n_levels / book_s:>11,.0f} "
-              f"{updates / decode_s:>10,.0f} {updates / no_ladder_s:>10,.0f} "
-              f"{retained / max(1, n_books) / 1024:>9.1f}")
+        retained_1000, n_books_1000 = _retained_bytes(module, files, 1000)
+        print(f"{name:<9} {len(books):>5} {updates:>7} {snapshots:>5} {ladders:>7} "
+              f"{rates:>27} {n_levels / median:>10,.0f} "
+              f"{updates / statistics.median(decode_s):>9,.0f} "
+              f"{updates / statistics.median(no_ladder_s):>9,.0f} "
+              f"{retained / max(1, n_books) / 1024:>8.1f} "
+              f"{retained_1000 / max(1, n_books_1000) / 1024:>7.1f}")
     print(f"one OrderBook full at {args.levels} levels per side: "
-          f"{_filled_book_bytes(args.levels) / 1024:.1f} KiB (tracemalloc)")
+          f"{_filled_book_bytes(args.levels) / 1024:.1f} KiB (tracemalloc); the decimal-text "
+          f"cache shared by all books: {_text_cache_bytes() / 1024:.0f} KiB when full "
+          f"({_FLOATS_MAX} texts)")
 
 
 if __name__ == "__main__":

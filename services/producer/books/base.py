@@ -11,6 +11,10 @@ emptied and marked unsynced, with ``need`` saying how to get a fresh one.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from itertools import islice
+from operator import gt as _gt
+from operator import itemgetter
+from operator import lt as _lt
 from typing import Any, NamedTuple, Protocol
 
 from services.common.exceptions import RecordError
@@ -24,6 +28,8 @@ PROBLEMS = frozenset({
 NEEDS = frozenset({"snapshot", "resubscribe"})
 
 _INF = float("inf")
+_first = itemgetter(0)
+_LIST_ONLY = {list}
 
 
 class BookStatus(NamedTuple):
@@ -107,6 +113,49 @@ def read_levels(entries: Any) -> list[Level]:
     return [read_level(entry) for entry in entries]  # raises for the first bad one
 
 
+def read_best(entries: Any, n: int, descending: bool) -> tuple[list[Level], bool]:
+    """A snapshot side the venue sends best first -> (levels up to its ``n``-th with a size,
+    read strictly, and whether that was every level).
+
+    A REST snapshot holds hundreds or thousands of levels of which a book keeps ``n``; the
+    sizes past the ``n``-th are not read (a bad one there could never reach the book). Every
+    price is read (in C) and must run strictly best first: a side out of order, or with any
+    unreadable price, is read whole by :func:`read_levels`, so a level that would cross the
+    book or a bad price is found wherever it sits.
+    """
+    if entries.__class__ is not list or len(entries) <= n:
+        return read_levels(entries), True
+    if set(map(type, entries)) != _LIST_ONLY:
+        return read_levels(entries), True  # raises for the first bad level
+    try:
+        prices = list(map(float, map(_first, entries)))
+    except (TypeError, ValueError, IndexError, KeyError):
+        return read_levels(entries), True  # raises for the first bad level
+    ordered = all(map(_gt if descending else _lt, prices, islice(prices, 1, None)))
+    low, high = (prices[-1], prices[0]) if descending else (prices[0], prices[-1])
+    if not (ordered and low > 0.0 and high < _INF):  # NaN fails the order
+        return read_levels(entries), True
+    out: list[Level] = []
+    append = out.append
+    count = 0
+    for i, entry in enumerate(entries):
+        size_text = entry[1] if len(entry) > 1 else None
+        if size_text.__class__ is not str or entry[0].__class__ is not str:
+            return read_levels(entries), True  # JSON numbers or worse: the general reader
+        try:
+            size = float(size_text)
+        except ValueError:
+            raise RecordError("bad_level", repr(entry)[:80]) from None
+        if not 0.0 <= size < _INF:
+            raise RecordError("bad_level", repr(entry)[:80])
+        append((prices[i], size))
+        if size > 0.0:
+            count += 1
+            if count == n:
+                return out, i + 1 == len(entries)
+    return out, True
+
+
 def _number(value: Any) -> float:
     """A decimal string, int or float as a float; anything else (bool, None, ...) is bad."""
     cls = value.__class__
@@ -117,13 +166,4 @@ def _number(value: Any) -> float:
 
 def apply_levels(book: OrderBook, bids: Iterable[Level], asks: Iterable[Level]) -> bool:
     """Absolute sizes onto the book; True when anything kept changed."""
-    changed = False
-    set_bid = book.set_bid
-    for price, size in bids:
-        if set_bid(price, size):
-            changed = True
-    set_ask = book.set_ask
-    for price, size in asks:
-        if set_ask(price, size):
-            changed = True
-    return changed
+    return book.apply(bids, asks)

@@ -19,6 +19,14 @@ wording allows; it holds absolute sizes). A diff with ``u`` <= the last applied 
 repeated one: dropped (``out_of_order``). A hole (``U`` > previous ``u`` + 1) is a ``gap``: the
 book is emptied and a new snapshot needed. A snapshot older than every buffered diff cannot be
 bridged (``stale_snapshot``): the buffer is kept and another snapshot asked for.
+
+The diffs cover the whole book while the kept book is the best ``max_levels``: it keeps a
+trusted edge (see :mod:`services.producer.books.book`; a snapshot side exactly as long as a
+REST limit counts as cut short), so the kept levels are always the venue's best ones, with no
+hole. Once deletes thin a side below half of ``max_levels`` with more beyond the edge, the book
+asks for a fresh snapshot (``need="snapshot"``, problem None) and goes on serving; the diffs
+meanwhile are kept (at most :data:`MAX_BUFFERED`) and applied again on top of the snapshot
+where newer than it.
 """
 
 from __future__ import annotations
@@ -33,6 +41,7 @@ from services.producer.books.base import (
     UNCHANGED,
     BookStatus,
     apply_levels,
+    read_best,
     read_levels,
 )
 from services.producer.books.book import Level, OrderBook
@@ -98,7 +107,14 @@ class BinanceDepthSync:
 
     def __init__(self, venue_symbol: str, max_levels: int) -> None:
         self.venue_symbol = venue_symbol
-        self.book = OrderBook(max_levels)
+        self.book = OrderBook(max_levels, trusted_edge=True)
+        #: a side below this many levels with more beyond the edge asks for a snapshot: half
+        #: of what the last snapshot gave (a REST limit below max_levels: no endless asking)
+        self.thin_levels = (max_levels + 1) // 2
+        #: while a thin book waits for its fresh snapshot: the messages applied since it asked
+        #: (None: not waiting), and whether the full buffer had to let one go
+        self._refresh: deque[Mapping[str, Any]] | None = None
+        self._refresh_lost = False
         #: id of the last diff applied (or the snapshot's lastUpdateId); None while unsynced
         self._last_id: int | None = None
         self._buffer: deque[_Diff] = deque(maxlen=MAX_BUFFERED)
@@ -120,33 +136,70 @@ class BinanceDepthSync:
         self._last_id = None
         self._buffer.clear()
         self._requested = False
+        self._refresh = None
 
     def on_update(self, message: Mapping[str, Any]) -> BookStatus:
         """One depthUpdate payload (the ``data`` of a combined-stream frame)."""
+        last_id = self._last_id
         try:
+            if last_id is not None:
+                return self._apply_message(message, last_id)
             diff = _read_diff(message)
         except RecordError:
             if self._last_id is None:
                 self._buffer.clear()  # the buffer now has a hole: start it again
                 return BookStatus(False, "bad_level", self._need())
             return self._resync("bad_level")
-        last_id = self._last_id
-        if last_id is None:
-            self._buffer_diff(diff)
-            return self._ask_snapshot()
-        return self._apply(diff, last_id)
+        self._buffer_diff(diff)
+        return self._ask_snapshot()
+
+    def _apply_message(self, message: Mapping[str, Any], last_id: int) -> BookStatus:
+        """:meth:`_apply` for a synced book, read and applied in one pass (a bad level raises
+        with the book part-changed; the caller resyncs it)."""
+        first_id = _update_id(message.get("U"), "U")
+        diff_last = _update_id(message.get("u"), "u")
+        if first_id > diff_last:
+            raise RecordError("bad_level", f"U={first_id} > u={diff_last}")
+        if diff_last <= last_id:
+            return BookStatus(False, "out_of_order")
+        if first_id > last_id + 1:
+            return self._resync("gap")
+        self._last_id = diff_last
+        book = self.book
+        changed = book.apply_raw(message.get("b"), message.get("a"))
+        if changed and book.crossed():
+            return self._resync("crossed")
+        refresh = self._refresh
+        if refresh is not None:
+            if len(refresh) == MAX_BUFFERED:
+                self._refresh_lost = True
+            refresh.append(message)
+        elif changed and book.thin(self.thin_levels):
+            self._refresh = deque([message], maxlen=MAX_BUFFERED)
+            self._refresh_lost = False
+            self._requested = True
+            return BookStatus(True, None, "snapshot")
+        return CHANGED if changed else UNCHANGED
 
     def on_snapshot(self, snapshot: Mapping[str, Any]) -> BookStatus:
         """The REST snapshot body; bridges it to the buffered diffs or asks for another."""
-        if self._last_id is not None:
+        if self._last_id is not None and self._refresh is None:
             return UNCHANGED  # a late answer to an earlier request: the book is already in sync
         self._requested = False
         try:
             snap_id = _update_id(snapshot.get("lastUpdateId"), "lastUpdateId")
-            bids = read_levels(snapshot.get("bids"))
-            asks = read_levels(snapshot.get("asks"))
+            # the book keeps max_levels: the rest of the (up to 5000) levels stay unread
+            keep = self.book.max_levels + 1
+            raw_bids, raw_asks = snapshot.get("bids"), snapshot.get("asks")
+            bids, _ = read_best(raw_bids, keep, descending=True)
+            asks, _ = read_best(raw_asks, keep, descending=False)
         except (RecordError, AttributeError):
             return BookStatus(False, "bad_level", self._need())
+        # a side as long as a REST limit may have been cut there
+        complete = not any(side.__class__ is list and len(side) in SNAPSHOT_LIMITS
+                           for side in (raw_bids, raw_asks))
+        if self._refresh is not None:
+            return self._refreshed(snap_id, bids, asks, complete)
         buffer = self._buffer
         while buffer and buffer[0].last_id <= snap_id:
             buffer.popleft()
@@ -154,13 +207,42 @@ class BinanceDepthSync:
         if buffer and buffer[0].first_id > snap_id + 1:
             # updates between the snapshot and the oldest buffered diff are lost
             return BookStatus(False, "stale_snapshot", self._need())
-        self.book.load(bids, asks)
+        self._load(bids, asks, complete)
         self._last_id = snap_id
         pending = list(buffer)
         buffer.clear()
         for diff in pending:
             status = self._apply(diff, self._last_id)
             if status.need is not None:
+                return status
+        if self.book.crossed():
+            return self._resync("crossed")
+        return CHANGED
+
+    def _load(self, bids: list[Level], asks: list[Level], complete: bool) -> None:
+        book = self.book
+        book.load(bids, asks, complete)
+        self.thin_levels = (min(book.max_levels, *book.depth()) + 1) // 2
+
+    def _refreshed(self, snap_id: int, bids: list[Level], asks: list[Level],
+                   complete: bool) -> BookStatus:
+        """The fresh snapshot a thin (still synced) book asked for, bridged to the messages
+        applied since; one older than those, or after the buffer let one go, is stale."""
+        refresh = self._refresh
+        assert refresh is not None  # noqa: S101 - the caller checked
+        if self._refresh_lost or (refresh and _update_id(refresh[0].get("U"), "U") > snap_id + 1):
+            self._refresh = deque(maxlen=MAX_BUFFERED)  # start keeping again, from now
+            self._refresh_lost = False
+            self._requested = True
+            return BookStatus(False, "stale_snapshot", "snapshot")
+        self._refresh = None
+        self._load(bids, asks, complete)
+        self._last_id = snap_id
+        for message in refresh:
+            if _update_id(message.get("u"), "u") <= snap_id:
+                continue  # already in the snapshot
+            status = self._apply_message(message, self._last_id)
+            if status.problem is not None or not self.synced:
                 return status
         if self.book.crossed():
             return self._resync("crossed")

@@ -46,7 +46,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 from services.common.exceptions import RecordError
-from services.producer.books.base import CHANGED, UNCHANGED, BookStatus, read_levels
+from services.producer.books.base import (
+    CHANGED,
+    UNCHANGED,
+    BookStatus,
+    read_best,
+    read_levels,
+)
 from services.producer.books.book import Level, OrderBook
 
 NAME = "bitstamp"
@@ -107,16 +113,14 @@ class BitstampBook:
     def __init__(self, venue_symbol: str, max_levels: int) -> None:
         self.venue_symbol = venue_symbol
         self.max_levels = max_levels
-        self.book = OrderBook(max_levels)
+        #: the trusted edge is the horizon (see the module docstring)
+        self.book = OrderBook(max_levels, trusted_edge=True)
         #: µs time of the snapshot, and of the last diff applied; None while unsynced
         self._snapshot_us: int | None = None
         self._last_us = 0
         self._buffer: deque[_Diff] = deque()
         #: time of the newest diff the full buffer let go (a snapshot must not be older)
         self._lost_us = -1
-        #: the horizon: bids at or below, asks at or above are beyond the kept book
-        self._bid_floor = 0.0
-        self._ask_ceiling = _INF
         #: a snapshot was asked for and has not come yet
         self._requested = False
         #: a synced book grew thin and asked for a fresh snapshot: diffs are kept meanwhile
@@ -140,8 +144,6 @@ class BitstampBook:
         self.book.clear()
         self._snapshot_us = None
         self._last_us = 0
-        self._bid_floor = 0.0
-        self._ask_ceiling = _INF
 
     def on_update(self, message: Mapping[str, Any]) -> BookStatus:
         """One diff's ``data`` (see :func:`depth_parts`)."""
@@ -170,7 +172,7 @@ class BitstampBook:
             return UNCHANGED  # a late answer to an earlier request: the book is in sync
         self._requested = False
         try:
-            snap = _read(snapshot)
+            snap = _read(snapshot, self.max_levels + 1)
         except (RecordError, AttributeError):
             return BookStatus(False, "bad_level", "snapshot" if refresh else self._need())
         buffer = self._buffer
@@ -194,54 +196,13 @@ class BitstampBook:
 
     def _load(self, snap: _Diff) -> None:
         """The best ``max_levels`` of each side; the first left out sets the horizon."""
-        n = self.max_levels
-        bids = {p: s for p, s in snap.bids if s > 0.0}
-        asks = {p: s for p, s in snap.asks if s > 0.0}
-        self.book.load(bids.items(), asks.items())
-        self._bid_floor = sorted(bids, reverse=True)[n] if len(bids) > n else 0.0
-        self._ask_ceiling = sorted(asks)[n] if len(asks) > n else _INF
+        self.book.load(snap.bids, snap.asks)
         self._snapshot_us = self._last_us = snap.ts_us
 
     def _apply(self, diff: _Diff) -> BookStatus:
         self._last_us = diff.ts_us
-        book, n = self.book, self.max_levels
-        changed = False
-        floor = self._bid_floor
-        for price, size in diff.bids:
-            if price <= floor:
-                continue  # beyond the kept book
-            if size > 0.0 and book.depth()[0] >= n:
-                kept = book.bids()
-                worst = kept[-1][0]
-                if price < worst:
-                    floor = price  # in the venue's book but not kept: the horizon moves up
-                    continue
-                if price > worst and all(p != price for p, _ in kept):
-                    book.set_bid(price, size)  # a new level: the worst kept one is dropped
-                    floor = worst
-                    changed = True
-                    continue
-            if book.set_bid(price, size):
-                changed = True
-        self._bid_floor = floor
-        ceiling = self._ask_ceiling
-        for price, size in diff.asks:
-            if price >= ceiling:
-                continue
-            if size > 0.0 and book.depth()[1] >= n:
-                kept = book.asks()
-                worst = kept[-1][0]
-                if price > worst:
-                    ceiling = price
-                    continue
-                if price < worst and all(p != price for p, _ in kept):
-                    book.set_ask(price, size)
-                    ceiling = worst
-                    changed = True
-                    continue
-            if book.set_ask(price, size):
-                changed = True
-        self._ask_ceiling = ceiling
+        book = self.book
+        changed = book.apply(diff.bids, diff.asks)
         if changed and book.crossed():
             return self._resync("crossed")
         if self._refresh:
@@ -254,10 +215,7 @@ class BitstampBook:
 
     def _thin(self) -> bool:
         """A side holds under half its levels while the venue has more beyond the horizon."""
-        n_bids, n_asks = self.book.depth()
-        half = (self.max_levels + 1) // 2
-        return ((n_bids < half and self._bid_floor > 0.0)
-                or (n_asks < half and self._ask_ceiling < _INF))
+        return self.book.thin((self.max_levels + 1) // 2)
 
     def _keep(self, diff: _Diff) -> None:
         """Buffer a diff (bounded): it is applied again on top of a snapshot older than it."""
@@ -288,15 +246,21 @@ class BitstampBook:
         return BookStatus(True, problem, "snapshot")
 
 
-def _read(message: Mapping[str, Any]) -> _Diff:
-    """A diff's (or snapshot's) time and levels, all checked before any is used."""
+def _read(message: Mapping[str, Any], keep: int | None = None) -> _Diff:
+    """A diff's (or, with ``keep``, a snapshot's best ``keep``) time and levels, all checked
+    before any is used."""
     if message.__class__ is not dict:
         raise RecordError("bad_level", f"message {type(message).__name__}")
     ts_text = message.get("microtimestamp")
     if (ts_text.__class__ is not str or not ts_text.isascii() or not ts_text.isdigit()
             or len(ts_text) > 19):
         raise RecordError("bad_level", f"microtimestamp={ts_text!r}"[:80])
-    return _Diff(int(ts_text), read_levels(message.get("bids")), read_levels(message.get("asks")))
+    if keep is None:
+        return _Diff(int(ts_text), read_levels(message.get("bids")),
+                     read_levels(message.get("asks")))
+    # the REST book is the whole book, best first: only what the book keeps is read
+    return _Diff(int(ts_text), read_best(message.get("bids"), keep, descending=True)[0],
+                 read_best(message.get("asks"), keep, descending=False)[0])
 
 
 def new_sync(venue_symbol: str, max_levels: int) -> BitstampBook:

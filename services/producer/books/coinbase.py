@@ -13,7 +13,13 @@ same messages, with updates batched every 50 ms. One recorded update (coinbase_e
   the whole book, sent once after subscribing.
 
 No sequence numbers on these messages, so a lost update cannot be seen: the book is trusted
-from the snapshot on, and checked only for being crossed. A crossed book, or an update with no
+from the snapshot on, and checked only for being crossed.
+
+The changes cover the whole book while the kept book is the best ``max_levels``: it keeps a
+trusted edge (see :mod:`services.producer.books.book`), so a level once dropped is never
+mistaken for a gap-free book behind it; once deletes thin a side below half of
+``max_levels`` with more beyond the edge, it asks for a fresh snapshot (``resubscribe``,
+problem None) and goes on serving meanwhile. A crossed book, or an update with no
 snapshot before it, needs a fresh snapshot, which only a new subscription brings
 (``resubscribe``: :func:`unsubscribe_depth` then :func:`subscribe_depth`).
 """
@@ -30,8 +36,8 @@ from services.producer.books.base import (
     UNCHANGED,
     BookStatus,
     apply_levels,
+    read_best,
     read_level,
-    read_levels,
 )
 from services.producer.books.book import Level, OrderBook
 
@@ -71,7 +77,9 @@ class CoinbaseDepthSync:
 
     def __init__(self, venue_symbol: str, max_levels: int) -> None:
         self.venue_symbol = venue_symbol
-        self.book = OrderBook(max_levels)
+        self.book = OrderBook(max_levels, trusted_edge=True)
+        #: a side below this many levels with more beyond the edge asks for a snapshot
+        self.thin_levels = (max_levels + 1) // 2
         self._synced = False
         #: a resubscribe was asked for and its snapshot has not come yet
         self._requested = False
@@ -103,17 +111,23 @@ class CoinbaseDepthSync:
         except RecordError:
             # a change we cannot read is a change the book misses: it is no longer right
             return self._resync("bad_level")
-        changed = apply_levels(self.book, bids, asks)
-        if changed and self.book.crossed():
+        book = self.book
+        changed = apply_levels(book, bids, asks)
+        if changed and book.crossed():
             return self._resync("crossed")
+        if changed and not self._requested and book.thin(self.thin_levels):
+            self._requested = True  # until the new subscription's snapshot
+            return BookStatus(True, None, "resubscribe")
         return CHANGED if changed else UNCHANGED
 
     def on_snapshot(self, snapshot: Mapping[str, Any]) -> BookStatus:
         """The WS ``snapshot`` message (Coinbase has no REST snapshot for this channel)."""
         self._requested = False  # this is the snapshot a resubscribe waits for
         try:
-            bids = read_levels(snapshot.get("bids"))
-            asks = read_levels(snapshot.get("asks"))
+            # the whole book, best first: only what the book keeps is read
+            keep = self.book.max_levels + 1
+            bids, _ = read_best(snapshot.get("bids"), keep, descending=True)
+            asks, _ = read_best(snapshot.get("asks"), keep, descending=False)
         except RecordError:
             return self._resync("bad_level")
         self.book.load(bids, asks)

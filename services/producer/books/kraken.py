@@ -33,12 +33,12 @@ from __future__ import annotations
 import json
 import math
 import zlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from services.common.exceptions import RecordError
 from services.producer.books.base import CHANGED, UNCHANGED, BookStatus
-from services.producer.books.book import OrderBook
+from services.producer.books.book import Level, OrderBook
 
 NAME = "kraken"
 #: the depths Kraken's v1 ``book`` subscription accepts
@@ -71,24 +71,40 @@ def fragment(price_text: str, volume_text: str) -> str:
     return price_text.replace(".", "").lstrip("0") + volume_text.replace(".", "").lstrip("0")
 
 
-def checksum(book: OrderBook, ask_texts: Mapping[float, str],
-             bid_texts: Mapping[float, str]) -> int:
-    """Kraken's CRC32 over the top 10 asks then the top 10 bids, from the kept fragments."""
-    text = ("".join([ask_texts[p] for p, _ in book.asks(CHECKSUM_LEVELS)])
-            + "".join([bid_texts[p] for p, _ in book.bids(CHECKSUM_LEVELS)]))
-    return zlib.crc32(text.encode())
+def checksum(book: OrderBook, ask_texts: dict[float, Any],
+             bid_texts: dict[float, Any]) -> int:
+    """Kraken's CRC32 over the top 10 asks then the top 10 bids, from the kept fragments
+    (texts are keyed like the book's sides: asks by price, bids by the negated price)."""
+    return zlib.crc32((_joined(ask_texts, book.ask_side.keys[:CHECKSUM_LEVELS])
+                       + _joined(bid_texts, book.bid_side.keys[:CHECKSUM_LEVELS])).encode())
 
 
-_Level = tuple[float, float, str]  # price, volume, checksum fragment
+def _joined(texts: dict[float, Any], keys: list[float]) -> str:
+    """The fragments of ``keys`` as one text. A snapshot's level keeps its raw ``[price,
+    volume, ...]`` until it first reaches the top 10 (most of a 1000-level window never does),
+    which the join finds by failing on it."""
+    parts = list(map(texts.__getitem__, keys))
+    try:
+        return "".join(parts)
+    except TypeError:
+        for i, part in enumerate(parts):
+            if part.__class__ is not str:
+                parts[i] = texts[keys[i]] = fragment(part[0], part[1])
+        return "".join(parts)
 
 
-def read_levels(levels: Any, key: str) -> list[_Level]:
-    """``[[price, volume, timestamp(, "r")], ...]`` -> checked levels, all read before any is
-    applied; a non-positive or non-finite price, a negative or non-finite volume, or a field
-    that is not a decimal string is ``bad_level``."""
+def read_levels(levels: Any, key: str, negate: bool = False,
+                snapshot: bool = False) -> tuple[list[Level], list[tuple[float, Any]]]:
+    """``[[price, volume, timestamp(, "r")], ...]`` -> (checked levels, (sort key, checksum
+    text) per level), all read before any is applied; a non-positive or non-finite price, a
+    negative or non-finite volume, or a field that is not a decimal string is ``bad_level``.
+    ``negate``: the sort key is -price (bids). ``snapshot``: the text is the raw level, made a
+    fragment only if it reaches the checksum (:func:`_joined`)."""
     if levels.__class__ is not list:
         raise RecordError("bad_level", f"{key}={levels!r}"[:80])
-    out: list[_Level] = []
+    out: list[Level] = []
+    texts: list[tuple[float, Any]] = []
+    append, text_append = out.append, texts.append
     for level in levels:
         if level.__class__ is not list or not 3 <= len(level) <= 4:
             raise RecordError("bad_level", f"{key} level={level!r}"[:80])
@@ -101,8 +117,10 @@ def read_levels(levels: Any, key: str) -> list[_Level]:
             raise RecordError("bad_level", f"{key} level={level!r}"[:80]) from None
         if not (0.0 < price < _INF and 0.0 <= volume < _INF):
             raise RecordError("bad_level", f"{key} level={level!r}"[:80])
-        out.append((price, volume, fragment(price_text, volume_text)))
-    return out
+        append((price, volume))
+        text_append((-price if negate else price,
+                     level if snapshot else fragment(price_text, volume_text)))
+    return out, texts
 
 
 def depth_parts(frame: Any) -> list[tuple[str, dict[str, Any]]] | None:
@@ -137,10 +155,11 @@ class KrakenBook:
         #: the subscribed window, which is what the book keeps (see the module docstring)
         self.depth = book_depth(max_levels)
         self.book = OrderBook(self.depth)
-        #: price -> checksum fragment, per side; a superset of the kept levels (levels the
-        #: window dropped linger until :meth:`_prune`), so each top level finds its text
-        self._ask_texts: dict[float, str] = {}
-        self._bid_texts: dict[float, str] = {}
+        #: sort key (asks: price, bids: -price) -> checksum fragment (or a snapshot's raw
+        #: level), per side; a superset of the kept levels (levels removed or dropped linger
+        #: until :meth:`_prune`), so each top level finds its text
+        self._ask_texts: dict[float, Any] = {}
+        self._bid_texts: dict[float, Any] = {}
         self._synced = False
         #: a resubscribe was asked for and its snapshot has not come yet
         self._requested = False
@@ -176,14 +195,19 @@ class KrakenBook:
             self._requested = True
             return BookStatus(False, "unsynced", "resubscribe")
         try:
-            asks = read_levels(message.get("a", []), "a")
-            bids = read_levels(message.get("b", []), "b")
+            asks, ask_texts = read_levels(message.get("a", []), "a")
+            bids, bid_texts = read_levels(message.get("b", []), "b", negate=True)
             expected = _crc(message.get("c"))
         except RecordError:
             # an update the book cannot read is one it misses: it is no longer right
             return self._resync("bad_level")
-        changed = self._side_apply(self._ask_texts, asks, self.book.set_ask)
-        changed = self._side_apply(self._bid_texts, bids, self.book.set_bid) or changed
+        # a removed level's text may linger (the texts are a superset): pruned by size
+        self._ask_texts.update(ask_texts)
+        self._bid_texts.update(bid_texts)
+        changed = self.book.apply(bids, asks)
+        bound = 2 * self.depth + _SLACK
+        if len(self._ask_texts) > bound or len(self._bid_texts) > bound:
+            self._prune()
         if expected is not None and checksum(self.book, self._ask_texts,
                                              self._bid_texts) != expected:
             return self._resync("checksum")
@@ -194,8 +218,9 @@ class KrakenBook:
     def _load(self, message: Mapping[str, Any]) -> BookStatus:
         self._requested = False  # this is the snapshot a resubscribe waits for
         try:
-            asks = read_levels(message.get("as", []), "as")
-            bids = read_levels(message.get("bs", []), "bs")
+            asks, ask_texts = read_levels(message.get("as", []), "as", snapshot=True)
+            bids, bid_texts = read_levels(message.get("bs", []), "bs", negate=True,
+                                          snapshot=True)
         except RecordError:
             return self._resync("bad_level")
         self._clear()
@@ -203,34 +228,19 @@ class KrakenBook:
         if depth.__class__ is int and self.depth < depth <= DEPTHS[-1]:
             self.depth = depth  # a recording subscribed deeper: keep its whole window
             self.book = OrderBook(depth)
-        self.book.load([(p, v) for p, v, _ in bids], [(p, v) for p, v, _ in asks])
-        self._ask_texts.update((p, text) for p, v, text in asks if v > 0.0)
-        self._bid_texts.update((p, text) for p, v, text in bids if v > 0.0)
+        self.book.load(bids, asks)
+        self._ask_texts.update(ask_texts)
+        self._bid_texts.update(bid_texts)
         if self.book.crossed():
             return self._resync("crossed")
         self._synced = True
         return CHANGED
 
-    def _side_apply(self, texts: dict[float, str], levels: list[_Level],
-                    setter: Callable[[float, float], bool]) -> bool:
-        """Absolute volumes onto one side; the full window drops its worst level itself."""
-        changed = False
-        for price, volume, text in levels:
-            if volume > 0.0:
-                texts[price] = text
-            else:
-                texts.pop(price, None)
-            if setter(price, volume):
-                changed = True
-        if len(texts) > 2 * self.depth + _SLACK:
-            self._prune()
-        return changed
-
     def _prune(self) -> None:
         """Forget the texts of levels the window has dropped (bounded memory)."""
         asks, bids = self._ask_texts, self._bid_texts
-        self._ask_texts = {p: asks[p] for p, _ in self.book.asks()}
-        self._bid_texts = {p: bids[p] for p, _ in self.book.bids()}
+        self._ask_texts = {k: asks[k] for k in self.book.ask_side.keys}
+        self._bid_texts = {k: bids[k] for k in self.book.bid_side.keys}
 
     def _resync(self, problem: str) -> BookStatus:
         """Empty the book and ask for a new subscription (once until its snapshot comes)."""

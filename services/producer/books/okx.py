@@ -33,12 +33,14 @@ from __future__ import annotations
 import json
 import math
 import zlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from itertools import chain, zip_longest
+from operator import itemgetter
 from typing import Any
 
 from services.common.exceptions import RecordError
 from services.producer.books.base import CHANGED, UNCHANGED, BookStatus
-from services.producer.books.book import OrderBook
+from services.producer.books.book import Level, OrderBook
 
 NAME = "okx"
 CHANNEL = "books"
@@ -50,7 +52,7 @@ CHECKSUM_LEVELS = 25
 _SLACK = 64
 _INF = math.inf
 
-_Level = tuple[float, float, str]  # price, size, "px:sz" text
+_PX_SZ = itemgetter(0, 1)
 
 
 def subscribe_messages(venue_symbols: Sequence[str], max_levels: int = WINDOW) -> list[str]:
@@ -60,15 +62,19 @@ def subscribe_messages(venue_symbols: Sequence[str], max_levels: int = WINDOW) -
     return [json.dumps({"op": "subscribe", "args": args})]
 
 
-def read_levels(levels: Any, key: str) -> list[_Level]:
-    """``[[px, sz, ...], ...]`` -> checked levels, all read before any is applied. Both must be
-    decimal strings (the checksum uses them), the price finite and > 0, the size finite and
-    >= 0; anything else is ``bad_level``."""
+def read_levels(levels: Any, key: str,
+                negate: bool = False) -> tuple[list[Level], list[tuple[float, list[str]]]]:
+    """``[[px, sz, ...], ...]`` -> (checked levels, (sort key, the level itself) for the
+    checksum), all read before any is applied. Both must be decimal strings (the checksum uses
+    them), the price finite and > 0, the size finite and >= 0; anything else is ``bad_level``.
+    ``negate``: the sort key is -price (bids)."""
     if levels.__class__ is not list:
         if levels is None:
-            return []
+            return [], []
         raise RecordError("bad_level", f"{key}={levels!r}"[:80])
-    out: list[_Level] = []
+    out: list[Level] = []
+    texts: list[tuple[float, list[str]]] = []
+    append, text_append = out.append, texts.append
     for level in levels:
         if level.__class__ is not list or not 2 <= len(level) <= 4:
             raise RecordError("bad_level", f"{key} level={level!r}"[:80])
@@ -81,22 +87,23 @@ def read_levels(levels: Any, key: str) -> list[_Level]:
             raise RecordError("bad_level", f"{key} level={level!r}"[:80]) from None
         if not (0.0 < price < _INF and 0.0 <= size < _INF):
             raise RecordError("bad_level", f"{key} level={level!r}"[:80])
-        out.append((price, size, f"{px}:{sz}"))
-    return out
+        append((price, size))
+        text_append((-price if negate else price, level))
+    return out, texts
 
 
-def checksum(book: OrderBook, bid_texts: Mapping[float, str],
-             ask_texts: Mapping[float, str]) -> int:
-    """OKX's signed CRC32 over the top 25 levels, bid and ask interleaved."""
-    bids = [bid_texts[p] for p, _ in book.bids(CHECKSUM_LEVELS)]
-    asks = [ask_texts[p] for p, _ in book.asks(CHECKSUM_LEVELS)]
-    parts: list[str] = []
-    for i in range(max(len(bids), len(asks))):
-        if i < len(bids):
-            parts.append(bids[i])
-        if i < len(asks):
-            parts.append(asks[i])
-    crc = zlib.crc32(":".join(parts).encode())
+def checksum(book: OrderBook, bid_texts: Mapping[float, list[str]],
+             ask_texts: Mapping[float, list[str]]) -> int:
+    """OKX's signed CRC32 over the top 25 levels, bid and ask interleaved, ``px:sz`` each.
+
+    The texts are the levels as received, keyed like the book's sides (bids by -price); the
+    text is assembled in C (no per-level formatting).
+    """
+    bids = map(bid_texts.__getitem__, book.bid_side.keys[:CHECKSUM_LEVELS])
+    asks = map(ask_texts.__getitem__, book.ask_side.keys[:CHECKSUM_LEVELS])
+    # bid1, ask1, bid2, ...; a side that runs out leaves its part out (the None fill)
+    levels = filter(None, chain.from_iterable(zip_longest(bids, asks)))
+    crc = zlib.crc32(":".join(chain.from_iterable(map(_PX_SZ, levels))).encode())
     return crc - (1 << 32) if crc >= 1 << 31 else crc
 
 
@@ -124,9 +131,10 @@ class OkxBook:
         del max_levels  # the window is the venue's (see the module docstring)
         self.venue_symbol = venue_symbol
         self.book = OrderBook(WINDOW)
-        #: price -> "px:sz", per side; a superset of the kept levels (see Kraken's book)
-        self._bid_texts: dict[float, str] = {}
-        self._ask_texts: dict[float, str] = {}
+        #: sort key (bids: -price) -> the level as received, for the checksum; a superset of
+        #: the kept levels (see Kraken's book)
+        self._bid_texts: dict[float, list[str]] = {}
+        self._ask_texts: dict[float, list[str]] = {}
         #: the last seqId applied; None before a snapshot or on frames that carry none
         self._seq: int | None = None
         self._synced = False
@@ -169,8 +177,6 @@ class OkxBook:
         try:
             seq, prev = _seq_ids(message, self._seq is not None)
             expected = _checksum_field(message.get("checksum"))
-            bids = read_levels(message.get("bids"), "bids")
-            asks = read_levels(message.get("asks"), "asks")
         except RecordError:
             # an update the book cannot read is one it misses: it is no longer right
             return self._resync("bad_level")
@@ -178,8 +184,15 @@ class OkxBook:
             if seq == self._seq:
                 return BookStatus(False, "out_of_order")  # the last message again
             return self._resync("gap")
-        changed = self._side_apply(self._bid_texts, bids, self.book.set_bid)
-        changed = self._side_apply(self._ask_texts, asks, self.book.set_ask) or changed
+        try:
+            # read and applied in one pass; the texts are a superset (pruned by size)
+            changed = self.book.apply_raw(message.get("bids"), message.get("asks"),
+                                          self._bid_texts, self._ask_texts, max_items=4)
+        except RecordError:
+            return self._resync("bad_level")
+        bound = 2 * WINDOW + _SLACK
+        if len(self._bid_texts) > bound or len(self._ask_texts) > bound:
+            self._prune()
         if seq is not None:
             self._seq = seq
         if expected and checksum(self.book, self._bid_texts, self._ask_texts) != expected:
@@ -193,14 +206,14 @@ class OkxBook:
         try:
             seq, _ = _seq_ids(message, False)
             expected = _checksum_field(message.get("checksum"))
-            bids = read_levels(message.get("bids"), "bids")
-            asks = read_levels(message.get("asks"), "asks")
+            bids, bid_texts = read_levels(message.get("bids"), "bids", negate=True)
+            asks, ask_texts = read_levels(message.get("asks"), "asks")
         except RecordError:
             return self._resync("bad_level")
         self._clear()
-        self.book.load([(p, s) for p, s, _ in bids], [(p, s) for p, s, _ in asks])
-        self._bid_texts.update((p, text) for p, s, text in bids if s > 0.0)
-        self._ask_texts.update((p, text) for p, s, text in asks if s > 0.0)
+        self.book.load(bids, asks)
+        self._bid_texts.update(bid_texts)
+        self._ask_texts.update(ask_texts)
         if expected and checksum(self.book, self._bid_texts, self._ask_texts) != expected:
             return self._resync("checksum")
         if self.book.crossed():
@@ -209,22 +222,11 @@ class OkxBook:
         self._synced = True
         return CHANGED
 
-    def _side_apply(self, texts: dict[float, str], levels: list[_Level],
-                    setter: Callable[[float, float], bool]) -> bool:
-        """Absolute sizes onto one side; the full window drops its worst level itself."""
-        changed = False
-        for price, size, text in levels:
-            if size > 0.0:
-                texts[price] = text
-            else:
-                texts.pop(price, None)
-            if setter(price, size):
-                changed = True
-        if len(texts) > 2 * WINDOW + _SLACK:
-            bids, asks = self._bid_texts, self._ask_texts
-            self._bid_texts = {p: bids[p] for p, _ in self.book.bids()}
-            self._ask_texts = {p: asks[p] for p, _ in self.book.asks()}
-        return changed
+    def _prune(self) -> None:
+        """Forget the texts of levels no longer kept (bounded memory)."""
+        bids, asks = self._bid_texts, self._ask_texts
+        self._bid_texts = {k: bids[k] for k in self.book.bid_side.keys}
+        self._ask_texts = {k: asks[k] for k in self.book.ask_side.keys}
 
     def _resync(self, problem: str) -> BookStatus:
         """Empty the book and ask for a new subscription (once until its snapshot comes)."""

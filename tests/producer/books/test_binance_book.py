@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 from typing import Any
 
 import pytest
@@ -82,8 +83,14 @@ def test_recording_syncs_once_and_matches_the_reference(stream) -> None:
     assert sync.synced
     bids, asks, last = _reference(snapshot, diffs)
     assert sync.last_update_id == last == diffs[-1]["u"]
-    assert sync.book.bids() == sorted(bids.items(), reverse=True)
-    assert sync.book.asks() == sorted(asks.items())
+    # the 1000-level snapshot was cut there: levels the diffs add beyond its last one may sit
+    # behind levels never sent, so the book keeps exactly the reference up to that edge
+    bid_edge, ask_edge = sync.book.edges()
+    assert bid_edge == math.nextafter(min(float(p) for p, _ in snapshot["bids"]), -math.inf)
+    assert sync.book.bids() == [lv for lv in sorted(bids.items(), reverse=True)
+                                if lv[0] > bid_edge]
+    assert sync.book.asks() == [lv for lv in sorted(asks.items()) if lv[0] < ask_edge]
+    assert len(sync.book.bids()) > 900 and len(sync.book.asks()) > 900
 
 
 def test_recorded_snapshot_is_bridged_by_a_buffered_diff(stream) -> None:
@@ -96,19 +103,20 @@ def test_recorded_snapshot_is_bridged_by_a_buffered_diff(stream) -> None:
     assert sync.last_update_id == bridge[0]["u"]
 
 
-def test_bounded_book_keeps_exact_sizes_of_a_subset(stream) -> None:
+def test_bounded_book_keeps_an_exact_prefix_and_asks_for_a_snapshot_when_thin(stream) -> None:
     snapshot, diffs = stream
     sync = _synced(snapshot, diffs, max_levels=100)
-    for d in diffs:
-        sync.on_update(d)
+    statuses = [sync.on_update(d) for d in diffs]
     bids, asks, _ = _reference(snapshot, diffs)
 
-    assert sync.book.depth() == (100, 100)
-    assert all(bids[p] == s for p, s in sync.book.bids())
-    assert all(asks[p] == s for p, s in sync.book.asks())
-    assert sync.book.best_bid() == max(bids.items())
-    assert sync.book.best_ask() == min(asks.items())
+    # every kept level is the venue's, and nothing better than the edge is missing
+    _assert_exact_prefix(sync.book, bids, asks)
     assert not sync.book.crossed()
+    # the market moved past the kept 100 levels on a side: it asked for a fresh snapshot,
+    # once, and kept serving meanwhile
+    assert min(sync.book.depth()) < sync.thin_levels
+    assert [s.need for s in statuses if s.need] == ["snapshot"]
+    assert all(s.problem in (None, "out_of_order") for s in statuses) and sync.synced
 
 
 def test_duplicated_and_old_updates_are_dropped(stream) -> None:
@@ -147,11 +155,17 @@ def test_missing_update_is_a_gap_then_a_new_snapshot_resyncs(stream) -> None:
     for d in later[20:]:
         assert sync.on_update(d).problem is None
     ref_bids, ref_asks, _ = _reference(snapshot, diffs)
-    # 100 levels kept: a subset of the venue's book with its exact sizes, the same best prices
-    assert all(ref_bids[p] == q for p, q in sync.book.bids())
-    assert all(ref_asks[p] == q for p, q in sync.book.asks())
-    assert sync.book.best_bid() == max(ref_bids.items())
-    assert sync.book.best_ask() == min(ref_asks.items())
+    # 100 levels kept: exactly the venue's best levels down to the edge (where the market
+    # moved past what the book knows, a side thins out and asks for a snapshot instead)
+    _assert_exact_prefix(sync.book, ref_bids, ref_asks)
+    assert sync.book.depth() != (0, 0)
+
+
+def _assert_exact_prefix(book: Any, bids: dict[float, float], asks: dict[float, float]) -> None:
+    """The kept levels are the reference's, all of them better than the book's edges."""
+    bid_edge, ask_edge = book.edges()
+    assert book.bids() == [lv for lv in sorted(bids.items(), reverse=True) if lv[0] > bid_edge]
+    assert book.asks() == [lv for lv in sorted(asks.items()) if lv[0] < ask_edge]
 
 
 def test_snapshot_older_than_the_buffer_is_stale(stream) -> None:
@@ -213,8 +227,8 @@ def test_bad_price_before_sync_restarts_the_buffer(stream, price: Any) -> None:
     for d in diffs[snap_at:]:
         assert sync.on_update(d).problem is None
     bids, asks, _ = _reference(snapshot, diffs)
-    assert sync.book.bids() == sorted(bids.items(), reverse=True)
-    assert sync.book.asks() == sorted(asks.items())
+    _assert_exact_prefix(sync.book, bids, asks)
+    assert len(sync.book.bids()) > 900 and len(sync.book.asks()) > 900
 
 
 @pytest.mark.parametrize("field", ["U", "u"])

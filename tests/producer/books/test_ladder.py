@@ -6,6 +6,8 @@ import math
 from itertools import pairwise
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from services.common.exceptions import RecordError
 from services.producer.books import binance
@@ -86,7 +88,9 @@ def _reference_vwap(levels: list[tuple[float, float]], notional_usd: float,
 
 
 def test_recorded_binance_book_against_a_reference(recording) -> None:
-    sync = binance.new_sync("BTCUSDT", 100)
+    # 1000 levels: the recording's market moves past a 100-level book's edge, which then
+    # rightly knows no bids at all (see test_binance_book)
+    sync = binance.new_sync("BTCUSDT", 1000)
     for rec in recording("binance.jsonl"):
         if rec.rest:
             sync.on_snapshot(rec.msg)
@@ -113,7 +117,7 @@ def test_recorded_binance_book_against_a_reference(recording) -> None:
         if lv.ask_px is not None:
             assert lv.ask_px == pytest.approx(ref_ask, rel=1e-12)
             assert lv.ask_px >= best_ask * (1 - 1e-12)
-    # a billion dollars is more than 100 levels of BTCUSDT hold; a thousand is not
+    # a billion dollars is more than 1000 levels of BTCUSDT hold; a thousand is not
     assert levels[-1] == DepthLevel(1e9, None, None)
     assert levels[0].bid_px is not None and levels[0].ask_px is not None
     # walking deeper never gives a better price
@@ -123,3 +127,27 @@ def test_recorded_binance_book_against_a_reference(recording) -> None:
     assert all(a >= b * (1 - 1e-12) for a, b in pairwise(bids))
     # inside the top level the price is the top level's, exactly
     assert ladder(book, (1.0,), fx)[0] == DepthLevel(1.0, best_bid, best_ask)
+
+
+_op = st.tuples(st.booleans(), st.integers(min_value=90, max_value=110).map(float),
+                st.sampled_from([0.0, 0.25, 1.0, 4.0]))
+
+
+@settings(max_examples=200, deadline=None)
+@given(ops=st.lists(_op, max_size=60), fx=st.sampled_from([1.0, 0.9995, 1.27]))
+def test_the_cached_and_resumed_ladder_is_exactly_a_fresh_one(ops, fx) -> None:
+    # Arrange: one book laddered after every change (its walk cached and resumed) ...
+    book = OrderBook(8)
+    notionals = (30.0, 150.0, 600.0)
+    for is_bid, price, size in ops:
+        if is_bid:
+            book.set_bid(price - 11.0, size)
+        else:
+            book.set_ask(price + 11.0, size)
+        # Act
+        levels = ladder(book, notionals, fx)
+        # ... and a fresh copy of the same levels, walked from scratch
+        fresh = OrderBook(8)
+        fresh.load(book.bids(), book.asks())
+        # Assert: the same floats, not merely close ones
+        assert levels == ladder(fresh, notionals, fx)
