@@ -2,6 +2,15 @@
 
 ``python -m flink.job`` runs it in a local Flink MiniCluster (PyFlink); the same module is
 what a job submitter runs against a Flink cluster in compose.
+
+While the job runs, this process watches the source topic (:class:`SourceWatch`): a partition
+whose end falls below what it was (the broker restarted empty, or truncated, or the topic was
+recreated) is counted as ``arb_kafka_offsets_reset_total{service="flink-job"}`` on this
+process's own metrics endpoint (``wrapper_metrics_port``; Flink's reporter cannot carry Python
+metrics), and the job is cancelled and started again reading the topic from its earliest offset
+without the old checkpoint: its offsets point past the end of the new topic, and Tansu answers a
+fetch there with nothing (no OFFSET_OUT_OF_RANGE), so the old job would wait, silently, until
+the new topic grew past them, having skipped everything before.
 """
 
 from __future__ import annotations
@@ -10,10 +19,11 @@ import importlib.util
 import os
 import signal
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 import structlog
@@ -22,8 +32,10 @@ from flink import detection
 from flink.jars import ensure_jars
 from services.common.config import DetectionSettings, KafkaSettings, load_dotenv
 from services.common.exceptions import ConfigError
-from services.common.kafka import end_offsets
+from services.common.kafka import client_config, end_offsets
 from services.common.logging import configure_logging
+from services.common.metrics import MetricsServer
+from services.common.offsets import OffsetWatch, detect_reset
 
 if TYPE_CHECKING:
     from pyflink.table import TableEnvironment
@@ -38,6 +50,10 @@ RECOVERY_PATH = "execution.state-recovery.path"
 SPREADS_TABLE = "spreads_sink"
 ALERTS_TABLE = "alerts_sink"
 EPISODES_TABLE = "episodes_sink"
+#: the ``service`` label of this process's metrics
+SERVICE = "flink-job"
+#: how often the source topic's ends are looked up
+WATCH_INTERVAL_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -194,9 +210,83 @@ def runtime_options(settings: DetectionSettings,
     return options
 
 
-def run(settings: DetectionSettings, kafka: KafkaSettings, job_name: str = "arb-detector",
-        metrics_port: int = 0) -> None:
-    """Submit the job and block until it ends (bounded input) or is cancelled."""
+class SourceWatch:
+    """Looks up the source topic's partition ends every ``interval_s`` on a thread; a fall below
+    an end seen before is a reset: counted, logged, and ``reset`` set for the job's loop.
+
+    The ends are the true ones (``services.common.kafka.end_offsets``, by default): Tansu
+    answers a watermark lookup short (the last batch's base offset + 1, so a small topic written
+    in one batch "ends" at 1 before and after a restart) and, under load, has answered 0 for a
+    partition holding records. A fall is looked up once more before it counts."""
+
+    def __init__(self, bootstrap_servers: str, topic: str, watch: OffsetWatch, *,
+                 interval_s: float = WATCH_INTERVAL_S,
+                 true_ends: Callable[[str], Mapping[int, int]] | None = None) -> None:
+        self.bootstrap_servers = bootstrap_servers
+        self.topic = topic
+        self.watch = watch
+        self.interval_s = interval_s
+        self._true_ends = true_ends or (lambda t: end_offsets(bootstrap_servers, t))
+        self.reset = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="source-watch", daemon=True)
+
+    def start(self) -> SourceWatch:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def check(self, highs: Mapping[int, int], topic_id: str | None = None) -> bool:
+        """One look at the partition ends (``highs``: partition -> end offset) and the topic's
+        id; True if the topic was recreated or one of its partitions reset. The id catches a
+        new topic that already outgrew the old one's ends."""
+        found = self.watch.topic_id(self.topic, topic_id) is not None
+        confirmed: Mapping[int, int] | None = None
+        for partition, high in sorted(highs.items()):
+            if detect_reset(self.watch.seen_end(self.topic, partition), high=high) is not None:
+                if confirmed is None:
+                    confirmed = self._true_ends(self.topic)
+                high = max(high, confirmed.get(partition, high))
+            if self.watch.high(self.topic, partition, high) is not None:
+                found = True
+        if found:
+            self.reset.set()
+        return found
+
+    def _topic_id(self, admin: Any) -> str | None:
+        """The topic's id (DescribeTopics; Tansu gives a new one to a recreated topic), None
+        where the broker tells none."""
+        from confluent_kafka import TopicCollection
+
+        try:
+            described = admin.describe_topics(TopicCollection([self.topic]))[self.topic]
+            topic_id = described.result(self.interval_s + 3).topic_id
+        except Exception:  # noqa: BLE001 - not every broker answers: the ends still tell
+            return None
+        return str(topic_id) if topic_id is not None else None
+
+    def _run(self) -> None:
+        from confluent_kafka.admin import AdminClient
+
+        admin = AdminClient(client_config(self.bootstrap_servers))
+        while not self._stop.wait(self.interval_s):
+            try:
+                self.check(self._true_ends(self.topic), self._topic_id(admin))
+            except Exception as exc:  # noqa: BLE001 - a broker away: look again later
+                log.debug("source_watch_lookup_failed", topic=self.topic, error=str(exc))
+
+
+def after_reset(settings: DetectionSettings) -> DetectionSettings:
+    """The settings of the job started again after a reset: the new topic from its start, and
+    not the old checkpoint (its offsets and state belong to records that are gone)."""
+    return settings.model_copy(update={"startup_mode": "earliest-offset", "restore": False})
+
+
+def submit(settings: DetectionSettings, kafka: KafkaSettings, job_name: str = "arb-detector",
+           metrics_port: int = 0) -> Any:
+    """Declare the tables, submit the statement set; the running job's TableResult."""
     job = plan(settings, kafka)
     env = table_environment(settings, job_name, metrics_port)
     for statement in job.ddl + job.views:
@@ -212,9 +302,61 @@ def run(settings: DetectionSettings, kafka: KafkaSettings, job_name: str = "arb-
              tick_venues=list(settings.venues), stale_ms=settings.stale_ms,
              episode_gap_ms=settings.episode_gap_ms,
              demo_mode=settings.demo_mode, bounded=settings.bounded,
-             prices_topic=kafka.prices_topic)
-    result = statement_set.execute()
+             prices_topic=kafka.prices_topic, startup_mode=settings.startup_mode)
+    return statement_set.execute()
+
+
+def wait_or_reset(result: Any, reset: threading.Event, poll_s: float = 1.0) -> bool:
+    """Block until the job ends (False; a failure raises as before) or ``reset`` is set
+    (True, the job still running)."""
+    client = result.get_job_client()
+    while client is not None:
+        if reset.wait(poll_s):
+            return True
+        if client.get_job_status().result().is_globally_terminal_state():
+            break
     result.wait()
+    return False
+
+
+def run(settings: DetectionSettings, kafka: KafkaSettings, job_name: str = "arb-detector",
+        metrics_port: int = 0, wrapper_metrics_port: int = 0,
+        watch_interval_s: float = WATCH_INTERVAL_S) -> None:
+    """Submit the job and block until it ends (bounded input) or is cancelled; after a reset of
+    the source topic, cancel it and submit it again from the topic's start.
+
+    ``wrapper_metrics_port``: where this process serves its own metrics (0: nowhere)."""
+    watch = OffsetWatch(SERVICE)
+    watch.touch([kafka.prices_topic])
+    server = None
+    if wrapper_metrics_port:
+        try:
+            server = MetricsServer(wrapper_metrics_port).start()
+        except OSError as exc:  # the job matters more than its wrapper's metrics
+            log.error("flink_wrapper_metrics_unavailable", port=wrapper_metrics_port,
+                      error=str(exc))
+    watcher = None if settings.bounded else SourceWatch(
+        kafka.bootstrap_servers, kafka.prices_topic, watch, interval_s=watch_interval_s).start()
+    try:
+        while True:
+            result = submit(settings, kafka, job_name, metrics_port)
+            if watcher is None:
+                result.wait()
+                break
+            if not wait_or_reset(result, watcher.reset):
+                break
+            watcher.reset.clear()
+            log.warning("flink_job_restarting_after_reset", job=job_name,
+                        topic=kafka.prices_topic,
+                        message="the source topic lost records: the job starts again from the "
+                                "new topic's earliest offset, without the old checkpoint")
+            result.get_job_client().cancel().result()
+            settings = after_reset(settings)
+    finally:
+        if watcher is not None:
+            watcher.stop()
+        if server is not None:
+            server.stop()
     log.info("flink_job_finished", job=job_name)
 
 
@@ -232,11 +374,13 @@ def main() -> int:
     try:
         settings = DetectionSettings.from_env()
         kafka = KafkaSettings.from_env()
+        wrapper_metrics_port = settings.wrapper_port
     except ConfigError as exc:
         log.error("config_invalid", error=str(exc))
         return 2
     signal.signal(signal.SIGTERM, _stop_now)
-    run(settings, kafka, metrics_port=settings.metrics_port)
+    run(settings, kafka, metrics_port=settings.metrics_port,
+        wrapper_metrics_port=wrapper_metrics_port)
     return 0
 
 

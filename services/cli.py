@@ -158,8 +158,11 @@ def scrape_ports(env: Mapping[str, str]) -> dict[int, int]:
     ports = [(ProducerSettings, "metrics_port"), (AlerterSettings, "metrics_port"),
              (DashboardSettings, "metrics_port"), (DetectionSettings, "metrics_port"),
              (LocalRunSettings, "prometheus_port")]
-    return {model.model_fields[name].default: getattr(model.from_env(env), name)
-            for model, name in ports}
+    scraped = {model.model_fields[name].default: getattr(model.from_env(env), name)
+               for model, name in ports}
+    scraped[DetectionSettings.from_env({}).wrapper_port] = (
+        DetectionSettings.from_env(env).wrapper_port)
+    return scraped
 
 
 def local_prometheus_config(env: Mapping[str, str]) -> Path:
@@ -224,6 +227,8 @@ def planned_ports(args: argparse.Namespace, env: Mapping[str, str],
         instead = ", or --no-prometheus" if name == "prometheus_port" else ""
         planned.append(PlannedPort(getattr(model.from_env(env), name),
                                    model.model_fields[name].alias or name, instead))
+    planned.append(PlannedPort(DetectionSettings.from_env(env).wrapper_port,
+                               "ARB_FLINK_WRAPPER_METRICS_PORT"))
     return [p for p in planned if p.port]
 
 

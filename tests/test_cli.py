@@ -3,6 +3,7 @@ minute, Ctrl-C stops every child, and one child dying stops the rest."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -58,6 +59,21 @@ def start_stack(tmp_path: Path, fixtures_dir: Path, log: Path,
     return proc, db
 
 
+def stop_stack(proc: subprocess.Popen, marker: str) -> None:
+    """After a failure too: Ctrl-C as a user would, then kill what is left of this test's
+    processes (the services run in their own process groups, so killing ``arb`` alone would
+    leave them running)."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=40)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    for pid in children_of(marker):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
 def wait_for_alerts(proc: subprocess.Popen, db: Path, log: Path, timeout_s: float) -> float:
     started = time.monotonic()
     while time.monotonic() - started < timeout_s:
@@ -78,13 +94,12 @@ def test_start_shows_alerts_and_ctrl_c_stops_everything(tmp_path: Path, fixtures
         assert len(children_of(str(tmp_path))) >= 4  # flink, alerter, dashboard, producer
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=40) == 0
+        deadline = time.monotonic() + 10
+        while children_of(str(tmp_path)) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert children_of(str(tmp_path)) == []
     finally:
-        if proc.poll() is None:
-            proc.kill()
-    deadline = time.monotonic() + 10
-    while children_of(str(tmp_path)) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert children_of(str(tmp_path)) == []
+        stop_stack(proc, str(tmp_path))
     text = log.read_text()
     for name in ("flink", "alerter", "dashboard", "producer"):
         assert f"{name:<10}|" in text, f"no prefixed output from {name}"
@@ -105,8 +120,7 @@ def test_start_in_json_mode_prints_only_json(tmp_path: Path, fixtures_dir: Path,
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=40) == 0
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        stop_stack(proc, str(tmp_path))
     services = set()
     for line in log.read_text().splitlines():
         if line.strip():
@@ -130,11 +144,10 @@ def test_a_dying_child_stops_the_rest(tmp_path: Path, fixtures_dir: Path,
         assert alerter, "alerter never started"
         os.kill(alerter[0], signal.SIGKILL)
         assert proc.wait(timeout=40) == 1
+        deadline = time.monotonic() + 10
+        while children_of(str(tmp_path)) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert children_of(str(tmp_path)) == []
     finally:
-        if proc.poll() is None:
-            proc.kill()
-    deadline = time.monotonic() + 10
-    while children_of(str(tmp_path)) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert children_of(str(tmp_path)) == []
+        stop_stack(proc, str(tmp_path))
     assert "alerter exited with code -9; stopping everything" in log.read_text()

@@ -76,9 +76,10 @@ from services.common.history.schema import (
     EpisodeRecord,
 )
 from services.common.history.store import AlertHistory
-from services.common.kafka import make_consumer
+from services.common.kafka import end_offsets, make_consumer
 from services.common.logging import truncate
 from services.common.messages import Episode, Spread, parse_episode, parse_spread
+from services.common.offsets import OffsetWatch
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -531,6 +532,10 @@ class AlerterService:
         self.health = StoreHealth(self.metrics)
         self._assigned = threading.Event()
         self.spreads_assigned = threading.Event()
+        # A broker that lost records (restarted empty, truncated, topic recreated) shows as
+        # a partition behind what this alerter committed: counted and logged (offsets.py).
+        self.offsets = OffsetWatch("alerter", self.metrics.registry)
+        self.offsets.touch([kafka.alerts_topic, kafka.episodes_topic])
         self._spreads_thread: threading.Thread | None = None
 
     # -- readiness and shutdown ----------------------------------------------------------------
@@ -553,6 +558,9 @@ class AlerterService:
     def _on_assign(self, consumer: Consumer, partitions: list[Any]) -> None:
         log.info("partitions_assigned", topic=self.kafka.alerts_topic,
                  partitions=[p.partition for p in partitions])
+        self.offsets.on_assign(
+            consumer, partitions,
+            true_ends=lambda topic: end_offsets(self.kafka.bootstrap_servers, topic))
         self._assigned.set()
 
     def _on_revoke(self, consumer: Consumer, partitions: list[Any]) -> None:
@@ -634,24 +642,29 @@ class AlerterService:
                 if msg.error():
                     self._log_consumer_error(msg.error())
                     continue
+                self.offsets.on_message(msg)
                 target = episodes if msg.topic() == self.kafka.episodes_topic else handler
                 outcome = target.handle(msg.value(), _kafka_ts_ms(msg))
                 if not outcome.commit:
                     break
                 self.kill_points.reach(AFTER_STORE)
-                self._commit(consumer, msg)
+                if self._commit(consumer, msg):
+                    self.offsets.on_commit(msg)
         finally:
             consumer.close()
 
     @staticmethod
-    def _commit(consumer: Consumer, msg: Message) -> None:
+    def _commit(consumer: Consumer, msg: Message) -> bool:
+        """Commit ``msg``'s offset; False (logged) if the broker refused it."""
         try:
             consumer.commit(message=msg, asynchronous=False)
+            return True
         except KafkaException as exc:
             # E.g. a rebalance took the partition: the record comes back to whoever owns it
             # and the history store makes that a no-op.
             log.warning("offset_commit_failed", topic=msg.topic(), partition=msg.partition(),
                         offset=msg.offset(), error=str(exc.args[0]))
+            return False
 
     @staticmethod
     def _log_consumer_error(err: KafkaError) -> None:

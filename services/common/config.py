@@ -314,6 +314,15 @@ class DetectionSettings(_Window, _Venues, _Staleness, _Depth):
         details="Port of Flink's Prometheus reporter in local runs; `0` turns it off. It listens "
                 "on every interface whatever `BIND_ADDRESS` says: Flink's reporter takes no "
                 "address (docs/decisions.md).")
+    wrapper_metrics_port: int | None = setting(
+        None, env="ARB_FLINK_WRAPPER_METRICS_PORT", ge=0, le=65535,
+        shown="`ARB_FLINK_METRICS_PORT` + 1: `9250` (`0` when that is `0`)",
+        doc="Port of the job wrapper's own metrics (resets of the source topic); `0` turns it "
+            "off",
+        details="Port where `python -m flink.job` serves its own `/metrics` "
+                "(`arb_kafka_offsets_reset_total{service=\"flink-job\"}`: the source topic "
+                "found behind what the job had read, and the job restarted from its start); "
+                "Flink's reporter cannot carry Python metrics. It listens on `BIND_ADDRESS`.")
     flink_lib_dir: str | None = setting(
         None, env="FLINK_LIB_DIR", shown="unset (set by Flink images)",
         doc="A Flink installation's lib/: the connector and reporter are there, not job jars",
@@ -358,6 +367,14 @@ class DetectionSettings(_Window, _Venues, _Staleness, _Depth):
         episode; one more millisecond makes touching sessions join either way.
         """
         return self.stale_ms + self.episode_gap_ms + 1
+
+    @property
+    def wrapper_port(self) -> int:
+        """The job wrapper's metrics port: ARB_FLINK_WRAPPER_METRICS_PORT, else the Flink
+        reporter's + 1 (0, off, when the reporter is off)."""
+        if self.wrapper_metrics_port is not None:
+            return self.wrapper_metrics_port
+        return min(self.metrics_port + 1, 65535) if self.metrics_port else 0
 
 
 def default_refresh_ms(window_ms: int) -> int:

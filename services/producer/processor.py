@@ -4,7 +4,9 @@ Every frame, whoever reads it, goes through the same steps in the same order:
 
 1. **parse**: the venue's connector (``venue.parse_frame``) at the current stablecoin rate;
 2. **sequence**: the venue's numbers on each record (``sequence.py``); a gap is counted and the
-   record kept, a duplicate or older update is counted and dropped;
+   record kept, a duplicate or older update is counted and dropped; trade ids carry over an
+   unplanned reconnect, so the trades missed while the feed was away are counted
+   (``missed_across_reconnect``) on the first trade after it;
 3. **fx**: a quote of a rate market (USDT-USD ...) updates the shared live rates (``fx.py``);
    rate markets read only for their rate are never published;
 4. **depth**: a venue with a depth channel (``Venue.depth``) keeps one order book per market
@@ -47,6 +49,8 @@ from services.producer.sequence import RESYNC, STALE, SequenceTracker
 
 log = structlog.get_logger(__name__)
 
+#: Sequence findings whose record is still published (the others are older or repeated ones).
+KEPT_SEQUENCE_REASONS = frozenset({"sequence_gap", "missed_across_reconnect"})
 #: RecordError reasons that say nothing about the venue being alive (not one of its messages).
 NOT_VENUE_MESSAGE = frozenset({"not_json", "unknown_type"})
 _NO_ERRORS: tuple[str, ...] = ()
@@ -203,7 +207,7 @@ class FrameProcessor:
                 if reason is not None:
                     counts.error(reason)
                     errors = [reason] if errors is None else [*errors, reason]
-                    if reason != "sequence_gap":
+                    if reason not in KEPT_SEQUENCE_REASONS:
                         continue  # a duplicate or an older update
             if fx_rates is not None and rec.symbol in FX_MARKETS and rec.__class__ is Quote:
                 try:
@@ -393,16 +397,21 @@ class FrameProcessor:
 
     def forget(self) -> None:
         """The connection is gone: its quotes, its stablecoin rates, its numbering and its
-        parser's state (books) with it."""
+        parser's state (books) with it; only the last trade ids stay, so the trades missed
+        until the next connection delivers are counted."""
         self.book.forget(self.name)
         if self.fx is not None:
             self.fx.forget(self.name)
-        self.restart()
+        self.restart(keep_trade_ids=True)
 
-    def restart(self) -> None:
+    def restart(self, *, keep_trade_ids: bool = False) -> None:
         """A new stream of frames (a reconnect, a replay loop): numbering, parser state and
-        order books start over."""
-        self.seq.reset()
+        order books start over; ``keep_trade_ids`` (a reconnect): the venue's trade ids go on
+        where they were."""
+        if keep_trade_ids:
+            self.seq.reconnect()
+        else:
+            self.seq.reset()
         for sync in self.syncs.values():
             sync.reset()
         self._ladders.clear()
@@ -430,9 +439,15 @@ class FrameProcessor:
         is_trade = rec.__class__ is Trade
         key = (rec.type, rec.venue_symbol)
         first, last = span
+        across = is_trade and self.seq.carried(key)
         outcome = self.seq.check(key, first, last, dense=is_trade)
         if outcome == 0:
             return None
+        if outcome > 0 and across:  # missed while the feed was away
+            log.warning("feed_trades_missed_across_reconnect", exchange=self.name,
+                        symbol=rec.venue_symbol, after=first - outcome - 1, next=first,
+                        missing=outcome)
+            return "missed_across_reconnect"
         if outcome > 0:  # ``outcome`` numbers are missing after the previous one
             log.warning("feed_sequence_gap", exchange=self.name, stream=rec.type,
                         symbol=rec.venue_symbol, after=first - outcome - 1, next=first,

@@ -14,6 +14,13 @@ Memory stays bounded however slow or absent the broker is, and the socket loop n
 So the producer holds at most librdkafka's cap + one quote per venue and symbol + the trade
 backlog. A replay, which has no socket to protect, publishes with ``block=True`` instead: it
 waits for room and drops nothing.
+
+A broker that comes back without the records it acknowledged (restarted empty, truncated, the
+topic recreated) shows in the delivery reports: a record delivered at an offset below one
+already acknowledged on its partition. That is counted once per reset
+(``arb_kafka_offsets_reset_total{service="producer"}``) with the acknowledged records the broker
+no longer has (``arb_kafka_records_lost_total``, see ``services/common/offsets.py``): they were
+reported delivered and are gone, and nothing can send them again.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from confluent_kafka import KafkaError, KafkaException, Message
 
 from services.common.kafka import make_producer
 from services.common.messages import DepthLevel, Quote, Trade
+from services.common.offsets import OffsetWatch
 from services.producer.metrics import ProducerMetrics, default_metrics
 
 log = structlog.get_logger(__name__)
@@ -106,6 +114,9 @@ class KafkaPublisher:
         self._errors = self.metrics.kafka_produce_errors.labels(topic)
         self.delivered = 0
         self.failed = 0
+        #: acknowledged offsets per partition, against which a broker's loss shows
+        self.offsets = OffsetWatch("producer", self.metrics.registry, count_lost=True)
+        self.offsets.touch([topic])
         self.dropped_quotes = 0
         self.dropped_trades = 0
 
@@ -160,6 +171,12 @@ class KafkaPublisher:
                   reason=error.str(), resets=self.resets)
         old.purge(in_queue=True, in_flight=True, blocking=False)
         old.flush(1.0)
+
+    @property
+    def records_lost(self) -> int:
+        """Acknowledged records the broker no longer has, as far as the offsets tell."""
+        return sum(r.lost or 0 for _, _, r in self.offsets.found)
+
     def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
         if err is not None:
             self.failed += 1
@@ -170,6 +187,9 @@ class KafkaPublisher:
             return
         self.delivered += 1
         self._produced.inc()
+        offset = msg.offset()
+        if offset is not None and offset >= 0:
+            self.offsets.offset(msg.topic() or self.topic, msg.partition(), offset)
         latency_s = msg.latency()
         if latency_s is not None:
             self.metrics.kafka_delivery_latency.observe(latency_s)

@@ -13,6 +13,12 @@ Two kinds of numbered stream reach the producer, and they allow different checks
 For both, a number seen before is a ``duplicate`` and dropped: that is what makes the overlap of
 two connections during a planned reconnect (see ``feed.py``) free of double records.
 
+Across an unplanned reconnect (:meth:`SequenceTracker.reconnect`) the last number of each dense
+stream is kept: trade ids are the venue's, not the connection's, so the first trade after the
+reconnect tells how many were missed while the feed was away (:meth:`SequenceTracker.carried`
+says the gap spans a reconnect). Increasing streams start over, as they may be renumbered per
+connection.
+
 Pure state, no I/O: the feed decides what to count and log.
 """
 
@@ -37,6 +43,10 @@ class SequenceTracker:
         self.resync_after = resync_after
         self._last: dict[Hashable, int] = {}
         self._stale_runs: dict[Hashable, int] = {}
+        #: keys checked as dense, whose numbers survive a reconnect
+        self._dense: set[Hashable] = set()
+        #: dense keys whose last number came over a reconnect and has not moved since
+        self._carried: set[Hashable] = set()
         #: the number the last RESYNC replaced (for its log line)
         self.resynced_from: int | None = None
 
@@ -48,6 +58,8 @@ class SequenceTracker:
         prev = self._last.get(key)
         if prev is None:
             self._last[key] = last
+            if dense:
+                self._dense.add(key)
             return OK
         if last <= prev:
             run = self._stale_runs.get(key, 0) + 1
@@ -56,10 +68,13 @@ class SequenceTracker:
                 return STALE
             self._stale_runs.pop(key, None)
             self._last[key] = last
+            self._carried.discard(key)
             self.resynced_from = prev
             return RESYNC
         if self._stale_runs:
             self._stale_runs.pop(key, None)
+        if self._carried:
+            self._carried.discard(key)
         self._last[key] = last
         if dense and first > prev + 1:
             return first - prev - 1
@@ -68,7 +83,21 @@ class SequenceTracker:
     def last(self, key: Hashable) -> int | None:
         return self._last.get(key)
 
+    def carried(self, key: Hashable) -> bool:
+        """True while ``key``'s last number is the one from before a reconnect: a gap found
+        now spans the time the feed was away."""
+        return key in self._carried
+
+    def reconnect(self) -> None:
+        """An unplanned reconnect: increasing streams start over, dense ones (trade ids) keep
+        their last number so the first trade after it counts what was missed."""
+        self._last = {k: v for k, v in self._last.items() if k in self._dense}
+        self._carried = set(self._last)
+        self._stale_runs.clear()
+
     def reset(self) -> None:
-        """Forget every stream: after an unplanned reconnect the next numbers are a new start."""
+        """Forget every stream: a new numbering (a replay starting its loop again)."""
         self._last.clear()
         self._stale_runs.clear()
+        self._dense.clear()
+        self._carried.clear()

@@ -443,6 +443,8 @@ NOT_PASSED = {
     "BIND_ADDRESS": "compose reads it for the published ports; inside, the image sets 0.0.0.0",
     "ENV_FILE": "compose reads .env itself and passes the variables on",
     "FLINK_LIB_DIR": "set by the Flink image, not by .env",
+    "ARB_FLINK_WRAPPER_METRICS_PORT": "the local job wrapper's; under compose the cluster runs "
+                                      "the job and its reporter serves the metrics",
 }
 
 

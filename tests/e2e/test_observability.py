@@ -46,7 +46,7 @@ from tests.support.discord_standin import DiscordStandIn
 pytestmark = pytest.mark.integration
 
 #: Scrape jobs of prometheus/prometheus.yml that this test runs, besides Prometheus itself.
-SERVICES = ("producer", "alerter", "flink", "dashboard")
+SERVICES = ("producer", "alerter", "flink", "flink-job", "dashboard")
 
 #: Panel targets that may legitimately show no data on a healthy replay, by panel title and
 #: refId: counters whose series appear with their first event, and no event happens here.
@@ -218,6 +218,7 @@ def running_stack(
         broker.bootstrap_servers, topics,
         DEMO_MODE="TRUE",
         ARB_FLINK_METRICS_PORT=str(ports["flink"]),
+        ARB_FLINK_WRAPPER_METRICS_PORT=str(ports["flink-job"]),
         ARB_CHECKPOINT_INTERVAL_MS="2000",  # checkpoint metrics within seconds
         ARB_CHECKPOINT_DIR=str(tmp_path / "checkpoints"),
         ARB_PRODUCER_METRICS_PORT=str(ports["producer"]),

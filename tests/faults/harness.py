@@ -168,6 +168,7 @@ class FaultStack:
         self.producer: subprocess.Popen[bytes] | None = None
         self.alerter_metrics_port = free_port()
         self.flink_metrics_port = free_port()
+        self.flink_wrapper_port = free_port()
         self.input_file = work_dir / "input.jsonl"
         self.summary_file = work_dir / "producer-summary.json"
         self.env = flink_env(
@@ -221,7 +222,8 @@ class FaultStack:
         self.flink_runs += 1
         self.flink = _start(
             [sys.executable, "-m", "flink.job"],
-            {**self.env, "ARB_FLINK_METRICS_PORT": str(self.flink_metrics_port)},
+            {**self.env, "ARB_FLINK_METRICS_PORT": str(self.flink_metrics_port),
+             "ARB_FLINK_WRAPPER_METRICS_PORT": str(self.flink_wrapper_port)},
             self.log_dir / f"flink-{self.flink_runs}.log")
 
     def flink_log(self, run: int) -> str:
@@ -306,6 +308,10 @@ class FaultStack:
 
     def flink_metrics(self) -> str:
         return http_body(f"http://127.0.0.1:{self.flink_metrics_port}/metrics").decode()
+
+    def flink_wrapper_metrics(self) -> str:
+        """The job wrapper's own metrics (ARB_FLINK_WRAPPER_METRICS_PORT, flink/job.py)."""
+        return http_body(f"http://127.0.0.1:{self.flink_wrapper_port}/metrics").decode()
 
     def received(self) -> Counter[str]:
         return Counter(footer(p) for p in self.discord.accepted)

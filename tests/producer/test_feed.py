@@ -503,6 +503,29 @@ def test_without_rollover_the_age_limit_costs_trades(fixtures_dir, sink, metrics
     assert reconnects(metrics, "binance") >= 1
 
 
+def test_trades_missed_across_a_reconnect_are_counted(fixtures_dir, sink, metrics) -> None:
+    """The same cuts: the trade ids go on where they were across each reconnect, so the first
+    trade after it counts the trades that went by meanwhile, exactly the ids never received."""
+    raws, gaps = broadcast(fixtures_dir, frames=1500, speed=4.0)
+    with structlog.testing.capture_logs() as logs, BroadcastVenue(
+            raws, gaps, max_connection_s=1.5) as server:
+        feed = Feed(binance.VENUE, ["BTC-USD"], sink,
+                    FeedOptions(url=server.url, max_connection_s=None,
+                                backoff=Backoff(initial_s=0.2, jitter=0.0)),
+                    fx=1.0, metrics=metrics)
+        asyncio.run(run_until(feed, lambda: server.done, timeout_s=30))
+
+    ids = trade_ids(sink)
+    assert ids == sorted(set(ids)), "no trade twice, none out of order"
+    never_received = (ids[-1] - ids[0] + 1) - len(ids)
+    missed = [e for e in logs if e["event"] == "feed_trades_missed_across_reconnect"]
+    assert server.expired >= 1 and never_received > 0
+    assert sum(e["missing"] for e in missed) == never_received
+    assert errors(metrics, "binance", "missed_across_reconnect") == len(missed) >= 1
+    assert errors(metrics, "binance", "sequence_gap") == 0  # the recording has no hole
+    assert all(e["next"] == e["after"] + e["missing"] + 1 for e in missed)
+
+
 def test_a_failed_rollover_keeps_the_old_connection_and_retries(binance_frames, sink,
                                                                 metrics) -> None:
     # the first replacement never delivers; the old connection goes on; the next one works

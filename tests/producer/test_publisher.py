@@ -25,7 +25,8 @@ TOPIC = "crypto-prices"
 #: producer metrics beyond DESIGN.md's list (see services/producer/metrics.py)
 NOT_IN_DESIGN = {"arb_quotes_dropped_total", "arb_trades_dropped_total",
                  "arb_kafka_backlog_records", "arb_book_rejected_total", "arb_book_age_seconds",
-                 "arb_book_levels"}
+                 "arb_book_levels", "arb_kafka_offsets_reset_total",
+                 "arb_kafka_records_lost_total"}
 
 
 def quote(exchange: str = "binance", symbol: str = "BTC-USD", ts_ms: int = 1,
@@ -42,8 +43,21 @@ def trade(n: int, exchange: str = "binance") -> Trade:
 
 
 class _Delivered:
+    def __init__(self, offset: int = 0, partition: int = 0) -> None:
+        self._offset = offset
+        self._partition = partition
+
     def latency(self) -> float:
         return 0.004
+
+    def topic(self) -> str:
+        return TOPIC
+
+    def partition(self) -> int:
+        return self._partition
+
+    def offset(self) -> int:
+        return self._offset
 
 
 class FakeProducer:
@@ -55,6 +69,8 @@ class FakeProducer:
         self.queued: list[tuple] = []
         self.sent: list[tuple[bytes, bytes]] = []
         self.broker_up = True
+        #: the partition's end on the (fake) broker: the next record's offset
+        self.end = 0
 
     def produce(self, topic, key, value, on_delivery) -> None:
         if len(self.queued) >= self.capacity:
@@ -68,7 +84,11 @@ class FakeProducer:
         served, self.queued = self.queued, []
         for key, value, on_delivery in served:
             self.sent.append((key, value))
-            on_delivery(self.error, None if self.error else _Delivered())
+            if self.error:
+                on_delivery(self.error, None)
+                continue
+            on_delivery(None, _Delivered(self.end))
+            self.end += 1
         return len(served)
 
     def flush(self, timeout_s: float = 0) -> int:
@@ -251,3 +271,38 @@ def test_metric_names_match_design(fixtures_dir, metrics: ProducerMetrics) -> No
     for name, labels in promised.items():
         family = metrics.registry._names_to_collectors[name]
         assert set(family._labelnames) == labels, name
+
+
+def test_a_broker_back_without_acknowledged_records_is_counted_once_with_the_loss(
+    metrics: ProducerMetrics,
+) -> None:
+    """Offsets 0..119 acknowledged, then the broker comes back holding only its first 20: the
+    next delivery lands at offset 20, so 100 acknowledged records are gone."""
+    fake = FakeProducer(capacity=1000)
+    publisher = KafkaPublisher("unused:9092", TOPIC, metrics=metrics, producer=fake)
+    labels = {"service": "producer", "topic": TOPIC}
+    assert metrics.registry.get_sample_value("arb_kafka_offsets_reset_total", labels) == 0
+    for n in range(120):
+        publisher.publish(trade(n))
+    fake.end = 20  # truncated (fake.end = 0: restarted empty)
+    for n in range(120, 150):
+        publisher.publish(trade(n))
+    assert publisher.delivered == 150
+    assert metrics.registry.get_sample_value("arb_kafka_offsets_reset_total", labels) == 1
+    assert metrics.registry.get_sample_value("arb_kafka_records_lost_total", labels) == 100
+    assert publisher.records_lost == 100
+    fake.end = 0  # and again, empty this time: the 30 since the first reset are gone too
+    publisher.publish(trade(150))
+    assert metrics.registry.get_sample_value("arb_kafka_offsets_reset_total", labels) == 2
+    assert publisher.records_lost == 100 + 50
+
+
+def test_deliveries_in_order_are_no_reset(metrics: ProducerMetrics) -> None:
+    fake = FakeProducer(capacity=1000)
+    publisher = KafkaPublisher("unused:9092", TOPIC, metrics=metrics, producer=fake)
+    for n in range(500):
+        publisher.publish(quote(ts_ms=n, bid=100.0 + n % 7))
+    labels = {"service": "producer", "topic": TOPIC}
+    assert publisher.delivered == 500
+    assert metrics.registry.get_sample_value("arb_kafka_offsets_reset_total", labels) == 0
+    assert publisher.offsets.seen_end(TOPIC, 0) == 500
