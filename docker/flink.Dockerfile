@@ -27,7 +27,7 @@ WORKDIR /build
 COPY pyproject.toml docker/requirements.py ./
 # What flink/job.py imports; the services' other dependencies are not needed here.
 RUN python requirements.py pyproject.toml --only apache-flink confluent-kafka structlog \
-    pydantic-settings python-dotenv \
+    pydantic-settings python-dotenv prometheus-client \
     > requirements.txt
 
 FROM python:${PYTHON_VERSION}-slim-bookworm
