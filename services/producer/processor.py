@@ -37,7 +37,7 @@ import structlog
 
 from services.common.exceptions import RecordError
 from services.common.logging import truncate
-from services.common.messages import DepthLevel, Ladder, PriceRecord, Quote, Trade
+from services.common.messages import Ladder, PriceRecord, Quote, Trade
 from services.producer.books.base import BookStatus
 from services.producer.books.ladder import ladder
 from services.producer.connector import SeqSpan, Venue
@@ -354,8 +354,7 @@ class FrameProcessor:
         levels: Ladder | None = None
         if sync is not None and sync.synced:
             try:
-                levels = tuple(DepthLevel(n, b, a) for n, b, a in
-                               ladder(sync.book, self.notionals_usd, fx_to_usd))
+                levels = ladder(sync.book, self.notionals_usd, fx_to_usd)
             except RecordError:
                 levels = None
         self._ladders[venue_symbol] = (levels, fx_to_usd)

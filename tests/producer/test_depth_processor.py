@@ -52,7 +52,7 @@ def synced(metrics) -> FrameProcessor:
 def expected_ladder(bids, asks, fx: float = 1.0) -> tuple[DepthLevel, ...]:
     book = OrderBook(50)
     book.load([(float(p), float(s)) for p, s in bids], [(float(p), float(s)) for p, s in asks])
-    return tuple(DepthLevel(*lv) for lv in ladder(book, NOTIONALS, fx))
+    return ladder(book, NOTIONALS, fx)
 
 
 def test_first_diff_asks_for_a_snapshot_and_quotes_then_carry_the_ladder(metrics) -> None:

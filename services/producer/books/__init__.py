@@ -27,17 +27,15 @@ from services.producer.books.base import (
     read_levels,
 )
 from services.producer.books.book import OrderBook
-from services.producer.books.ladder import DepthLevel, ladder, ladder_json
+from services.producer.books.ladder import ladder
 
 __all__ = [
     "NEEDS",
     "PROBLEMS",
     "BookStatus",
-    "DepthLevel",
     "DepthSync",
     "OrderBook",
     "ladder",
-    "ladder_json",
     "read_level",
     "read_levels",
 ]

@@ -20,20 +20,13 @@ from operator import mul, neg
 from typing import Any, NamedTuple
 
 from services.common.exceptions import RecordError
+from services.common.messages import DepthLevel, Ladder
 from services.producer.books.book import BookSide, OrderBook
 
 _INF = float("inf")
 #: a side whose walk ran out stays too thin while (its notional + what was added since) is
 #: below the target by this much (float sums drift far less over any realistic run)
 _THIN_MARGIN = 1e-6
-
-
-class DepthLevel(NamedTuple):
-    """One rung: the VWAP (USD per unit of base) at which ``notional_usd`` sells / buys now."""
-
-    notional_usd: float
-    bid_px: float | None  # selling into the bids
-    ask_px: float | None  # buying from the asks
 
 
 class _Memo(NamedTuple):
@@ -52,8 +45,9 @@ class _Memo(NamedTuple):
 
 
 def ladder(book: OrderBook, notionals_usd: Sequence[float],
-           fx_to_usd: float) -> tuple[DepthLevel, ...]:
-    """One DepthLevel per notional, in the order given (the contract's order is increasing)."""
+           fx_to_usd: float) -> Ladder:
+    """One :class:`~services.common.messages.DepthLevel` (the record's own) per notional, in
+    the order given (the contract's order is increasing)."""
     if not notionals_usd:
         return ()
     if not 0.0 < fx_to_usd < _INF:
@@ -141,9 +135,3 @@ def _walk(side: BookSide, is_bid: bool, notionals: tuple[float, ...], fx: float,
         limit_key = max(limit_key, key)
     total = abs(sums[-1]) if walked == n_keys and sums else 0.0
     return _Memo(notionals, fx, prices, limit_key, unfilled, total, sums, quantities)
-
-
-def ladder_json(levels: Sequence[DepthLevel]) -> list[dict[str, Any]]:
-    """The quote's ``depth`` field on the wire: one object per notional."""
-    return [{"notional_usd": lv.notional_usd, "bid_px": lv.bid_px, "ask_px": lv.ask_px}
-            for lv in levels]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from itertools import pairwise
 
@@ -10,9 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.common.exceptions import RecordError
+from services.common.messages import DepthLevel, Quote, to_json
 from services.producer.books import binance
 from services.producer.books.book import OrderBook
-from services.producer.books.ladder import DepthLevel, ladder, ladder_json
+from services.producer.books.ladder import ladder
 
 
 def _book(bids: list[tuple[float, float]], asks: list[tuple[float, float]]) -> OrderBook:
@@ -68,8 +70,14 @@ def test_bad_fx_is_rejected(fx: float) -> None:
     assert err.value.reason == "bad_fx"
 
 
-def test_ladder_json_has_the_wire_keys() -> None:
-    out = ladder_json((DepthLevel(1000.0, 99.5, None),))
+def test_a_ladder_goes_on_the_wire_with_the_contract_keys() -> None:
+    book = OrderBook(5)
+    book.load([(99.5, 100.0)], [])
+    quote = Quote(exchange="binance", symbol="BTC-USD", venue_symbol="BTCUSDT", bid=99.5,
+                  bid_size=100.0, ask=100.0, ask_size=1.0, quote_ccy="USD", fx_to_usd=1.0,
+                  ts_ms=1, recv_ts_ms=1, exchange_ts_ms=None, refresh=False,
+                  depth=ladder(book, (1000.0,), 1.0))
+    out = json.loads(to_json(quote))["depth"]
     assert out == [{"notional_usd": 1000.0, "bid_px": 99.5, "ask_px": None}]
 
 
