@@ -10,7 +10,7 @@ SELECT
   CAST(NULL AS DOUBLE) AS bid_size,
   AVG(price) AS ask,
   CAST(NULL AS DOUBLE) AS ask_size,$depth_columns
-  MAX(recv_ts_ms) AS recv_ts_ms,
+  CAST(MAX(recv_ts_ms) AS BIGINT) AS recv_ts_ms,
   $fee_case AS fee_bps,
   window_start,
   window_end,
@@ -18,15 +18,9 @@ SELECT
 FROM TABLE(TUMBLE(TABLE prices, DESCRIPTOR(event_time), INTERVAL '$window_seconds' SECOND))
 WHERE v = 1
   AND `type` = 'trade'
-  AND symbol IS NOT NULL
-  AND exchange IS NOT NULL
-  AND venue_symbol IS NOT NULL
-  AND quote_ccy IS NOT NULL
-  AND fx_to_usd > 0 AND fx_to_usd < $max_price
-  AND ts_ms IS NOT NULL
-  AND recv_ts_ms IS NOT NULL
+  AND fx_to_usd > 0 AND fx_to_usd < $max_price$record_checks
   AND price > 0 AND price < $max_price
-  AND size >= 0
+  AND size >= 0 AND size <= $max_size
   AND side IN ('buy', 'sell')
-  AND trade_id IS NOT NULL
+  AND trade_id IS NOT NULL AND $trade_id_ok
 GROUP BY symbol, exchange, window_start, window_end, window_time

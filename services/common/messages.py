@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import re
 import types
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields
@@ -31,7 +32,25 @@ SCHEMA_VERSION = 1
 #: The field every record carries its schema version in.
 VERSION_FIELD = "v"
 SIDES = ("buy", "sell")
-INT64_MAX = 2**63 - 1
+#: Largest magnitude of an integer field: 2**53, the integers a double holds exactly (the job
+#: reads event times as doubles to see fractions, flink.detection.SOURCE_AS_DOUBLE), far
+#: beyond any epoch ms.
+MAX_EXACT_INT = 2**53
+#: Longest name (venue, symbol, venue symbol, currency, side, trade id) a record may carry, in
+#: characters; the job's valid_quotes view checks the same bound (flink.detection).
+MAX_NAME_CHARS = 64
+#: Longest record id: three names and an epoch ms, joined (:func:`spread_id`, :func:`episode_id`).
+MAX_ID_CHARS = 4 * MAX_NAME_CHARS
+#: Text that is not a name: a JSON number, keyword or container as text. The job's JSON source
+#: turns a number, boolean or list it finds in a text column into such text ("-1", "true",
+#: "[1,2]"), so both the readers and the job (the same pattern, Java regex syntax) reject it.
+NOT_A_NAME = (r"^(-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?$"
+              r"|(true|false|null|NaN|-?Infinity)$|[\[{])")
+_NOT_A_NAME = re.compile(NOT_A_NAME)
+#: A price (or fx rate) at or above this is not a price: it guards against a broken writer's
+#: huge numbers; the readers (:func:`parse_price_record`) and the job (flink.detection) both
+#: reject it.
+MAX_PRICE_USD = 1e12
 #: Most entries a quote's depth ladder may have (a bound on what one record can make us read).
 MAX_DEPTH_LEVELS = 32
 
@@ -69,8 +88,11 @@ def _str(obj: dict[str, Any], key: str, optional: bool = False) -> str | None:
     if obj.get(key) is None and optional:
         return None
     value = _req(obj, key)
-    if not isinstance(value, str) or not value:
+    limit = MAX_ID_CHARS if key == "id" else MAX_NAME_CHARS
+    if not isinstance(value, str) or not value or _NOT_A_NAME.search(value):
         raise RecordError("bad_field", key)
+    if len(value) > limit:
+        raise RecordError("bad_field", f"{key} longer than {limit} characters")
     return value
 
 
@@ -78,7 +100,10 @@ def _text(obj: dict[str, Any], key: str, optional: bool = False) -> str | None:
     """Any JSON value, as text: venues number some ids and spell others."""
     if obj.get(key) is None and optional:
         return None
-    return str(_req(obj, key))
+    text = str(_req(obj, key))
+    if len(text) > MAX_NAME_CHARS:
+        raise RecordError("bad_field", f"{key} longer than {MAX_NAME_CHARS} characters")
+    return text
 
 
 def _int(obj: dict[str, Any], key: str, optional: bool = False) -> int | None:
@@ -90,7 +115,7 @@ def _int(obj: dict[str, Any], key: str, optional: bool = False) -> int | None:
         raise RecordError("bad_field", key)
     if isinstance(value, float) and (not math.isfinite(value) or value != int(value)):
         raise RecordError("bad_field", f"{key}={value!r}")  # NaN, Infinity or a fraction
-    if not -INT64_MAX <= int(value) <= INT64_MAX:  # Flink and Kafka readers use 64-bit longs
+    if not -MAX_EXACT_INT <= int(value) <= MAX_EXACT_INT:
         raise RecordError("bad_field", f"{key} out of range")
     return int(value)
 
@@ -402,8 +427,9 @@ def _load(raw: bytes | str) -> dict[str, Any]:
         raise RecordError("not_json", "nested too deeply") from None
     if not isinstance(obj, dict):
         raise RecordError("not_object", type(obj).__name__)
-    if obj.get(VERSION_FIELD) != SCHEMA_VERSION:
-        raise RecordError("bad_version", repr(obj.get(VERSION_FIELD)))
+    version = obj.get(VERSION_FIELD)
+    if version != SCHEMA_VERSION or isinstance(version, bool):  # True == 1 in Python
+        raise RecordError("bad_version", repr(version)[:40])
     return obj
 
 
@@ -503,7 +529,13 @@ def parse_price_record(raw: bytes | str) -> PriceRecord:
     if not isinstance(kind, str) or kind not in _PRICE_KINDS:
         raise RecordError("unknown_type", repr(kind))
     record, validate = _PRICE_KINDS[kind]
-    return validate(parse_fields(record, obj))
+    parsed = validate(parse_fields(record, obj))
+    prices = ((("bid", parsed.bid), ("ask", parsed.ask)) if isinstance(parsed, Quote)
+              else (("price", parsed.price),))
+    for name, value in (*prices, ("fx_to_usd", parsed.fx_to_usd)):
+        if value >= MAX_PRICE_USD:  # as the job's valid_quotes: no price is this high
+            raise RecordError("bad_price", f"{name}={value!r}")
+    return parsed
 
 
 def parse_spread(raw: bytes | str) -> Spread:

@@ -15,6 +15,9 @@ from flink import detection
 from flink.detection import SQL_DIR, flink_columns
 from services.common.config import DetectionSettings
 from services.common.messages import (
+    MAX_EXACT_INT,
+    MAX_NAME_CHARS,
+    NOT_A_NAME,
     RECORDS,
     Episode,
     Quote,
@@ -22,6 +25,7 @@ from services.common.messages import (
     Trade,
     column_drift,
     data_fields,
+    record_fields,
 )
 from tests.common.declarations import redeclared
 
@@ -125,8 +129,10 @@ def test_pair_view_produces_every_spread_field() -> None:
 # -- source: a subset of the price records' fields ----------------------------------------------
 
 def source_drift(quote: type = Quote, trade: type = Trade) -> list[str]:
-    """Source columns that are not a declared quote or trade field of the same type."""
+    """Source columns that are not a declared quote or trade field of the same type (the
+    integer times of detection.SOURCE_AS_DOUBLE read as DOUBLE, so that a fraction shows)."""
     declared = {**dict(flink_columns(trade)), **dict(flink_columns(quote))}
+    declared |= {name: "DOUBLE" for name in detection.SOURCE_AS_DOUBLE if name in declared}
     problems = []
     for name, kind in table_columns("source_prices"):
         if name not in declared:
@@ -190,3 +196,39 @@ def test_the_ladder_columns_follow_the_configured_sizes() -> None:
         {"ARB_VENUES": "coinbase,binance", "ARB_DEPTH_NOTIONALS_USD": "none"}))
     assert "depth[1].bid_px END" not in "\n".join(bare) and "_px_1" not in "\n".join(bare)
     assert sum("CAST(NULL AS DOUBLE) AS executable_usd" in s for s in bare) == 2  # both paths
+
+
+# -- the readers' bounds, as the job applies them --------------------------------------------------
+
+def test_integer_times_read_as_doubles_are_declared_integers() -> None:
+    kinds = {s.name: s.kind for s in record_fields(Quote)}
+    assert all(kinds[name] is int for name in detection.SOURCE_AS_DOUBLE)
+    assert {n for n, t in table_columns("source_prices") if t == "DOUBLE"} >= set(
+        detection.SOURCE_AS_DOUBLE)
+
+
+@pytest.mark.parametrize("mode", ["arb", "seed"])
+def test_the_jobs_name_rule_is_the_readers(mode: str) -> None:
+    """valid_quotes (and the seed trades) check every name field with the readers' limit and
+    pattern (services.common.messages.MAX_NAME_CHARS, NOT_A_NAME), as one copy of each."""
+    settings = DetectionSettings.from_env({"ARB_VENUES": "coinbase,binance", "ARB_MODE": mode})
+    views = detection.view_statements(settings)
+    checked = [v for v in views if "VIEW valid_quotes" in v or "AVG(price)" in v]
+    assert len(checked) == (2 if mode == "seed" else 1)  # the seed trades' window too
+    for view in checked:
+        for name in detection.QUOTE_NAMES:
+            assert f"CHAR_LENGTH({name}) BETWEEN 1 AND {MAX_NAME_CHARS} " in view, name
+            assert f"REGEXP({name}, {detection.sql_literal(NOT_A_NAME)})" in view, name
+        assert "ABS(ts_ms) <= " + repr(float(MAX_EXACT_INT)) in view
+
+
+def test_the_name_rule_rejects_what_the_json_format_makes_of_other_types() -> None:
+    """What Flink's JSON format writes into a STRING column for a number, boolean, list or
+    object (seen on this Flink: "-1", "1e+308", "true", "[1,2]", '{"x":1}') is not a name;
+    real names are."""
+    pattern = re.compile(NOT_A_NAME)
+    for coerced in ["-1", "0", "1e+308", "18446744073709551616", "1.5", "true", "false",
+                    "null", "NaN", "-Infinity", "[1,2]", "[]", '{"x":1}', "{}"]:
+        assert pattern.search(coerced), coerced
+    for name in ["coinbase", "BTC-USD", "1INCH-USD", "XBT/USD", "USDT", "abc", "1,5"]:
+        assert not pattern.search(name), name
