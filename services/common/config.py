@@ -450,6 +450,20 @@ class ProducerSettings(_Window, _Venues, _Staleness, _Depth):
         doc="Reconnect a venue that sent nothing usable (heartbeats count) this long",
         details="A venue connection that delivers nothing usable (heartbeats count, garbage does "
                 "not) for this long is closed and reopened.")
+    retry_after_max_s: float = setting(
+        3600.0, env="ARB_FEED_RETRY_AFTER_MAX_SECONDS", gt=0, allow_inf_nan=False,
+        doc="Longest a venue's HTTP Retry-After (429/418 on the WebSocket upgrade) is honoured",
+        details="A venue answering the WebSocket upgrade with 429 (or Binance's 418 ban) and a "
+                "`Retry-After` is not asked again before that time, up to this many seconds; "
+                "counted as `arb_feed_errors_total{reason=\"rate_limited\"}`. A 401/403/451 "
+                "(`refused`) backs off to the longest backoff at once.")
+    clock_jump_ms: int = setting(
+        1000, env="ARB_FEED_CLOCK_JUMP_MS", gt=0,
+        doc="A receive clock moving this much more or less than the monotonic clock is a step",
+        details="The host's wall clock (receive times) stepping this much against the monotonic "
+                "clock (an NTP step, a VM resumed) is counted as "
+                "`arb_feed_errors_total{reason=\"clock_jump\"}` and logged; the venue's quote "
+                "times move with it, so refreshes and staleness keep their real length.")
     rollover_margin_s: float = setting(
         600.0, env="ARB_ROLLOVER_MARGIN_SECONDS", gt=0, allow_inf_nan=False,
         doc="Open a replacement connection this long before a venue's age limit",

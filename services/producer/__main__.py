@@ -186,6 +186,8 @@ def build_feeds(
                 refresh_ms=settings.refresh_ms,
                 stale_ms=settings.stale_ms,
                 watchdog_ms=settings.watchdog_ms,
+                retry_after_max_s=settings.retry_after_max_s,
+                clock_jump_ms=settings.clock_jump_ms,
                 rollover_margin_s=settings.rollover_margin_s,
                 depth_notionals_usd=settings.depth_notionals_usd,
                 book_levels=settings.book_levels,

@@ -23,7 +23,9 @@ No subscribe message is needed: the streams are named in the URL path, symbols l
 Binance closes every connection after 24 h (``max_connection_s``): the feed opens a replacement
 before that and overlaps the two, so the handover loses nothing. Binance pings every 20 s at
 the WebSocket level and drops a client that does not pong within a minute; the WebSocket
-library answers those pings while the feed reads.
+library answers those pings while the feed reads. An error answer, nested
+(``{"error":{"code":2,"msg":"Invalid request"},"id":1}``) or flat (``{"code":..,"msg":..}``),
+is ``venue_error``.
 """
 
 from __future__ import annotations
@@ -193,8 +195,9 @@ def parse_frame(
     if parser is None:
         if kind in CONTROL_KINDS:
             return Parsed(kind, [])
-        if "code" in msg and "msg" in msg:
-            raise RecordError("venue_error", f"{msg['code']}: {msg['msg']}")
+        error = msg.get("error", msg)  # {"error":{"code":2,"msg":..},"id":1} or flat
+        if error.__class__ is dict and "code" in error and "msg" in error:
+            raise RecordError("venue_error", f"{error['code']}: {error['msg']}"[:200])
         raise RecordError("unknown_type",
                           repr(kind if kind is not None else msg.get("stream"))[:80])
     symbols = _DEFAULT_MAP if symbol_map is None else symbol_map

@@ -9,6 +9,23 @@ WebSockets and time, and hands every frame on:
   delivered a usable frame. Every reconnect resubscribes. On every disconnect the processor
   forgets the venue's quotes (and any stablecoin rate it supplied), so they stop being refreshed
   and drop out of the detection windows, and its sequence numbers, which start over.
+- **Refused**: an upgrade answered with HTTP 401, 403 or 451 is counted ``refused`` and backs
+  off to the maximum at once (retrying soon cannot help); 429 (and Binance's 418) is
+  ``rate_limited`` and waits at least its Retry-After (seconds or an HTTP date, at most
+  ``retry_after_max_s``); any other status is ``http_error`` with the usual backoff. Each is
+  logged once per outage (``feed_refused``, with the status), until a connection delivers.
+- **Rejected subscription**: a venue's error answer (``venue_error``: we send only
+  subscriptions and pings) must be followed by data within ``watchdog_ms``, or the connection
+  is replaced, counted ``subscription_rejected``, with a backoff that keeps growing (a rejected
+  session is not a healthy one, whatever acks or heartbeats it had): heartbeats would
+  otherwise keep a connection that delivers nothing looking connected forever. Data after the
+  rejection (one market of several refused) keeps the connection. Logged once per outage with
+  the venue's message (``feed_subscription_rejected``).
+- **Clock steps**: receive times come from ``clock_ms`` (the wall clock), checked on every
+  reading against the monotonic clock; a step of ``clock_jump_ms`` or more is counted
+  (``clock_jump``), logged, and the quote book's times move with it, so silence and refresh
+  deadlines keep their true length. The watchdog, pings, rollovers, backoff and snapshot
+  pacing run on the event loop's monotonic clock and never see a step.
 - **Watchdog**: no usable frame (one of the venue's messages, heartbeats included) for
   ``watchdog_ms`` means the connection is dead even if TCP says otherwise: reconnect. Garbage
   does not feed it.
@@ -40,18 +57,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import email.utils
 import math
+import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import requests
 import structlog
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, WebSocketException
+from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 
 from services.common.backoff import Backoff
 from services.common.clock import now_ts_ms
+from services.common.exceptions import RecordError
+from services.common.logging import truncate
 from services.producer.connector import Venue
 from services.producer.fx import FxRates
 from services.producer.metrics import ProducerMetrics, default_metrics
@@ -60,9 +81,12 @@ from services.producer.publisher import Sink
 from services.producer.quote_book import QuoteBook
 
 log = structlog.get_logger(__name__)
+_monotonic_ns = time.monotonic_ns
 
 #: Errors that mean "this connection is gone"; anything else is a bug and fails loudly.
 NETWORK_ERRORS = (OSError, TimeoutError, WebSocketException)
+#: Disconnect reasons that repeat while an outage lasts: logged once until data flows again.
+OUTAGE_REASONS = frozenset({"refused", "rate_limited", "http_error", "subscription_rejected"})
 #: An option left to the venue's own value (``Venue.max_connection_s``, ``ping_after_s``).
 VENUE_DEFAULT: Literal["venue"] = "venue"
 
@@ -73,8 +97,18 @@ RestTap = Callable[[str, str], None]
 _Opened = tuple[ClientConnection, str | bytes]
 
 
+#: HTTP statuses answering the upgrade that mean "not you, not now": retrying soon cannot help
+REFUSED_STATUSES = frozenset({401, 403, 451})
+#: HTTP statuses that mean "too many requests" (Binance answers 418 once it bans an IP)
+RATE_LIMITED_STATUSES = frozenset({418, 429})
+
+
 class _SilentError(Exception):
     """The watchdog fired: nothing usable arrived for ``watchdog_ms``."""
+
+
+class _RejectedError(Exception):
+    """The venue rejected a subscription and the connection delivered no data after it."""
 
 
 @dataclass(frozen=True)
@@ -108,6 +142,10 @@ class FeedOptions:
     #: at most one snapshot fetch per market this often (Binance weighs them)
     snapshot_min_interval_s: float = 1.0
     snapshot_backoff: Backoff = field(default_factory=Backoff)
+    #: a venue's Retry-After (HTTP 429) is honoured up to this long
+    retry_after_max_s: float = 3600.0
+    #: the receive clock moving this much more or less than the monotonic clock is a jump
+    clock_jump_ms: int = 1000
 
 
 class Feed:
@@ -165,6 +203,11 @@ class Feed:
         self.snapshot_failures = 0
         self.resubscribes = 0
         self.clock_ms = clock_ms
+        #: receive clock minus monotonic clock at the last reading (jump detection)
+        self._skew_ms = 0
+        self._skew_known = False
+        self._jump_ms = options.clock_jump_ms
+        self.clock_jumps = 0
         self.tap = tap
         self.backoff = options.backoff
         self.watchdog_ms = options.watchdog_ms
@@ -184,6 +227,8 @@ class Feed:
         self.ping_every_s = None if venue.ping_message is None else every_s
         #: a frame asked for a new connection (``venue.reconnect_kinds``); the read loop acts
         self._reconnect_asked = False
+        #: event-loop time of a rejection no data has followed yet on this connection
+        self._rejected_s: float | None = None
         self.connected = False
         self.connections = 0
         self.rollovers = 0
@@ -191,6 +236,10 @@ class Feed:
         self._live = False
         self._ws: ClientConnection | None = None
         self._closing: set[asyncio.Task[None]] = set()
+        #: the reasons already logged since the last connection that delivered (one log each)
+        self._outage: set[str] = set()
+        #: the first backoff attempt whose delay is the maximum (a refused upgrade jumps there)
+        self._attempt_at_max = _attempt_at_max(options.backoff)
 
     @property
     def fx(self) -> FxRates | None:
@@ -223,11 +272,19 @@ class Feed:
         attempt = 0
         while True:
             self._healthy = False
+            self._rejected_s = None
             reason, detail = "closed", ""
+            wait_at_least_s = 0.0
             try:
                 await self._session()
             except _SilentError:
                 reason, detail = "silent", f"no usable frame for {self.watchdog_ms} ms"
+            except _RejectedError as exc:
+                reason, detail = "subscription_rejected", str(exc)
+            except InvalidStatus as exc:
+                reason, detail, wait_at_least_s = self._refused(exc)
+                if reason == "refused":
+                    attempt = max(attempt, self._attempt_at_max)
             except NETWORK_ERRORS as exc:
                 reason, detail = type(exc).__name__, str(exc)[:200]
             finally:
@@ -239,16 +296,46 @@ class Feed:
                 self.export_gauges()  # the last prices before they are forgotten
                 self._cancel_fetches()
                 self.processor.forget()
-            log.warning("feed_disconnected" if was_connected else "feed_connect_failed",
-                        exchange=self.name, reason=reason, detail=detail)
-            if self._healthy:
+            rejected = self._rejected_s is not None  # and no data came after it
+            if rejected:
+                self.feed_metrics.error("subscription_rejected")
+            elif self._healthy:
                 attempt = 0
-            delay_s = self.backoff.delay_s(attempt)
+                self._outage.clear()
+            if reason not in OUTAGE_REASONS and not rejected:  # those log once per outage
+                log.warning("feed_disconnected" if was_connected else "feed_connect_failed",
+                            exchange=self.name, reason=reason, detail=detail)
+            delay_s = max(self.backoff.delay_s(attempt), wait_at_least_s)
             attempt += 1
             self.feed_metrics.reconnect()
             log.info("feed_reconnecting", exchange=self.name, reason=reason,
                      delay_s=round(delay_s, 3), attempt=attempt)
             await asyncio.sleep(delay_s)
+
+    def _refused(self, exc: InvalidStatus) -> tuple[str, str, float]:
+        """The venue answered the upgrade with an HTTP error: ``(reason, detail, wait_s)``.
+
+        429 (or Binance's 418) is ``rate_limited`` and its Retry-After is waited out; 401, 403
+        and 451 are ``refused`` (the caller backs off to the maximum at once); any other
+        status is ``http_error`` with the usual backoff. Counted, and logged once per outage.
+        """
+        status = exc.response.status_code
+        retry_after_s = None
+        if status in RATE_LIMITED_STATUSES:
+            reason = "rate_limited"
+            retry_after_s = retry_after(exc.response.headers.get("Retry-After"), time.time())
+        elif status in REFUSED_STATUSES:
+            reason = "refused"
+        else:
+            reason = "http_error"
+        self.feed_metrics.error(reason)
+        wait_s = min(retry_after_s or 0.0, self.options.retry_after_max_s)
+        if reason not in self._outage:
+            self._outage.add(reason)
+            log.warning("feed_refused", exchange=self.name, reason=reason, status=status,
+                        retry_after_s=retry_after_s,
+                        note="logged once per outage; counted in arb_feed_errors_total")
+        return reason, f"HTTP {status}", wait_s
 
     async def _open(self) -> ClientConnection:
         """Connect and subscribe (the venue's subscribe messages, if any)."""
@@ -295,9 +382,13 @@ class Feed:
         timers = _Timers(now, self.watchdog_ms / 1000, self.ping_after_s, self.ping_every_s)
         rollover = _Rollover(self, now)
         self._reconnect_asked = False
+        self._rejected_s = None
+        grace_s = self.watchdog_ms / 1000
         try:
             while True:
                 now = clock()
+                if self._rejected_s is not None and now >= self._rejected_s + grace_s:
+                    raise _RejectedError(f"no data for {self.watchdog_ms} ms after a rejection")
                 if self._reconnect_asked:
                     self._reconnect_asked = False
                     rollover.request(now)
@@ -313,11 +404,15 @@ class Feed:
                     await ws.send(self.venue.ping_message or "")
                     timers.pinged_at(now)
                 wake = min(timers.wake_s(), rollover.wake_s(now))
+                if self._rejected_s is not None:
+                    wake = min(wake, self._rejected_s + grace_s)
                 try:
                     async with asyncio.timeout(max(0.0, wake - now)):
                         raw = await ws.recv()
                 except TimeoutError:
                     now = clock()
+                    if self._rejected_s is not None and now >= self._rejected_s + grace_s:
+                        continue  # the rejection is acted on at the top of the loop
                     if timers.silent(now):
                         self.feed_metrics.error("silent")
                         log.warning("feed_silent", exchange=self.name,
@@ -387,24 +482,76 @@ class Feed:
         sink; True if it was one of the venue's messages (it feeds the watchdog)."""
         if self.tap is not None:
             self.tap(raw)
-        outcome = self.processor.process(raw, self.clock_ms())
+        now_ms = self.now_ms()
+        outcome = self.processor.process(raw, now_ms)
         if outcome.kind is not None:
             self._healthy = True
             if outcome.kind in self.venue.reconnect_kinds:
                 log.info("feed_reconnect_requested", exchange=self.name, kind=outcome.kind)
                 self._reconnect_asked = True
+        elif "venue_error" in outcome.errors:
+            self._on_rejection(raw, now_ms)
         publish = self.sink.publish
+        if outcome.records and self._rejected_s is not None:
+            self._rejected_s = None  # data flows: whatever was refused, the rest works
+            self._outage.discard("subscription_rejected")
         for record in outcome.records:
             publish(record)
         if outcome.actions:
             self._act(outcome.actions)
         return outcome.usable
 
+    def _on_rejection(self, raw: str | bytes, now_ms: int) -> None:
+        """The venue rejected something we sent (a subscription: we send nothing else but
+        pings). Unless data comes within ``watchdog_ms`` the read loop replaces the
+        connection: a rejected subscription must not look connected while nothing arrives."""
+        if self._rejected_s is None:
+            self._rejected_s = asyncio.get_running_loop().time()
+        if "subscription_rejected" in self._outage:
+            return
+        self._outage.add("subscription_rejected")
+        try:
+            self.venue.parse_frame(raw, now_ms, symbol_map=self.processor.symbol_map)
+            message = truncate(raw)
+        except RecordError as exc:
+            message = exc.detail or truncate(raw)
+        log.warning("feed_subscription_rejected", exchange=self.name, message=message,
+                    note="logged once per outage; counted as venue_error and, when the "
+                         "connection is replaced for it, subscription_rejected")
+
     def export_gauges(self) -> None:
         """Last-message time, best prices and book depths to their gauges, from the refresh
         timer (at least every ``refresh_ms``) rather than per frame."""
         self.feed_metrics.gauges(self.processor.last_alive_ms, self.book.quotes(self.name))
         self.processor.book_levels_gauges()
+
+    def now_ms(self) -> int:
+        """The receive clock (``clock_ms``), checked against the monotonic clock.
+
+        A host clock stepped by ``clock_jump_ms`` or more (NTP, an operator) is counted
+        (``clock_jump``), logged, and the quote book's times move with it, so that silence
+        and refresh deadlines keep their length: no false staleness after a step forward,
+        no hour of refreshes from a silent venue after a step back. Records carry the new
+        time, as every other service on the host reads it.
+        """
+        wall_ms = self.clock_ms()
+        # wall time minus monotonic time stays put unless the wall clock is stepped
+        skew_ms = wall_ms - _monotonic_ns() // 1_000_000
+        jump_ms = skew_ms - self._skew_ms
+        self._skew_ms = skew_ms
+        if (jump_ms >= self._jump_ms or -jump_ms >= self._jump_ms) and self._skew_known:
+            self._on_clock_jump(jump_ms)
+        self._skew_known = True
+        return wall_ms
+
+    def _on_clock_jump(self, jump_ms: int) -> None:
+        self.clock_jumps += 1
+        self.feed_metrics.error("clock_jump")
+        log.warning("feed_clock_jump", exchange=self.name, jump_ms=jump_ms,
+                    note="quote book times moved with the clock; counted as clock_jump")
+        shift_book(self.book, self.name, jump_ms)
+        if self.processor.last_alive_ms is not None:
+            self.processor.last_alive_ms += jump_ms
 
     # --- books --------------------------------------------------------------------------
 
@@ -455,7 +602,7 @@ class Feed:
         if self.rest_tap is not None:
             self.rest_tap(url, body)
         del self._fetches[venue_symbol]  # done: a need in its answer may start the next one
-        outcome: Outcome = self.processor.on_rest(url, body, self.clock_ms(), venue_symbol)
+        outcome: Outcome = self.processor.on_rest(url, body, self.now_ms(), venue_symbol)
         for record in outcome.records:
             self.sink.publish(record)
         if outcome.actions:
@@ -490,7 +637,7 @@ class Feed:
         book = self.book
         refresh_ms = book.refresh_ms
         while True:
-            now_ms = self.clock_ms()
+            now_ms = self.now_ms()
             for quote in book.due(now_ms):
                 self.sink.publish(quote)
             self._check_stale(now_ms)
@@ -645,6 +792,46 @@ class _Rollover:
             raise exc  # a bug, not a network problem
         log.warning("feed_rollover_failed", exchange=self._feed.name, error=str(exc)[:200])
         return None
+
+
+def shift_book(book: QuoteBook, exchange: str, jump_ms: int) -> None:
+    """Move one venue's quote-book times by ``jump_ms`` (the receive clock stepped): its last
+    message time and its quotes' receive times, so their refreshes carry their true age on
+    the new clock (each is due a refresh period after its own time: the next refresh comes
+    at once, then on the new clock)."""
+    last_ms = book.last_message_ms(exchange)
+    quotes = book.quotes(exchange)
+    book.forget(exchange)
+    if last_ms is not None:
+        book.on_message(exchange, last_ms + jump_ms)
+    for quote in quotes:
+        book.on_quote(replace(quote, ts_ms=quote.ts_ms + jump_ms,
+                              recv_ts_ms=quote.recv_ts_ms + jump_ms))
+
+
+def retry_after(value: str | None, now_s: float) -> float | None:
+    """An HTTP Retry-After header (delay seconds or an HTTP date) as seconds from ``now_s``;
+    None when absent or unreadable, never below 0."""
+    if value is None:
+        return None
+    text = value.strip()
+    if text.isascii() and text.isdigit():
+        return float(text)
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, when.timestamp() - now_s)
+
+
+def _attempt_at_max(backoff: Backoff) -> int:
+    """The first attempt number whose (unjittered) delay is ``backoff.max_s``."""
+    attempt = 0
+    while attempt < 64 and backoff.initial_s * backoff.factor ** attempt < backoff.max_s:
+        attempt += 1
+    return attempt
 
 
 def _http_get(url: str, timeout_s: float) -> str:
