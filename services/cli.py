@@ -306,6 +306,9 @@ def start(args: argparse.Namespace) -> int:
             children.append(Child("alertmanager", alertmanager, env, optional=True))
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    # Ctrl-C stops everything even when arb was started with SIGINT ignored (a background job
+    # of a non-interactive shell, nohup): Python then installs no KeyboardInterrupt handler.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     exit_code = 0
     try:
         for child in children:

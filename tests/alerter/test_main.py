@@ -150,6 +150,7 @@ def batch() -> list[Spread]:
 
 
 @pytest.mark.integration
+@pytest.mark.faults  # a kill and restart, half a minute: make test-faults
 def test_sigkill_mid_batch_and_restart_deliver_every_alert_exactly_once(
     topics: Topics, discord: DiscordStandIn, tmp_path: Path, unique: str, output_dir: Path,
 ) -> None:

@@ -24,7 +24,7 @@ from tests.flink.scenarios import T0, quote
 from tests.helpers import REPO, flink_env, produce_raw, read_topic
 from tests.support.discord_standin import DiscordStandIn
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.faults]  # minutes: make test-faults
 
 
 def start(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
