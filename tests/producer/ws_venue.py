@@ -57,7 +57,8 @@ class _ServerThread:
     async def _main(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
-        async with serve(self._handler, "127.0.0.1", 0) as server:
+        async with serve(self._handler, "127.0.0.1", 0,
+                         process_request=self._process_request) as server:
             self.port = next(iter(server.sockets)).getsockname()[1]
             await self._started()
             self._ready.set()
@@ -65,6 +66,9 @@ class _ServerThread:
 
     async def _started(self) -> None:
         pass
+
+    #: websockets' process_request hook: a Response refuses the upgrade, None accepts it
+    _process_request: Callable[..., object] | None = None
 
     async def _handler(self, ws: ServerConnection) -> None:
         raise NotImplementedError

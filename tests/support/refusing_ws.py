@@ -5,15 +5,14 @@ limited), and then accepts and plays frames verbatim.
 
 from __future__ import annotations
 
-import asyncio
-import threading
 import time
 from dataclasses import dataclass, field
-from typing import Self
 
-from websockets.asyncio.server import ServerConnection, serve
+from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
+
+from tests.producer.ws_venue import _ServerThread
 
 
 @dataclass(frozen=True)
@@ -25,7 +24,7 @@ class Refusal:
 
 
 @dataclass
-class RefusingVenue:
+class RefusingVenue(_ServerThread):
     """Refuses upgrade ``i`` with ``refusals[i]``; later ones are accepted, read
     ``subscribe_count`` frames and get ``frames``, then the connection stays open."""
 
@@ -35,30 +34,6 @@ class RefusingVenue:
     #: monotonic time of every upgrade request, refused or not
     attempts_s: list[float] = field(default_factory=list)
     accepted: int = 0
-
-    def __enter__(self) -> Self:
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=asyncio.run, args=(self._main(),), daemon=True)
-        self._thread.start()
-        assert self._ready.wait(5), "server did not start"
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(5)
-
-    @property
-    def url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}"
-
-    async def _main(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
-        async with serve(self._handler, "127.0.0.1", 0,
-                         process_request=self._process_request) as server:
-            self.port = next(iter(server.sockets)).getsockname()[1]
-            self._ready.set()
-            await self._stop.wait()
 
     def _process_request(self, ws: ServerConnection, request: Request) -> Response | None:
         del request
