@@ -212,6 +212,8 @@ DEPTH = DepthSupport(
     new_sync=books.new_sync,
     subscribe=_subscribe_depth,
     resubscribe=_resubscribe_depth,
+    # its ``ticker`` moves on matches: 6 against 359 ``l2update`` s in coinbase_exchange_2021.jsonl
+    book_leads=True,
 )
 
 VENUE = Venue(

@@ -88,6 +88,11 @@ class DepthSupport:
     rest_url: str = ""
     #: a recorded REST URL -> the venue symbol its snapshot is for (None: not a snapshot)
     pair_of_url: Callable[[str], str | None] | None = None
+    #: the venue's book is at least as fresh as the channel its quotes come from (a ticker
+    #: that moves on trades only, or a throttled one): while the book is synced, its quotes
+    #: take their best bid/ask from the book. False (Binance: ``bookTicker`` is real time,
+    #: the depth stream 100 ms behind): the quote's top stands and leads the ladder instead
+    book_leads: bool = False
 
 
 @dataclass(frozen=True)

@@ -228,6 +228,8 @@ DEPTH = DepthSupport(
     new_sync=books.new_sync,
     subscribe=books.subscribe_messages,
     resubscribe=_resubscribe_depth,
+    # its v1 ``ticker`` moves on trades: 4 in the 18 s of kraken.jsonl against 492 book updates
+    book_leads=True,
 )
 
 VENUE = Venue(

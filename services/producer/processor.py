@@ -14,7 +14,8 @@ Every frame, whoever reads it, goes through the same steps in the same order:
    :class:`~services.producer.books.base.BookStatus` feeds the book metrics and whose needs
    come back as :class:`BookAction` s for the caller (the live feed fetches a REST snapshot or
    resubscribes; a replay has its snapshots on the tape). Each quote of a market with a synced
-   book carries the ladder (``ARB_DEPTH_NOTIONALS_USD`` at the quote's fx rate), and a depth
+   book carries the ladder (``ARB_DEPTH_NOTIONALS_USD`` at the quote's fx rate, the quote's own
+   best levels first: ``books/ladder.py``), and a depth
    update that changes the ladder re-publishes the market's latest quote with it (same best
    bid/ask, ``ts_ms`` = now), so the job sees depth move without waiting for the top to move.
    The ladder is lazy: computed when a quote is published and only after the book changed;
@@ -39,7 +40,7 @@ from services.common.exceptions import RecordError
 from services.common.logging import truncate
 from services.common.messages import Ladder, PriceRecord, Quote, Trade
 from services.producer.books.base import BookStatus
-from services.producer.books.ladder import ladder
+from services.producer.books.ladder import Top, ladder
 from services.producer.connector import SeqSpan, Venue
 from services.producer.decoding import decode
 from services.producer.fx import FX_MARKETS, FxRates
@@ -56,6 +57,12 @@ NOT_VENUE_MESSAGE = frozenset({"not_json", "unknown_type"})
 _NO_ERRORS: tuple[str, ...] = ()
 _NO_SEQS: tuple[None] = (None,)
 _BAD_DEPTH = BookStatus(False, "bad_level")
+#: what a published quote showed of its market's depth: the ladder and the top it came with
+_Shown = tuple[Ladder | None, float, float | None, float, float | None]
+
+
+def _shown(quote: Quote) -> _Shown:
+    return quote.depth, quote.bid, quote.bid_size, quote.ask, quote.ask_size
 
 
 class BookAction(NamedTuple):
@@ -157,11 +164,12 @@ class FrameProcessor:
         self.book_counts = book_counts if book_counts is not None else DiscardBookCounts()
         #: venue symbol -> its DepthSync (created on its first depth message)
         self.syncs: dict[str, Any] = {}
-        #: venue symbol -> (ladder, fx rate it was computed at) while still valid
-        self._ladders: dict[str, tuple[Ladder | None, float]] = {}
-        #: venue symbol -> the ladder its latest published quote carried
-        self._published: dict[str, Ladder | None] = {}
-        #: venue symbol -> its latest quote as parsed (before ``adjust``), to re-publish
+        #: venue symbol -> (ladder, fx rate and quote top it was computed for) while valid
+        self._ladders: dict[str, tuple[Ladder | None, float, Top]] = {}
+        #: venue symbol -> the depth and top its latest published quote carried
+        self._published: dict[str, _Shown | None] = {}
+        #: venue symbol -> its latest quote as the venue sent it (before ``adjust``, without
+        #: depth), to re-publish
         self._last_quotes: dict[str, Quote] = {}
         self._logged_books: set[tuple[str, str]] = set()
 
@@ -344,50 +352,69 @@ class FrameProcessor:
                     need=status.need, detail=detail,
                     note="logged once per venue and reason; counted in arb_book_* metrics")
 
-    def _ladder(self, venue_symbol: str, fx_to_usd: float) -> Ladder | None:
-        """The market's ladder at ``fx_to_usd``: None while its book is not synced; computed
-        once per book change (and rate), cached until the next."""
+    def _ladder(self, venue_symbol: str, quote: Quote) -> Ladder | None:
+        """The market's ladder for ``quote`` (its fx rate, its best levels leading the walk):
+        None while its book is not synced; computed once per book change (and quote top),
+        cached until the next."""
+        fx = quote.fx_to_usd
+        top = (quote.bid / fx, quote.bid_size, quote.ask / fx, quote.ask_size)
         cached = self._ladders.get(venue_symbol)
-        if cached is not None and cached[1] == fx_to_usd:
+        if cached is not None and cached[1] == fx and cached[2] == top:
             return cached[0]
         sync = self.syncs.get(venue_symbol)
         levels: Ladder | None = None
         if sync is not None and sync.synced:
             try:
-                levels = ladder(sync.book, self.notionals_usd, fx_to_usd)
+                levels = ladder(sync.book, self.notionals_usd, fx, top)
             except RecordError:
                 levels = None
-        self._ladders[venue_symbol] = (levels, fx_to_usd)
+        self._ladders[venue_symbol] = (levels, fx, top)
         return levels
 
     def _with_depth(self, quote: Quote) -> Quote:
-        """The parsed quote with its market's ladder (kept, before ``adjust``, to re-publish)."""
+        """The parsed quote with its market's depth (the venue's own kept, before ``adjust``,
+        to re-publish)."""
         venue_symbol = quote.venue_symbol
-        levels = None if venue_symbol not in self.syncs else self._ladder(venue_symbol,
-                                                                          quote.fx_to_usd)
-        if levels is not None:
-            quote = replace(quote, depth=levels)
         self._last_quotes[venue_symbol] = quote
-        self._published[venue_symbol] = levels
-        return quote
+        if venue_symbol not in self.syncs:
+            self._published[venue_symbol] = None
+            return quote
+        out = self._depth_quote(quote)
+        self._published[venue_symbol] = _shown(out)
+        return out
+
+    def _depth_quote(self, quote: Quote) -> Quote:
+        """``quote`` with its market's ladder; for a venue whose book leads its ticker
+        (``DepthSupport.book_leads``), with the synced book's best levels as its top too."""
+        venue_symbol = quote.venue_symbol
+        depth = self.depth
+        sync = self.syncs.get(venue_symbol)
+        if depth is not None and depth.book_leads and sync is not None and sync.synced:
+            bid, ask = sync.book.best_bid(), sync.book.best_ask()
+            if bid is not None and ask is not None:
+                fx = quote.fx_to_usd
+                quote = replace(quote, bid=bid[0] * fx, bid_size=bid[1], ask=ask[0] * fx,
+                                ask_size=ask[1])
+        levels = self._ladder(venue_symbol, quote)
+        return quote if levels is None else replace(quote, depth=levels)
 
     def _republish(self, venue_symbols: list[str], now_ms: int,
                    published: Sequence[PriceRecord]) -> list[PriceRecord]:
-        """The latest quote of each market whose ladder changed, again with the new ladder
-        (a market quoted in this very frame already carries it)."""
+        """The latest quote of each market whose depth changed, again with the new ladder
+        (and, where the book leads, its new top; a market quoted in this very frame already
+        carries them)."""
         out: list[PriceRecord] = []
         quoted = {r.venue_symbol for r in published if r.__class__ is Quote}
         for venue_symbol in dict.fromkeys(venue_symbols):
             last = self._last_quotes.get(venue_symbol)
             if last is None or venue_symbol in quoted:
                 continue
-            levels = self._ladder(venue_symbol, last.fx_to_usd)
-            if levels == self._published.get(venue_symbol):
+            fresh = self._depth_quote(last)
+            shown = _shown(fresh)
+            if shown == self._published.get(venue_symbol):
                 continue
-            self._published[venue_symbol] = levels
-            rec: PriceRecord = replace(last, depth=levels, ts_ms=now_ms, recv_ts_ms=now_ms,
-                                       refresh=False)
-            self._last_quotes[venue_symbol] = rec
+            self._published[venue_symbol] = shown
+            rec: PriceRecord = replace(fresh, ts_ms=now_ms, recv_ts_ms=now_ms, refresh=False)
             if self.adjust is not None:
                 rec = self.adjust(rec)
             self.book.on_quote(rec)

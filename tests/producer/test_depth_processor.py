@@ -23,7 +23,9 @@ def depth_frame(first: int, last: int, bids: list[list[str]], asks: list[list[st
         "e": "depthUpdate", "E": 1, "s": "BTCUSDT", "U": first, "u": last, "b": bids, "a": asks}})
 
 
-def ticker(u: int, bid: str, ask: str, size: str = "1") -> str:
+def ticker(u: int, bid: str, ask: str, size: str = "20") -> str:
+    """A bookTicker frame; the default size is the top level's in BIDS and ASKS (the ticker
+    agrees with the book)."""
     return json.dumps({"stream": "btcusdt@bookTicker", "data": {
         "u": u, "s": "BTCUSDT", "b": bid, "B": size, "a": ask, "A": size}})
 

@@ -216,7 +216,7 @@ def _apply_raw(side: BookSide, entries: Any, negate: bool, max_levels: int, trus
 class OrderBook:
     """Bids and asks of one (venue, market), best first, at most ``max_levels`` per side."""
 
-    __slots__ = ("ask_side", "bid_side", "max_levels", "trusted_edge")
+    __slots__ = ("ask_side", "bid_side", "max_levels", "memo", "trusted_edge")
 
     def __init__(self, max_levels: int, trusted_edge: bool = False) -> None:
         if max_levels < 1:
@@ -226,6 +226,8 @@ class OrderBook:
         #: bids keyed by -price; read only outside this module and the ladder
         self.bid_side = BookSide()
         self.ask_side = BookSide()
+        #: the ladder's last result, with the side prices it was made of
+        self.memo: Any = None
 
     def clear(self) -> None:
         self.bid_side.reset([], {}, _INF)
