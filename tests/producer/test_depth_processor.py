@@ -5,6 +5,7 @@ format (``binance.jsonl`` holds the same shapes), at a fixed USDT rate of 1."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -176,3 +177,66 @@ def test_connection_lost_resets_the_books(metrics) -> None:
     assert quote.depth is None
     assert not proc.syncs["BTCUSDT"].synced
     assert proc.syncs["BTCUSDT"].book.depth() == (0, 0)
+
+
+# --- the quote's top and the book's ----------------------------------------------------------
+
+def test_a_ticker_ahead_of_the_depth_stream_leads_the_ladder(metrics) -> None:
+    # Binance: bookTicker is real time, depth@100ms behind; the ticker says the 100.0 ask is
+    # gone (best ask now 100.5) and a new bid came at 99.5, 3 of each
+    proc = synced(metrics)
+
+    (quote,) = proc.process(ticker(5, "99.5", "100.5", size="3"), 1_002).records
+
+    assert (quote.bid, quote.ask) == (99.5, 100.5)  # the quote's own top stands
+    # the ladder is that of the book the ticker describes: its level first, then the book's
+    # levels behind it (the stale 100.0 ask left out; the 99.0 bid is behind the new one)
+    assert quote.depth == expected_ladder([["99.5", "3"], ["99.0", "20"], ["90.0", "1000"]],
+                                          [["100.5", "3"], ["110.0", "1000"]])
+    assert quote.depth[1].ask_px > quote.ask and quote.depth[1].bid_px < quote.bid
+
+
+def book_led(metrics) -> FrameProcessor:
+    """A venue whose book is fresher than its ticker (as Kraken's, Coinbase's and OKX's are),
+    in Binance's wire format."""
+    venue = replace(binance.VENUE, depth=replace(binance.DEPTH, book_leads=True))
+    proc = FrameProcessor(venue, SYMBOLS, fx=1.0, depth_notionals_usd=NOTIONALS,
+                          book_levels=50, book_counts=metrics.book("binance"))
+    proc.process(depth_frame(101, 101, [], []), 1_000)
+    proc.on_snapshot("BTCUSDT", snapshot(100, BIDS, ASKS), 1_001)
+    return proc
+
+
+def test_where_the_book_leads_quotes_take_its_top_and_follow_it(metrics) -> None:
+    proc = book_led(metrics)
+
+    # a ticker that moved on the last trade, seconds ago: the synced book's top replaces it
+    (quote,) = proc.process(ticker(5, "98.0", "101.0", size="7"), 1_002).records
+    assert (quote.bid, quote.bid_size, quote.ask, quote.ask_size) == (99.0, 20.0, 100.0, 20.0)
+    assert quote.depth == expected_ladder(BIDS, ASKS)
+
+    # the best ask is taken: the book's new top goes out at once, with its ladder
+    out = proc.process(depth_frame(102, 102, [], [["100.0", "0"], ["100.5", "2"]]), 1_050)
+    (moved,) = out.records
+    assert (moved.bid, moved.ask, moved.ask_size, moved.ts_ms) == (99.0, 100.5, 2.0, 1_050)
+    assert moved.depth == expected_ladder(BIDS, [["100.5", "2"], ["110.0", "1000"]])
+
+    # a gap: the book is no longer vouched for, the quote falls back to the ticker's own top
+    out = proc.process(depth_frame(110, 111, [], []), 1_100)
+    (dropped,) = out.records
+    assert (dropped.bid, dropped.ask, dropped.depth) == (98.0, 101.0, None)
+
+
+def test_where_the_ticker_leads_its_top_stands_through_book_changes(metrics) -> None:
+    proc = synced(metrics)
+    (first,) = proc.process(ticker(5, "99.0", "100.0"), 1_002).records
+
+    # the depth stream takes the 100.0 ask away; the (real-time) ticker has not said so, and
+    # its level still leads the ladder: nothing the quote shows changed, nothing goes out
+    assert proc.process(depth_frame(102, 102, [], [["100.0", "0"]]), 1_050).records == []
+
+    # a change behind the quote's level does move the ladder: out again, the same top
+    out = proc.process(depth_frame(103, 103, [], [["110.0", "0"], ["105.0", "1000"]]), 1_060)
+    (again,) = out.records
+    assert (again.bid, again.ask, again.ts_ms) == (first.bid, first.ask, 1_060)
+    assert again.depth == expected_ladder(BIDS, [["100.0", "20"], ["105.0", "1000"]])

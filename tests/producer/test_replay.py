@@ -25,6 +25,7 @@ from services.producer.metrics import ProducerMetrics
 from services.producer.publisher import KafkaPublisher
 from services.producer.replay import (
     DEFAULT_RECORDINGS,
+    VENUE_RECORDINGS,
     FeedEvent,
     Frame,
     Recording,
@@ -35,6 +36,7 @@ from services.producer.replay import (
     parse_speed,
     plan_replay,
     publish_replay,
+    recordings_for,
     shift,
 )
 from tests.producer.conftest import (
@@ -562,3 +564,25 @@ def test_a_replay_exports_the_book_metrics_as_it_reaches_them(tmp_path, fixtures
         assert at_end[("arb_book_levels", (*market[:1], ("side", side), *market[1:]))] == \
             n_levels
     assert 0 <= at_end[("arb_book_age_seconds", market)] < 60
+
+
+def test_no_ladder_is_better_than_the_quote_it_rides(fixtures_dir) -> None:
+    # Every venue's recording with its books: tickers and depth channels are separate streams
+    # (Binance's depth 100 ms behind its bookTicker; Kraken's, Coinbase's and OKX's tickers
+    # far behind their books), and a ladder built from the book alone was better than the
+    # quote's own top on hundreds of these quotes.
+    plan = plan_replay(fixtures_dir, recordings_for(tuple(VENUE_RECORDINGS)), start_ms=START_MS,
+                       depth_notionals_usd=DEFAULT_DEPTH_NOTIONALS_USD, book_levels=100)
+    laddered: Counter[str] = Counter()
+    better: Counter[str] = Counter()
+
+    for quote in (r for r in plan if isinstance(r, Quote) and r.depth):
+        laddered[quote.exchange] += 1
+        for level in quote.depth:
+            if ((level.ask_px is not None and level.ask_px < quote.ask * (1 - 1e-12))
+                    or (level.bid_px is not None and level.bid_px > quote.bid * (1 + 1e-12))):
+                better[quote.exchange] += 1
+
+    assert set(laddered) == {"binance", "coinbase", "kraken", "okx", "bitstamp"}
+    assert min(laddered.values()) >= 100
+    assert better == Counter()

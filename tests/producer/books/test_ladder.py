@@ -159,3 +159,78 @@ def test_the_cached_and_resumed_ladder_is_exactly_a_fresh_one(ops, fx) -> None:
         fresh.load(book.bids(), book.asks())
         # Assert: the same floats, not merely close ones
         assert levels == ladder(fresh, notionals, fx)
+
+
+# --- the quote's own top leads the walk ------------------------------------------------------
+
+def test_stale_levels_better_than_the_quote_are_left_out_and_its_size_leads() -> None:
+    # the book still holds asks at 99 and 100 the ticker says are gone: its best ask is 100.5
+    book = _book([(98.0, 5.0), (97.0, 50.0)], [(99.0, 5.0), (100.0, 1.0), (101.0, 10.0)])
+
+    levels = ladder(book, (50.0, 500.0), 1.0, top=(98.0, 2.0, 100.5, 3.0))
+
+    # $50 fits in the quote's 3 @ 100.5; $500: 3 @ 100.5, then (500 - 301.5) / 101 @ 101
+    assert levels[0].ask_px == 100.5
+    assert levels[1].ask_px == pytest.approx(500.0 / (3.0 + (500.0 - 301.5) / 101.0))
+    # the bid side: the quote's 2 @ 98 replaces the book's 5 @ 98, then 97
+    assert levels[0].bid_px == 98.0
+    assert levels[1].bid_px == pytest.approx(500.0 / (2.0 + (500.0 - 196.0) / 97.0))
+
+
+def test_a_quote_better_than_the_book_leads_with_its_own_level() -> None:
+    # a new best ask the depth stream has not delivered yet
+    book = _book([(98.0, 5.0)], [(100.0, 1.0), (101.0, 10.0)])
+
+    (level,) = ladder(book, (300.0,), 1.0, top=(98.0, 5.0, 99.5, 1.0))
+
+    # 1 @ 99.5, 1 @ 100, then 100.5 / 101 units @ 101
+    assert level.ask_px == pytest.approx(300.0 / (2.0 + 100.5 / 101.0))
+
+
+def test_a_quote_without_sizes_keeps_the_book_level_at_its_price() -> None:
+    book = _book([(98.0, 5.0)], [(99.0, 5.0), (100.0, 1.0), (101.0, 10.0)])
+
+    (level,) = ladder(book, (300.0,), 1.0, top=(98.0, None, 100.0, None))
+
+    # the stale 99 is left out; the book's own 1 @ 100 leads, then 101
+    assert level.ask_px == pytest.approx(300.0 / (1.0 + 200.0 / 101.0))
+
+
+def test_a_top_the_book_agrees_with_is_the_plain_walk() -> None:
+    book = _book([(99.0, 1.0), (90.0, 3.0)], [(100.0, 1.0), (110.0, 2.0)])
+    plain = ladder(_book(book.bids(), book.asks()), (50.0, 210.0, 400.0), 0.9995)
+
+    agreed = ladder(book, (50.0, 210.0, 400.0), 0.9995, top=(99.0, 1.0, 100.0, 1.0))
+
+    assert agreed == plain
+    assert book.ask_side.memo is not None  # the side's cached walk served it
+
+
+_price = st.integers(min_value=90, max_value=110).map(float)
+
+
+@settings(max_examples=200, deadline=None)
+@given(bids=st.dictionaries(_price, st.sampled_from([0.5, 1.0, 4.0]), max_size=8),
+       asks=st.dictionaries(_price, st.sampled_from([0.5, 1.0, 4.0]), max_size=8),
+       top_bid=_price, top_ask=_price, size=st.sampled_from([None, 0.25, 2.0]))
+def test_the_ladder_with_a_top_is_the_ladder_of_the_book_the_quote_describes(
+        bids, asks, top_bid, top_ask, size) -> None:
+    # Arrange: a book at 11 apart (never crossed), and a quote's top anywhere in it
+    book = _book([(p - 11.0, s) for p, s in bids.items()],
+                 [(p + 11.0, s) for p, s in asks.items()])
+    bid, ask = top_bid - 11.0, top_ask + 11.0
+    notionals = (30.0, 150.0, 600.0)
+    # the book the quote describes: its level first, the book's worse ones after it
+    bid_levels = [(p, s) for p, s in book.bids() if p < bid or (size is None and p == bid)]
+    ask_levels = [(p, s) for p, s in book.asks() if p > ask or (size is None and p == ask)]
+    if size is not None:
+        bid_levels.insert(0, (bid, size))
+        ask_levels.insert(0, (ask, size))
+
+    # Act
+    levels = ladder(book, notionals, 1.0, top=(bid, size, ask, size))
+
+    # Assert: the same floats as a walk of that book, and never better than the quote
+    assert levels == ladder(_book(bid_levels, ask_levels), notionals, 1.0)
+    assert all(lv.ask_px is None or lv.ask_px >= ask for lv in levels)
+    assert all(lv.bid_px is None or lv.bid_px <= bid for lv in levels)
