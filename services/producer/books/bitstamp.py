@@ -33,9 +33,11 @@ has more beyond the horizon, the book asks for a fresh snapshot (``need="snapsho
 None) and goes on serving; the diffs meanwhile are kept and applied again on top of the new
 snapshot when they are newer than it.
 
-This module replaces the diff book in ``services/producer/bitstamp.py`` (``DiffBook``,
-``BookParser``), which keeps every level but only serves the best bid/ask: same parsing rules
-(absolute amounts, zero removes, older diffs dropped), bounded here.
+The connector keeps a diff book of its own (``services/producer/bitstamp.py``, ``DiffBook``):
+it serves Bitstamp's quotes when a recording holds only ``diff_order_book`` (live quotes come
+from ``order_book`` frames) and keeps every level, so it never thins out. Same reading rules
+(absolute amounts, zero removes, older diffs dropped); the tests use it as the unbounded
+reference for this bounded one.
 """
 
 from __future__ import annotations
