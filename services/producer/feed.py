@@ -61,7 +61,7 @@ import email.utils
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Literal
 
 import requests
@@ -549,7 +549,7 @@ class Feed:
         self.feed_metrics.error("clock_jump")
         log.warning("feed_clock_jump", exchange=self.name, jump_ms=jump_ms,
                     note="quote book times moved with the clock; counted as clock_jump")
-        shift_book(self.book, self.name, jump_ms)
+        self.book.shift(self.name, jump_ms)
         if self.processor.last_alive_ms is not None:
             self.processor.last_alive_ms += jump_ms
 
@@ -792,21 +792,6 @@ class _Rollover:
             raise exc  # a bug, not a network problem
         log.warning("feed_rollover_failed", exchange=self._feed.name, error=str(exc)[:200])
         return None
-
-
-def shift_book(book: QuoteBook, exchange: str, jump_ms: int) -> None:
-    """Move one venue's quote-book times by ``jump_ms`` (the receive clock stepped): its last
-    message time and its quotes' receive times, so their refreshes carry their true age on
-    the new clock (each is due a refresh period after its own time: the next refresh comes
-    at once, then on the new clock)."""
-    last_ms = book.last_message_ms(exchange)
-    quotes = book.quotes(exchange)
-    book.forget(exchange)
-    if last_ms is not None:
-        book.on_message(exchange, last_ms + jump_ms)
-    for quote in quotes:
-        book.on_quote(replace(quote, ts_ms=quote.ts_ms + jump_ms,
-                              recv_ts_ms=quote.recv_ts_ms + jump_ms))
 
 
 def retry_after(value: str | None, now_s: float) -> float | None:

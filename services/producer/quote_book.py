@@ -72,6 +72,20 @@ class QuoteBook:
         self._last_message_ms.pop(exchange, None)
         self._dormant.discard(exchange)
 
+    def shift(self, exchange: str, jump_ms: int) -> None:
+        """Move one venue's times by ``jump_ms`` (the receive clock stepped): its last message
+        time and its quotes' times, so their refreshes carry their true age on the new clock
+        (each is due a refresh period after its own time: the next comes at once, then on the
+        new clock)."""
+        last_ms = self._last_message_ms.get(exchange)
+        quotes = self.quotes(exchange)
+        self.forget(exchange)
+        if last_ms is not None:
+            self.on_message(exchange, last_ms + jump_ms)
+        for quote in quotes:
+            self.on_quote(replace(quote, ts_ms=quote.ts_ms + jump_ms,
+                                  recv_ts_ms=quote.recv_ts_ms + jump_ms))
+
     def is_live(self, exchange: str, now_ms: int) -> bool:
         last = self._last_message_ms.get(exchange)
         return last is not None and now_ms - last < self.stale_ms

@@ -104,3 +104,22 @@ def test_late_timer_publishes_at_now_not_in_the_past() -> None:
 def test_invalid_settings() -> None:
     with pytest.raises(ValueError, match="must be > 0"):
         QuoteBook(refresh_ms=0)
+
+
+def test_a_clock_step_moves_one_venues_times_and_keeps_its_refresh_rhythm() -> None:
+    # Arrange: two venues quoted at 1000; binance's receive clock then steps back 60 s
+    book = QuoteBook(refresh_ms=500, stale_ms=2000)
+    book.on_quote(quote("binance", ts_ms=1000))
+    book.on_quote(quote("kraken", ts_ms=1000))
+
+    # Act
+    book.shift("binance", -60_000)
+
+    # Assert: binance's quote and liveness are on the new clock, kraken's untouched
+    moved = book.last_quote("binance", "BTC-USD")
+    assert (moved.ts_ms, moved.recv_ts_ms, moved.exchange_ts_ms) == (-59_000, -59_000, 993)
+    assert book.last_message_ms("binance") == -59_000
+    assert book.last_quote("kraken", "BTC-USD").ts_ms == 1000
+    # its refresh is due one period after its own (moved) time, and it is live on that clock
+    assert [q.exchange for q in book.due(-58_500)] == ["binance"]
+    assert book.is_live("binance", -58_500) and not book.is_live("binance", 1000)
