@@ -73,11 +73,17 @@ NO_DATA_EXPECTED: Mapping[tuple[str, str], str] = {
     ("Opportunity durations, last hour (closed episodes)", "A"):
         "DEMO_MODE: no episode may have closed",
     ("Open opportunities by venue pair", "A"): "shows only pairs open at the moment of the query",
-    # arb_executable_usd is absent for a pair while no ladder size passes the rule: with the
-    # replay's spreads near the threshold, at a given moment there may be none.
+    # arb_executable_usd and arb_executable_profit_usd are absent for a pair while no ladder
+    # size passes the rule: with the replay's spreads near the threshold, at a given moment
+    # there may be none (the test waits until it has seen them once: EXECUTABLE).
     ("Executable size per venue pair (USD)", "A"):
         "shows only pairs executable at the moment of the query",
+    ("Estimated profit at the executable size (USD)", "A"):
+        "shows only pairs executable at the moment of the query",
 }
+#: Panels that may be empty at a given moment but must have shown data while the test waited.
+EXECUTABLE = (("Executable size per venue pair (USD)", "A"),
+              ("Estimated profit at the executable size (USD)", "A"))
 #: Panel targets whose every value must be above zero, not just present: a zero rate would
 #: pass a stalled pipeline off as data. Rates of a counter born at its first increment (alerts
 #: sent) need a second increment inside the window, so these also mean "alerting for a while".
@@ -263,7 +269,7 @@ def test_every_grafana_query_answers_on_the_running_stack(
     )
     (output_dir / "prometheus.yml").write_text(yaml.safe_dump(prom.config), encoding="utf-8")
     targets = panel_targets()
-    unknown = (set(NO_DATA_EXPECTED) | FLOWING) - {t.key for t in targets}
+    unknown = (set(NO_DATA_EXPECTED) | FLOWING | set(EXECUTABLE)) - {t.key for t in targets}
     assert not unknown, f"panel targets the dashboards no longer have: {unknown}"
 
     summary: dict[str, Any] = {}
@@ -275,13 +281,17 @@ def test_every_grafana_query_answers_on_the_running_stack(
             # should (or the deadline passes: then the assertions below name what is missing).
             deadline = time.monotonic() + READY_TIMEOUT_S
             pending = ["not checked yet"]
+            executable = {t.key: t.query.promql() for t in targets if t.key in EXECUTABLE}
+            unseen = set(executable)
             while time.monotonic() < deadline:
                 for service in services:
                     service.check_alive()
                 pending = shortfalls(lambda q: finite_samples(prom.query(q)), targets)
-                if not pending and discord.accepted:
+                unseen = {k for k in unseen if not finite_samples(prom.query(executable[k]))}
+                if not pending and not unseen and discord.accepted:
                     break
                 time.sleep(POLL_S)
+            summary["executable_never_seen"] = sorted(map(str, unseen))
             summary["ready_after_s"] = round(time.monotonic() - started, 1)
             summary["still_pending_when_evaluated"] = pending
             summary["discord_messages"] = len(discord.accepted)
@@ -318,6 +328,8 @@ def test_every_grafana_query_answers_on_the_running_stack(
     problems += shortfalls(
         lambda q: [(s["labels"], s["value"]) for s in answers[q]["series"]], targets,
     )
+    # The executable panels showed data at some point while the test waited.
+    problems += [f"never showed data while the stack ran: {key}" for key in sorted(unseen)]
     # The dashboards' symbol and exchange drop-downs have values.
     problems += [f"variable without values: {q}" for q in variable_queries()
                  if not answers[q.promql()]["series"]]
