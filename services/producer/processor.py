@@ -164,8 +164,9 @@ class FrameProcessor:
         self.book_counts = book_counts if book_counts is not None else DiscardBookCounts()
         #: venue symbol -> its DepthSync (created on its first depth message)
         self.syncs: dict[str, Any] = {}
-        #: venue symbol -> (ladder, fx rate and quote top it was computed for) while valid
-        self._ladders: dict[str, tuple[Ladder | None, float, Top]] = {}
+        #: venue symbol -> (ladder, fx rate and quote top it was computed for; None: the
+        #: book's own top) while valid
+        self._ladders: dict[str, tuple[Ladder | None, float, Top | None]] = {}
         #: venue symbol -> the depth and top its latest published quote carried
         self._published: dict[str, _Shown | None] = {}
         #: venue symbol -> its latest quote as the venue sent it (before ``adjust``, without
@@ -352,12 +353,10 @@ class FrameProcessor:
                     need=status.need, detail=detail,
                     note="logged once per venue and reason; counted in arb_book_* metrics")
 
-    def _ladder(self, venue_symbol: str, quote: Quote) -> Ladder | None:
-        """The market's ladder for ``quote`` (its fx rate, its best levels leading the walk):
-        None while its book is not synced; computed once per book change (and quote top),
-        cached until the next."""
-        fx = quote.fx_to_usd
-        top = (quote.bid / fx, quote.bid_size, quote.ask / fx, quote.ask_size)
+    def _ladder(self, venue_symbol: str, fx: float, top: Top | None) -> Ladder | None:
+        """The market's ladder at ``fx`` with the quote's ``top`` leading the walk (None: the
+        quote's top is the book's own): None while its book is not synced; computed once per
+        book change (and rate and top), cached until the next."""
         cached = self._ladders.get(venue_symbol)
         if cached is not None and cached[1] == fx and cached[2] == top:
             return cached[0]
@@ -389,13 +388,15 @@ class FrameProcessor:
         venue_symbol = quote.venue_symbol
         depth = self.depth
         sync = self.syncs.get(venue_symbol)
+        fx = quote.fx_to_usd
         if depth is not None and depth.book_leads and sync is not None and sync.synced:
             bid, ask = sync.book.best_bid(), sync.book.best_ask()
             if bid is not None and ask is not None:
-                fx = quote.fx_to_usd
-                quote = replace(quote, bid=bid[0] * fx, bid_size=bid[1], ask=ask[0] * fx,
-                                ask_size=ask[1])
-        levels = self._ladder(venue_symbol, quote)
+                levels = self._ladder(venue_symbol, fx, None)
+                return replace(quote, bid=bid[0] * fx, bid_size=bid[1], ask=ask[0] * fx,
+                               ask_size=ask[1], depth=levels)
+        top = (quote.bid / fx, quote.bid_size, quote.ask / fx, quote.ask_size)
+        levels = self._ladder(venue_symbol, fx, top)
         return quote if levels is None else replace(quote, depth=levels)
 
     def _republish(self, venue_symbols: list[str], now_ms: int,

@@ -55,6 +55,8 @@ class _Walk:
                  "targets", "top", "total_quote", "unfilled_quote")
 
     def __init__(self, notionals_usd: tuple[float, ...], fx_to_usd: float) -> None:
+        if not all(0.0 < n < _INF for n in notionals_usd):
+            raise ValueError(f"notionals must be finite and > 0, got {notionals_usd!r}")
         self.notionals_usd = notionals_usd
         self.fx_to_usd = fx_to_usd
         self.targets = [n / fx_to_usd for n in notionals_usd]  # in quote currency
@@ -97,8 +99,6 @@ def _side_prices(side: BookSide, is_bid: bool, notionals: tuple[float, ...],
     """One side's VWAPs: the cached ones when the changes since cannot alter them."""
     walk = side.memo
     if walk is None or walk.fx_to_usd != fx or walk.notionals_usd != notionals:
-        if not all(0.0 < n < _INF for n in notionals):
-            raise ValueError(f"notionals must be finite and > 0, got {notionals!r}")
         walk = side.memo = _Walk(notionals, fx)
         reuse = 0
     elif (side.dirty > walk.limit_key
@@ -126,8 +126,6 @@ def _prices_from_top(side: BookSide, is_bid: bool, notionals: tuple[float, ...],
         size = None
     if first == 0 and same and (size is None or side.sizes[keys[0]] == size):
         return _side_prices(side, is_bid, notionals, fx)
-    if not all(0.0 < n < _INF for n in notionals):
-        raise ValueError(f"notionals must be finite and > 0, got {notionals!r}")
     walk = _Walk(notionals, fx)  # a one-off: the side's cached walk stays the book's own
     sizes = side.sizes
     if size is None:
