@@ -23,9 +23,10 @@ WebSockets and time, and hands every frame on:
   the venue's message (``feed_subscription_rejected``).
 - **Clock steps**: receive times come from ``clock_ms`` (the wall clock), checked on every
   reading against the monotonic clock; a step of ``clock_jump_ms`` or more is counted
-  (``clock_jump``), logged, and the quote book's times move with it, so silence and refresh
-  deadlines keep their true length. The watchdog, pings, rollovers, backoff and snapshot
-  pacing run on the event loop's monotonic clock and never see a step.
+  (``clock_jump``), logged, and the times of the quote book and of the fx rates this venue
+  gives move with it, so silence, refresh and rate-age deadlines keep their true length. The
+  watchdog, pings, rollovers, backoff and snapshot pacing run on the event loop's monotonic
+  clock and never see a step.
 - **Watchdog**: no usable frame (one of the venue's messages, heartbeats included) for
   ``watchdog_ms`` means the connection is dead even if TCP says otherwise: reconnect. Garbage
   does not feed it.
@@ -529,10 +530,11 @@ class Feed:
         """The receive clock (``clock_ms``), checked against the monotonic clock.
 
         A host clock stepped by ``clock_jump_ms`` or more (NTP, an operator) is counted
-        (``clock_jump``), logged, and the quote book's times move with it, so that silence
-        and refresh deadlines keep their length: no false staleness after a step forward,
-        no hour of refreshes from a silent venue after a step back. Records carry the new
-        time, as every other service on the host reads it.
+        (``clock_jump``), logged, and the times of the quote book and of this venue's fx
+        rates move with it, so that silence, refresh and rate-age deadlines keep their
+        length: no false staleness after a step forward, no hour of refreshes (or of a live
+        rate) from a silent venue after a step back. Records carry the new time, as every
+        other service on the host reads it.
         """
         wall_ms = self.clock_ms()
         # wall time minus monotonic time stays put unless the wall clock is stepped
@@ -548,8 +550,10 @@ class Feed:
         self.clock_jumps += 1
         self.feed_metrics.error("clock_jump")
         log.warning("feed_clock_jump", exchange=self.name, jump_ms=jump_ms,
-                    note="quote book times moved with the clock; counted as clock_jump")
+                    note="quote book and fx rate times moved with the clock; counted as clock_jump")
         self.book.shift(self.name, jump_ms)
+        if self.fx is not None:
+            self.fx.shift(self.name, jump_ms)
         if self.processor.last_alive_ms is not None:
             self.processor.last_alive_ms += jump_ms
 

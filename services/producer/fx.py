@@ -64,6 +64,18 @@ class FxRates:
             by_source.pop(exchange, None)
         self._valid_until_ms = -1
 
+    def shift(self, exchange: str, jump_ms: int) -> None:
+        """Move one source venue's rate times by ``jump_ms`` (its feed saw the receive clock
+        step): a rate keeps its true age on the new clock, instead of falling back at once
+        after a step forward or staying live for the length of a step back after its
+        source went quiet. Each feed moves only its own rates, so a step seen by every feed
+        of the process moves each rate once."""
+        for by_source in self._live.values():
+            entry = by_source.get(exchange)
+            if entry is not None:
+                by_source[exchange] = (entry[0], entry[1] + jump_ms)
+        self._valid_until_ms = -1
+
     def rate(self, ccy: str, now_ms: int) -> float:
         return self.table(now_ms)[ccy]
 

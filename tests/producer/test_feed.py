@@ -710,6 +710,30 @@ def test_live_usdt_rate_from_coinbase_converts_binance(coinbase_frames, binance_
     assert not [r for r in sink.records if r.symbol == "USDT-USD"]
 
 
+def test_a_clock_step_moves_the_rates_this_venue_gives_and_no_others(sink, metrics) -> None:
+    """A step of the host clock seen by the Coinbase feed: the USDT rate Coinbase gives keeps
+    its age on the new clock (still live), Kraken's rate is left for Kraken's feed to move."""
+    offset_ms = [0]
+    fx = FxRates({"USDT": 0.999, "USDC": 1.0}, max_age_ms=60_000)
+    feed = Feed(coinbase.VENUE, ["BTC-USD"], sink, FeedOptions(url="ws://unused"), fx=fx,
+                metrics=metrics, clock_ms=lambda: int(time.time() * 1000) + offset_ms[0])
+    start_ms = feed.now_ms()
+    for exchange, mid in (("coinbase", 1.0002), ("kraken", 1.0005)):
+        fx.on_quote(Quote(exchange=exchange, symbol="USDT-USD", venue_symbol="USDT-USD",
+                          bid=mid, bid_size=1.0, ask=mid, ask_size=1.0, quote_ccy="USD",
+                          fx_to_usd=1.0, ts_ms=start_ms, recv_ts_ms=start_ms,
+                          exchange_ts_ms=None))
+
+    offset_ms[0] = 3_600_000
+    stepped_ms = feed.now_ms()
+
+    assert feed.clock_jumps == 1
+    assert fx.source("USDT", stepped_ms) == "coinbase"
+    assert fx.rate("USDT", stepped_ms) == pytest.approx(1.0002)
+    fx.forget("coinbase")
+    assert fx.source("USDT", stepped_ms) == "fallback"  # Kraken's rate is an hour old here
+
+
 # --- the service end to end ------------------------------------------------------------------
 
 @pytest.mark.integration

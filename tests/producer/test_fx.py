@@ -88,3 +88,41 @@ def test_switches_are_logged(rates) -> None:
 
     assert [e["event"] for e in logs] == ["fx_rate_live", "fx_rate_fallback"]
     assert logs[0]["source"] == "coinbase" and logs[1]["was"] == "coinbase"
+
+
+HOUR_MS = 3_600_000
+
+
+def test_a_clock_step_forward_keeps_a_rate_its_true_age(rates) -> None:
+    rates.on_quote(rate_quote(exchange="coinbase", recv_ts_ms=1_000))
+    rates.rate("USDT", 1_500)  # caches the table until 11_000
+
+    rates.shift("coinbase", HOUR_MS)
+
+    assert rates.rate("USDT", 1_500 + HOUR_MS) == pytest.approx(1.0002)
+    assert rates.source("USDT", 10_999 + HOUR_MS) == "coinbase"
+    assert rates.rate("USDT", 11_000 + HOUR_MS) == 0.999
+
+
+def test_a_clock_step_back_does_not_keep_a_quiet_rate_live(rates) -> None:
+    rates.on_quote(rate_quote(exchange="coinbase", recv_ts_ms=HOUR_MS + 1_000))
+    assert rates.source("USDT", HOUR_MS + 1_500) == "coinbase"  # cached until HOUR + 11_000
+
+    rates.shift("coinbase", -HOUR_MS)
+
+    assert rates.source("USDT", 10_999) == "coinbase"
+    assert rates.rate("USDT", 11_000) == 0.999  # not live for another hour
+
+
+def test_a_step_moves_only_the_venue_that_saw_it(rates) -> None:
+    rates.on_quote(rate_quote(exchange="coinbase", bid=1.0001, ask=1.0003, recv_ts_ms=1_000))
+    rates.on_quote(rate_quote(exchange="kraken", bid=1.0004, ask=1.0006, recv_ts_ms=2_000))
+
+    rates.shift("coinbase", HOUR_MS)  # coinbase's rate is now the newer one
+
+    assert rates.source("USDT", 3_000 + HOUR_MS) == "coinbase"
+    assert rates.rate("USDT", 3_000 + HOUR_MS) == pytest.approx(1.0002)
+    rates.shift("kraken", HOUR_MS)
+    assert rates.source("USDT", 3_000 + HOUR_MS) == "kraken"
+    rates.shift("bitstamp", HOUR_MS)  # a venue with no rate: nothing moves
+    assert rates.rate("USDT", 11_999 + HOUR_MS) == pytest.approx(1.0005)
