@@ -22,6 +22,9 @@ ladder (books only), medians.
 Memory: ``tracemalloc`` of the books one pass leaves (per book, every book synced from the
 recording) at ``ARB_BOOK_LEVELS`` and at 1000 levels per side, and of one book filled to
 ``ARB_BOOK_LEVELS`` levels per side.
+Host speed: the same code ran twice as fast on one host of this kind as on another, so the
+first line prints a fixed pure-Python reference loop (dict, list and float work, as a book
+does) in million iterations per CPU second: divide figures by it to compare hosts.
 """
 
 from __future__ import annotations
@@ -197,6 +200,27 @@ def _retained_bytes(module: ModuleType, files: list[list[_Line]],
     return used, len(books)
 
 
+def _reference_loop(n: int = 300_000) -> None:
+    """Fixed work of the book's kinds: dict get/set on float keys, list appends, float sums."""
+    sizes: dict[float, float] = {}
+    keys: list[float] = []
+    total = 0.0
+    for i in range(n):
+        key = 60000.0 + (i & 255) * 0.01
+        size = sizes.get(key, 0.0) + 0.5
+        sizes[key] = size
+        total += key * size
+        keys.append(key)
+        if len(keys) > 256:
+            keys.clear()
+
+
+def _host_speed_m_per_s(repeat: int = 5, n: int = 300_000) -> float:
+    """Reference-loop iterations per CPU second, in millions (the best of ``repeat``)."""
+    best_s = min(_timed(lambda: _reference_loop(n), repeat, 1))
+    return n / best_s / 1e6
+
+
 def _timed(run: Callable[[], object], repeat: int, passes: int) -> list[float]:
     """CPU seconds per pass, one figure per repeat."""
     out = []
@@ -221,7 +245,8 @@ def main() -> None:
     args = parser.parse_args()
     print(f"levels per side: {args.levels}; ladder notionals (USD): {NOTIONALS_USD}; "
           f"{args.repeat} repeats x {args.passes} passes; load average "
-          f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
+          f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs; host speed "
+          f"{_host_speed_m_per_s():.2f} M reference-loop iterations/s")
     print("update = one venue depth message (REST snapshots timed, not counted); "
           "CPU time, one thread")
     print(f"{'venue':<9} {'books':>5} {'updates':>7} {'snaps':>5} {'ladders':>7} "
