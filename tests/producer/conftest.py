@@ -25,6 +25,18 @@ def binance_kind(frame: Frame) -> str:
     return json.loads(frame.raw)["stream"].split("@", 1)[1]
 
 
+def liveness_stream(binance_frames: list[Frame], frames: int,
+                    gap_s: float) -> list[str | float]:
+    """One Binance quote, then ``frames`` depth frames ``gap_s`` apart: the venue alive, its
+    quote unchanged (a script for :class:`tests.producer.ws_venue.Session`)."""
+    ticker = next(f.raw for f in binance_frames if binance_kind(f) == "bookTicker")
+    depth = next(f.raw for f in binance_frames if binance_kind(f) == "depth@100ms")
+    steps: list[str | float] = [ticker]
+    for _ in range(frames):
+        steps += [gap_s, depth]
+    return steps
+
+
 def coinbase_msg(frame: Frame) -> dict[str, Any]:
     return json.loads(frame.raw)
 

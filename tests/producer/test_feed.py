@@ -39,6 +39,7 @@ from tests.producer.conftest import (
     OKX_FILE,
     ListSink,
     binance_kind,
+    liveness_stream,
 )
 from tests.producer.test_replay import consume_all
 from tests.producer.ws_venue import (
@@ -48,6 +49,7 @@ from tests.producer.ws_venue import (
     Session,
     Step,
     run_until,
+    running,
     until,
 )
 
@@ -584,20 +586,15 @@ def test_unanswered_ping_ends_in_a_reconnect(okx_frames, sink, metrics) -> None:
 # --- freshness ------------------------------------------------------------------------------
 
 def test_refresh_while_live_then_silence_stops_it(binance_frames, sink, metrics) -> None:
-    ticker = next(f.raw for f in binance_frames if binance_kind(f) == "bookTicker")
-    depth = next(f.raw for f in binance_frames if binance_kind(f) == "depth@100ms")
     # one quote, then only depth frames (liveness, no quote) for 0.6 s, then silence
-    steps: list[Step] = [ticker]
-    for _ in range(12):
-        steps += [0.05, depth]
+    steps = liveness_stream(binance_frames, frames=12, gap_s=0.05)
 
     with structlog.testing.capture_logs() as logs, RecordedVenue([Session(steps)]) as server:
         feed = Feed(binance.VENUE, ["BTC-USD"], sink,
                     FeedOptions(url=server.url, refresh_ms=100, stale_ms=300), metrics=metrics)
 
         async def scenario() -> None:
-            task = asyncio.create_task(feed.run())
-            try:
+            async with running(feed):
                 await until(lambda: metrics.value(
                     "arb_feed_messages_total", exchange="binance", channel="depthUpdate") == 12)
                 last_frame_ms = feed.book.last_message_ms("binance")
@@ -606,9 +603,6 @@ def test_refresh_while_live_then_silence_stops_it(binance_frames, sink, metrics)
                 refreshes = sink.of(Quote, refresh=True)
                 assert len(refreshes) >= 4
                 assert max(q.ts_ms for q in refreshes) < last_frame_ms + 300
-            finally:
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
 
         asyncio.run(scenario())
 

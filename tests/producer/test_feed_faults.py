@@ -20,8 +20,16 @@ from services.common.messages import Quote
 from services.producer import binance, bitstamp, bybit, coinbase, kraken, okx
 from services.producer.connector import Venue
 from services.producer.feed import Feed, FeedOptions, retry_after
-from tests.producer.conftest import binance_kind
-from tests.producer.ws_venue import CountingBackoff, RecordedVenue, Session, Step, run_until, until
+from tests.producer.conftest import binance_kind, liveness_stream
+from tests.producer.ws_venue import (
+    CountingBackoff,
+    RecordedVenue,
+    Session,
+    Step,
+    run_until,
+    running,
+    until,
+)
 from tests.support.refusing_ws import Refusal, RefusingVenue
 
 HOUR_MS = 3_600_000
@@ -233,16 +241,6 @@ class SteppedClock:
         return now_ts_ms() + self.offset_ms
 
 
-def _liveness_stream(binance_frames, frames: int, gap_s: float) -> list[Step]:
-    """One quote, then depth frames only (the venue alive, the quote unchanged)."""
-    ticker = next(f.raw for f in binance_frames if binance_kind(f) == "bookTicker")
-    depth = next(f.raw for f in binance_frames if binance_kind(f) == "depth@100ms")
-    steps: list[Step] = [ticker]
-    for _ in range(frames):
-        steps += [gap_s, depth]
-    return steps
-
-
 def _clock_feed(url: str, sink: Any, metrics: Any, clock: Callable[[], int]) -> Feed:
     return Feed(binance.VENUE, ["BTC-USD"], sink,
                 FeedOptions(url=url, refresh_ms=100, stale_ms=500, backoff=CountingBackoff()),
@@ -254,7 +252,7 @@ def test_the_clock_stepping_back_and_forward_an_hour_mid_stream(binance_frames, 
     """Frames every 200 ms, the quote refreshed every 100 ms: the clock steps back an hour,
     then forward again. Refreshes go on in every phase on the clock of that phase, with the
     quote's true age; nothing is called stale, the connection is kept."""
-    steps = _liveness_stream(binance_frames, frames=12, gap_s=0.2)  # 2.4 s of liveness
+    steps = liveness_stream(binance_frames, frames=12, gap_s=0.2)  # 2.4 s of liveness
     clock = SteppedClock()
     phases: list[tuple[int, int]] = []  # (first, last) index of each phase's records
 
@@ -262,8 +260,7 @@ def test_the_clock_stepping_back_and_forward_an_hour_mid_stream(binance_frames, 
         feed = _clock_feed(server.url, sink, metrics, clock)
 
         async def scenario() -> None:
-            task = asyncio.create_task(feed.run())
-            try:
+            async with running(feed) as [task]:
                 await until(lambda: len(sink.records) > 0)
                 for offset_ms in (-HOUR_MS, 0):
                     await asyncio.sleep(0.6)
@@ -272,9 +269,6 @@ def test_the_clock_stepping_back_and_forward_an_hour_mid_stream(binance_frames, 
                     await asyncio.sleep(0.6)
                     phases.append((start, len(sink.records)))
                 assert task.done() is False
-            finally:
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
 
         asyncio.run(scenario())
 
@@ -299,15 +293,14 @@ def test_after_the_clock_steps_back_a_silent_venue_still_goes_stale(binance_fram
                                                                     metrics) -> None:
     """Back an hour, then the venue goes silent: its refreshes stop after ``stale_ms`` as
     always, instead of an hour later when the clock is past the old last-message time."""
-    steps = _liveness_stream(binance_frames, frames=6, gap_s=0.1)  # 0.6 s, then silence
+    steps = liveness_stream(binance_frames, frames=6, gap_s=0.1)  # 0.6 s, then silence
     clock = SteppedClock()
     last_frame_ms: list[int] = []
     with structlog.testing.capture_logs() as logs, RecordedVenue([Session(steps)]) as server:
         feed = _clock_feed(server.url, sink, metrics, clock)
 
         async def scenario() -> None:
-            task = asyncio.create_task(feed.run())
-            try:
+            async with running(feed):
                 await until(lambda: len(sink.records) > 0)
                 await asyncio.sleep(0.2)
                 clock.offset_ms = -HOUR_MS
@@ -315,9 +308,6 @@ def test_after_the_clock_steps_back_a_silent_venue_still_goes_stale(binance_fram
                     "arb_feed_messages_total", exchange="binance", channel="depthUpdate") == 6)
                 last_frame_ms.append(clock())
                 await asyncio.sleep(1.2)  # silent for more than twice stale_ms
-            finally:
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
 
         asyncio.run(scenario())
 

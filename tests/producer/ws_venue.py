@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Self
 
@@ -200,20 +201,27 @@ async def until(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
         await asyncio.sleep(0.01)
 
 
-async def run_until(feeds: Feed | Sequence[Feed], condition: Callable[[], bool],
-                    timeout_s: float = 5.0) -> None:
-    """Run the feed(s) until ``condition`` holds, then cancel them like a shutdown would."""
-    feeds = [feeds] if isinstance(feeds, Feed) else list(feeds)
+@asynccontextmanager
+async def running(*feeds: Feed) -> AsyncIterator[list[asyncio.Task[None]]]:
+    """The feeds run while the block does; then they are cancelled, as a shutdown would."""
     tasks = [asyncio.create_task(f.run()) for f in feeds]
     try:
-        await until(condition, timeout_s)
-        for task in tasks:
-            if task.done():
-                task.result()  # a crashed feed fails the test with its own error
+        yield tasks
     finally:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def run_until(feeds: Feed | Sequence[Feed], condition: Callable[[], bool],
+                    timeout_s: float = 5.0) -> None:
+    """Run the feed(s) until ``condition`` holds, then cancel them like a shutdown would."""
+    feeds = [feeds] if isinstance(feeds, Feed) else list(feeds)
+    async with running(*feeds) as tasks:
+        await until(condition, timeout_s)
+        for task in tasks:
+            if task.done():
+                task.result()  # a crashed feed fails the test with its own error
 
 
 class CountingBackoff(Backoff):
