@@ -1,15 +1,21 @@
-"""Fixtures for the alerter tests: a Discord stand-in and per-test topics on a real broker."""
+"""Fixtures for the alerter tests: a Discord stand-in, a webhook client with short waits, a
+fresh history and metrics, and per-test topics on a real broker."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from confluent_kafka import TopicPartition
+from prometheus_client import CollectorRegistry
 
+from services.alerter.discord import DiscordWebhook
+from services.alerter.metrics import AlerterMetrics
 from services.common.broker import LocalBroker
 from services.common.config import KafkaSettings
+from services.common.history import AlertHistory
 from services.common.kafka import ensure_topics, make_consumer, make_producer
 from tests.support.discord_standin import DiscordStandIn
 
@@ -18,6 +24,25 @@ from tests.support.discord_standin import DiscordStandIn
 def discord() -> Iterator[DiscordStandIn]:
     with DiscordStandIn() as standin:
         yield standin
+
+
+@pytest.fixture
+def metrics() -> AlerterMetrics:
+    return AlerterMetrics(CollectorRegistry())
+
+
+@pytest.fixture
+def history(tmp_path: Path) -> Iterator[AlertHistory]:
+    with AlertHistory(tmp_path / "alerts.db") as store:
+        yield store
+
+
+def fast_webhook(url: str, **overrides: object) -> DiscordWebhook:
+    """Real HTTP, short waits: 3 attempts, backoff in tens of milliseconds."""
+    options: dict[str, object] = {"max_attempts": 3, "backoff_base_s": 0.01,
+                                  "backoff_max_s": 0.02, "timeout_s": 2.0}
+    options.update(overrides)
+    return DiscordWebhook(url, **options)  # type: ignore[arg-type]
 
 
 @dataclass

@@ -10,14 +10,11 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import structlog
-from prometheus_client import CollectorRegistry
 
-from services.alerter.discord import DiscordWebhook
 from services.alerter.metrics import AlerterMetrics
 from services.alerter.service import (
     AT_LEAST_ONCE,
@@ -43,7 +40,7 @@ from services.common.history import (
     read_recent,
 )
 from services.common.messages import to_json
-from tests.alerter.conftest import Topics
+from tests.alerter.conftest import Topics, fast_webhook
 from tests.alerter.test_discord import make_episode
 from tests.alerter.test_service import Running, alerter_settings, new_service, sample
 from tests.support.alerts import make_spread
@@ -51,27 +48,9 @@ from tests.support.discord_standin import DiscordStandIn, ReceivedRequest, Reply
 from tests.support.waiting import wait_until
 
 
-@pytest.fixture
-def metrics() -> AlerterMetrics:
-    return AlerterMetrics(CollectorRegistry())
-
-
-@pytest.fixture
-def history(tmp_path: Path) -> Iterator[AlertHistory]:
-    with AlertHistory(tmp_path / "alerts.db") as store:
-        yield store
-
-
-def webhook(url: str, **options: object) -> DiscordWebhook:
-    settings: dict[str, object] = {"max_attempts": 3, "backoff_base_s": 0.01,
-                                   "backoff_max_s": 0.02, "timeout_s": 2.0}
-    settings.update(options)
-    return DiscordWebhook(url, **settings)  # type: ignore[arg-type]
-
-
 def alerts(history: AlertHistory, metrics: AlerterMetrics, url: str, delivery: str,
            **options: object) -> AlertHandler:
-    return AlertHandler(history, metrics, "alerts", webhook=webhook(url, **options),
+    return AlertHandler(history, metrics, "alerts", webhook=fast_webhook(url, **options),
                         delivery=delivery)
 
 
@@ -219,7 +198,8 @@ def test_at_most_once_gives_a_timeout_up_and_never_counts_it_delivered(
 
 def episodes(history: AlertHistory, metrics: AlerterMetrics, url: str,
              delivery: str) -> EpisodeHandler:
-    return EpisodeHandler(history, metrics, "episodes", webhook=webhook(url), delivery=delivery)
+    return EpisodeHandler(history, metrics, "episodes", webhook=fast_webhook(url),
+                          delivery=delivery)
 
 
 @pytest.mark.parametrize(("delivery", "posted"), [(AT_LEAST_ONCE, 1), (AT_MOST_ONCE, 0)])
@@ -321,7 +301,7 @@ def test_a_full_store_holds_the_alert_until_space_comes_back(
             history.record(make_spread(window_end_ms=1_000_000_000_000 + i * 1000))
     stop = FreeSpaceWhileWaiting(history, metrics, discord)
     spread = make_spread(window_end_ms=2_000_000_000_000)
-    handler = AlertHandler(history, metrics, "alerts", webhook=webhook(discord.url), stop=stop)
+    handler = AlertHandler(history, metrics, "alerts", webhook=fast_webhook(discord.url), stop=stop)
 
     outcome = handler.handle(to_json(spread))
 

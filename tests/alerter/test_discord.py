@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -32,23 +31,15 @@ from services.alerter.discord import (
 )
 from services.common.broker import free_port
 from services.common.messages import Episode, Spread, episode_id
+from tests.alerter.conftest import fast_webhook
 from tests.support.alerts import make_spread
 from tests.support.discord_standin import WEBHOOK_PATH, DiscordStandIn, Reply
 
 
-@pytest.fixture
-def discord() -> Iterator[DiscordStandIn]:
-    with DiscordStandIn() as standin:
-        yield standin
-
-
 def fast_client(url: str, **overrides: object) -> DiscordWebhook:
-    """Real HTTP, short waits: backoff in tens of milliseconds."""
-    options: dict[str, object] = {
-        "timeout_s": 2.0, "max_attempts": 4, "backoff_base_s": 0.02, "backoff_max_s": 0.05,
-    }
-    options.update(overrides)
-    return DiscordWebhook(url, **options)  # type: ignore[arg-type]
+    """The client tests here: one attempt more than the handlers' (a retry of a retry)."""
+    return fast_webhook(url, **({"max_attempts": 4, "backoff_base_s": 0.02,
+                                 "backoff_max_s": 0.05} | overrides))
 
 
 # -- payload --------------------------------------------------------------------------------

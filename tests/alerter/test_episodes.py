@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
-from services.alerter.discord import DiscordWebhook
 from services.alerter.metrics import AlerterMetrics
 from services.alerter.service import DUPLICATE, SENT, AlerterService, EpisodeHandler
 from services.common.config import AlerterSettings, DetectionSettings, KafkaSettings
@@ -31,7 +30,7 @@ from services.common.kafka import ensure_topics
 from services.common.messages import Episode, Spread, to_json
 from services.common.reference import detect
 from services.common.ticks import evaluate_ticks
-from tests.alerter.conftest import Topics
+from tests.alerter.conftest import Topics, fast_webhook
 from tests.alerter.test_service import Running, sample
 from tests.flink.scenarios import FEES, tick_scenario_records
 from tests.support.discord_standin import DiscordStandIn
@@ -54,7 +53,7 @@ def footers(discord: DiscordStandIn) -> list[str]:
 
 
 def handler(history: AlertHistory, metrics: AlerterMetrics, url: str | None) -> EpisodeHandler:
-    webhook = DiscordWebhook(url, max_attempts=2, backoff_base_s=0.01) if url else None
+    webhook = fast_webhook(url, max_attempts=2) if url else None
     return EpisodeHandler(history, metrics, "episodes", webhook=webhook,
                           dashboard_url="http://dash.example")
 

@@ -10,14 +10,13 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import structlog
 from prometheus_client import CollectorRegistry
 
-from services.alerter.discord import DiscordWebhook, build_payload
+from services.alerter.discord import build_payload
 from services.alerter.metrics import AlerterMetrics, consumer_lags
 from services.alerter.service import (
     COOLDOWN,
@@ -40,7 +39,7 @@ from services.common.history import (
     read_recent,
 )
 from services.common.messages import Spread, to_json
-from tests.alerter.conftest import Topics
+from tests.alerter.conftest import Topics, fast_webhook
 from tests.support.alerts import WINDOW_END_MS, make_spread
 from tests.support.discord_standin import DiscordStandIn, Reply
 from tests.support.waiting import wait_until
@@ -65,26 +64,10 @@ def three_alerts() -> list[Spread]:
 
 # -- AlertHandler: no Kafka --------------------------------------------------------------------
 
-@pytest.fixture
-def metrics() -> AlerterMetrics:
-    return AlerterMetrics(CollectorRegistry())
-
-
-@pytest.fixture
-def history(tmp_path: Path) -> Iterator[AlertHistory]:
-    with AlertHistory(tmp_path / "alerts.db") as store:
-        yield store
-
-
 def handler_for(history: AlertHistory, metrics: AlerterMetrics, url: str | None,
                 **client: object) -> AlertHandler:
-    webhook = None
-    if url:
-        options: dict[str, object] = {"max_attempts": 3, "backoff_base_s": 0.01,
-                                      "backoff_max_s": 0.02, "timeout_s": 2.0}
-        options.update(client)
-        webhook = DiscordWebhook(url, **options)  # type: ignore[arg-type]
-    return AlertHandler(history, metrics, "alerts", webhook=webhook,
+    return AlertHandler(history, metrics, "alerts",
+                        webhook=fast_webhook(url, **client) if url else None,
                         dashboard_url="http://dash.example")
 
 
