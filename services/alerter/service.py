@@ -289,24 +289,10 @@ class AlertHandler(_Handler[Spread]):
 
     invalid_event = "invalid_alert_record"
 
-    def __init__(
-        self,
-        history: AlertHistory,
-        metrics: AlerterMetrics,
-        topic: str,
-        *,
-        webhook: DiscordWebhook | None,
-        dashboard_url: str | None = None,
-        stop: threading.Event | None = None,
-        cooldown_ms: int = 0,
-        post: bool = True,
-        delivery: str = DEFAULT_DELIVERY,
-        health: StoreHealth | None = None,
-        kill_points: KillPoints | None = None,
-    ) -> None:
-        super().__init__(history, metrics, topic, webhook=webhook, dashboard_url=dashboard_url,
-                         stop=stop, post=post, delivery=delivery, health=health,
-                         kill_points=kill_points)
+    def __init__(self, *args: Any, cooldown_ms: int = 0, **kwargs: Any) -> None:
+        """The shared collaborators (see :class:`_Handler`), and ``cooldown_ms``: an alert
+        within this much event time of a delivered one for the same pair is suppressed."""
+        super().__init__(*args, **kwargs)
         self.cooldown_ms = cooldown_ms
 
     def handle(self, value: bytes | None, kafka_ts_ms: int | None = None) -> Outcome:
