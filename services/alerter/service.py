@@ -291,7 +291,8 @@ class AlertHandler(_Handler[Spread]):
 
     def __init__(self, *args: Any, cooldown_ms: int = 0, **kwargs: Any) -> None:
         """The shared collaborators (see :class:`_Handler`), and ``cooldown_ms``: an alert
-        within this much event time of a delivered one for the same pair is suppressed."""
+        within this much event time of a delivered one for the same symbol and direction (buy
+        and sell venue) is suppressed."""
         super().__init__(*args, **kwargs)
         self.cooldown_ms = cooldown_ms
 
